@@ -1,0 +1,3 @@
+from insitu.cli import main
+
+raise SystemExit(main())
