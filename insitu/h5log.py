@@ -10,8 +10,10 @@ Layout (all 1-D datasets have one entry per row):
 - root attributes: ``classes`` (JSON), ``model_path``, ``model_sha256``, ``descriptor``
   (JSON), ``lammps_version``, ``n_ranks``, ``input_script``, ``id``, ``units``.
 
-The file is written in SWMR mode and flushed after every row, so it can be read with
-plain h5py while the run goes on, and a killed run leaves every completed row readable.
+The file is opened, extended by one row and closed at every call (HDF5 file locking
+off), so between calls it is a complete, closed file: plain h5py reads it while the run
+goes on, and a run killed with SIGKILL leaves every completed row readable. The cost, a
+few milliseconds per call, is small next to the analysis.
 """
 
 from __future__ import annotations
@@ -46,33 +48,30 @@ class PhaseLog:
         self.stages = list(stages)
         self.extra = list(extra)
         self.n_rows = 0
-        self._file = h5py.File(self.path, "w", libver="latest")
-        f = self._file
         unit_names = _UNITS.get(units, {})
+        with h5py.File(self.path, "w", locking=False) as f:
 
-        def column(name, dtype=np.float64, unit=None):
-            ds = f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(256,))
-            if unit:
-                ds.attrs["units"] = unit
-            return ds
+            def column(name, dtype=np.float64, unit=None):
+                ds = f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype,
+                                      chunks=(256,))
+                if unit:
+                    ds.attrs["units"] = unit
 
-        self._ds = {"step": column("step", np.int64)}
-        for name in THERMO_FIELDS:
-            self._ds[name] = column(name, unit=unit_names.get(name))
-        self._ds["mean_confidence"] = column("mean_confidence")
-        for c in self.columns:
-            self._ds[f"fractions/{c}"] = column(f"fractions/{c}")
-            self._ds[f"counts/{c}"] = column(f"counts/{c}", np.int64)
-        for s in self.stages:
-            self._ds[f"timings/{s}"] = column(f"timings/{s}", unit="s")
-        for e in self.extra:
-            self._ds[f"extra/{e}"] = column(f"extra/{e}")
-        f.attrs["classes"] = json.dumps(list(classes))
-        f.attrs["units"] = units
-        for k, v in (attrs or {}).items():
-            f.attrs[k] = v if isinstance(v, (int, float, str, np.number)) else json.dumps(v)
-        # From here on readers may open the file concurrently; no new objects or attributes.
-        f.swmr_mode = True
+            column("step", np.int64)
+            for name in THERMO_FIELDS:
+                column(name, unit=unit_names.get(name))
+            column("mean_confidence")
+            for c in self.columns:
+                column(f"fractions/{c}")
+                column(f"counts/{c}", np.int64)
+            for st in self.stages:
+                column(f"timings/{st}", unit="s")
+            for e in self.extra:
+                column(f"extra/{e}")
+            f.attrs["classes"] = json.dumps(list(classes))
+            f.attrs["units"] = units
+            for k, v in (attrs or {}).items():
+                f.attrs[k] = v if isinstance(v, (int, float, str, np.number)) else json.dumps(v)
 
     def append(self, step: int, thermo: Mapping[str, float], counts: np.ndarray,
                mean_confidence: float, timings: Mapping[str, float],
@@ -91,25 +90,26 @@ class PhaseLog:
         for e in self.extra:
             values[f"extra/{e}"] = (extra or {}).get(e, np.nan)
         i = self.n_rows
-        for key, ds in self._ds.items():
-            ds.resize((i + 1,))
-            ds[i] = values[key]
+        with h5py.File(self.path, "a", locking=False) as f:
+            for key, value in values.items():
+                ds = f[key]
+                ds.resize((i + 1,))
+                ds[i] = value
+            # 'step' is written last-but-not-least by ordering: readers trim to the shortest.
+            f.flush()
         self.n_rows = i + 1
-        self._file.flush()
 
     def close(self) -> None:
-        if self._file.id.valid:
-            self._file.close()
+        """Nothing stays open between rows; kept for symmetry."""
 
 
 def read_log(path: str | Path) -> dict:
     """Read a log into a dict of numpy arrays (nested groups flattened as 'group/name')
-    plus ``attrs``. Works while the writer is still running (SWMR)."""
+    plus ``attrs``. Works while the writer is still running."""
     out: dict = {}
-    with h5py.File(path, "r", libver="latest", swmr=True) as f:
+    with h5py.File(path, "r", locking=False) as f:
         def visit(name, obj):
             if isinstance(obj, h5py.Dataset):
-                obj.refresh()
                 out[name] = obj[()]
         f.visititems(visit)
         out["attrs"] = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}

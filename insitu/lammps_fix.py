@@ -43,6 +43,39 @@ DEFAULT_SKIN = {"lj": 0.3, "real": 2.0, "metal": 2.0, "si": 0.001, "cgs": 0.1,
 LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR = 0, 1
 
 
+def _lammps_log_path() -> str | None:
+    """The log file LAMMPS writes to, from this process's command line (-log/-l)."""
+    try:
+        argv = open("/proc/self/cmdline", "rb").read().split(b"\0")
+        argv = [a.decode(errors="replace") for a in argv if a]
+    except OSError:
+        argv = list(sys.argv)
+    path = "log.lammps"
+    for i, a in enumerate(argv[:-1]):
+        if a in ("-log", "-l"):
+            path = argv[i + 1]
+    return None if path == "none" else path
+
+
+def _ghost_cutoff_from_log() -> float | None:
+    """The 'ghost atom cutoff' LAMMPS printed when it set up this run (None if unknown).
+
+    The 2021 library interface exposes neither the ghost cutoff nor the skin, but LAMMPS
+    prints the ghost cutoff in its log at every setup that rebuilds its neighbour lists
+    (2021 may not have flushed it yet at the first call: then the caller measures)."""
+    import re
+
+    path = _lammps_log_path()
+    if not path or not os.path.isfile(path):
+        return None
+    try:
+        with open(path, errors="replace") as fh:
+            found = re.findall(r"ghost atom cutoff = ([0-9.eE+-]+)", fh.read())
+    except OSError:
+        return None
+    return float(found[-1]) if found else None
+
+
 class InsituError(RuntimeError):
     """An error every rank agrees on; raised on all ranks at once so LAMMPS stops cleanly."""
 
@@ -238,39 +271,52 @@ class InsituAnalysis:
                 self.per_atom[prop] = False
 
     def _ghost_problem(self, nlocal, x, required):
-        """How far ghost atoms reach beyond this rank's subdomain, against what the
-        descriptor needs: its cutoff plus the neighbor skin (atoms move up to skin/2
-        between reneighbourings, so the ghost shell must be that much thicker)."""
-        lmp = self.lmp
-        if lmp.extract_setting("triclinic"):
-            return None  # subdomain faces are tilted; LAMMPS's own rule applies (README)
-        sublo = np.array(lmp.extract_global("sublo")[:3])
-        subhi = np.array(lmp.extract_global("subhi")[:3])
-        boxlo, boxhi, _, _, _, periodicity, _ = lmp.extract_box()
-        ghosts = x[nlocal:]
-        reach = math.inf
-        for d in range(3):
-            for side, face in (("lo", sublo[d]), ("hi", subhi[d])):
-                at_box_edge = abs(face - (boxlo[d] if side == "lo" else boxhi[d])) < 1e-9
-                if at_box_edge and not periodicity[d]:
-                    continue  # open boundary: no ghosts expected
-                if len(ghosts) == 0:
-                    reach = 0.0
-                    continue
-                r = (face - ghosts[:, d].min()) if side == "lo" else (ghosts[:, d].max() - face)
-                reach = min(reach, max(float(r), 0.0))
+        """Compare LAMMPS's ghost cutoff with what the descriptor needs: its cutoff plus
+        the neighbor skin (atoms move up to skin/2 between reneighbourings, so the ghost
+        shell must be that much thicker). Returns an error message or None."""
+        flush = getattr(self.lmp, "flush_buffers", None)  # LAMMPS >= 2022 only
+        if flush is not None and self.rank == 0:
+            flush()
+        ghost_cutoff = self.comm.bcast(_ghost_cutoff_from_log() if self.rank == 0 else None)
+        source = "LAMMPS's ghost atom cutoff"
+        if ghost_cutoff is None:
+            ghost_cutoff = self._ghost_reach_upper_bound(nlocal, x)
+            source = "the measured reach of the ghost atoms"
+        if ghost_cutoff is None:
+            return None
         need = required + self.skin
-        # Ghosts are sampled by discrete atoms that have moved since the last
-        # reneighbouring; allow a quarter skin of slack before calling it too short.
-        if reach + 0.25 * self.skin < need:
-            fix = math.ceil((need + 0.5) * 10) / 10
-            return (f"ghost atoms reach only {reach:.2f} beyond the subdomain of rank "
-                    f"{self.rank}, but the descriptor of '{self.model_path}' needs every atom "
-                    f"within {required:.2f} (its cutoff) + {self.skin:.2f} (neighbor skin) of "
-                    f"each local atom. Add 'comm_modify cutoff {fix}' to the input script "
-                    f"before the run (if your neighbor skin is not {self.skin:g}, pass "
-                    f"skin=<your skin> to insitu_attach)")
-        return None
+        if ghost_cutoff + 1e-6 >= need:
+            return None
+        fix = math.ceil(need * 10) / 10
+        return (f"{source} is {ghost_cutoff:.2f}, but the descriptor of '{self.model_path}' "
+                f"needs every atom within {required:.2f} (its cutoff) + {self.skin:.2f} "
+                f"(neighbor skin) of each local atom. Add 'comm_modify cutoff {fix:g}' to the "
+                f"input script before the run (if your neighbor skin is not {self.skin:g}, "
+                "pass skin=<your skin> to insitu_attach)")
+
+    def _ghost_reach_upper_bound(self, nlocal, x):
+        """Upper bound of the ghost cutoff from the ghost atoms themselves (orthogonal
+        boxes; collective). Beyond each subdomain face: the outermost ghost plus the widest
+        gap between ghost coordinates (atoms sit on discrete planes, the shell may end in a
+        gap). One cutoff holds for all faces of all ranks, but a face that looks onto a
+        surface or vacuum ends early, so the bound is the largest value over all faces."""
+        from mpi4py import MPI
+
+        lmp = self.lmp
+        bound = -math.inf
+        if not lmp.extract_setting("triclinic"):
+            sublo = np.array(lmp.extract_global("sublo")[:3])
+            subhi = np.array(lmp.extract_global("subhi")[:3])
+            ghosts = x[nlocal:]
+            for d in range(3):
+                for side, face in (("lo", sublo[d]), ("hi", subhi[d])):
+                    beyond = (face - ghosts[:, d]) if side == "lo" else (ghosts[:, d] - face)
+                    beyond = np.sort(beyond[beyond > 0])
+                    if len(beyond):
+                        gap = float(np.max(np.diff(beyond, prepend=0.0)))
+                        bound = max(bound, float(beyond[-1]) + gap)
+        bound = self.comm.allreduce(bound, op=MPI.MAX)
+        return None if math.isinf(bound) else bound
 
     def _thermo_values(self, step: int) -> tuple[dict, dict]:
         lmp = self.lmp
@@ -372,9 +418,9 @@ def insitu_attach(ptr, analysis_id: str, model_path: str, *options: str) -> None
     Runs on every rank before the run. Defines the thermo variables, a helper
     ``fix ave/time``, and the callback ``insitu_<ID>`` that ``fix python/invoke`` calls.
     """
-    import __main__
-
     from lammps import lammps
+
+    import __main__
 
     lmp = lammps(ptr=ptr)  # made once here; the callback reuses it (0.4 ms per construction)
     opts = Options.parse(analysis_id, options)
@@ -396,6 +442,7 @@ def close_all() -> None:
     for a in _ANALYSES.values():
         if a.log is not None:
             a.log.close()
+            a.log = None
 
 
 import atexit  # noqa: E402

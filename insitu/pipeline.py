@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from insitu.runtime import labels_from_probabilities
+
 STAGES = ("extract", "neighbors", "descriptor", "inference", "reduce", "total")
 
 
@@ -31,14 +33,6 @@ class RankResult:
     counts: np.ndarray
     confidence_sum: float
     timings: dict = field(default_factory=dict)
-
-
-def labels_from_probabilities(probabilities: np.ndarray, threshold: float):
-    """Most probable class and its probability; below ``threshold`` the label is -1."""
-    index = np.argmax(probabilities, axis=1).astype(np.int32)
-    confidence = probabilities[np.arange(len(index)), index].astype(np.float32)
-    index[confidence < threshold] = -1
-    return index, confidence
 
 
 def analyse_points(classifier, positions: np.ndarray, types: np.ndarray, ids: np.ndarray,
@@ -70,7 +64,7 @@ def analyse_points(classifier, positions: np.ndarray, types: np.ndarray, ids: np
             t_desc += t1 - t0
             proba = classifier.predict_proba(features)
             idx, conf = labels_from_probabilities(proba, thr)
-            label_index[start:stop] = idx
+            label_index[start:stop] = idx.astype(np.int32)
             confidence[start:stop] = conf
             t0 = time.perf_counter()
             t_inf += t0 - t1

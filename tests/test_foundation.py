@@ -59,6 +59,6 @@ def test_callback_runs_on_every_rank(tmp_path):
     rows = [tuple(float(v) for v in r) for r in rows]
     called = [r for r in rows if r[0] > 0]
     assert len(called) == 8, proc.stdout[-2000:]
-    for step, natoms, seen, ranks in called:
+    for _step, natoms, seen, ranks in called:
         assert seen == natoms == 864
         assert ranks == 2

@@ -1,0 +1,66 @@
+"""Shared fixtures: small random-weight ONNX models made with the real export path."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+
+def make_random_model(path: Path, descriptor, classes, arch: str, seed: int = 0,
+                      threshold: float = 0.4, features=None,
+                      steps: int = 60) -> Path:
+    """Random-weight classifier exported exactly like a trained one (metadata included)."""
+    import torch
+
+    from insitu.training.export import export_onnx
+    from insitu.training.nets import build_model
+
+    torch.manual_seed(seed)
+    model = build_model(arch, descriptor.feature_shape, len(classes), features=features)
+    if features is not None:
+        # A few optimiser steps towards labels derived from the descriptor itself (terciles
+        # of the flattened feature sum), so that the test model's labels vary from atom to
+        # atom with the local environment: invariance tests then have teeth.
+        x = torch.as_tensor(np.asarray(features, np.float32))
+        score = x.reshape(len(x), -1).sum(1)
+        edges = torch.quantile(score, torch.linspace(0, 1, len(classes) + 1)[1:-1])
+        y = torch.bucketize(score, edges)
+        opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+        model.train()
+        for _ in range(steps):
+            opt.zero_grad()
+            torch.nn.functional.cross_entropy(model(x), y).backward()
+            opt.step()
+    model.eval()
+    return export_onnx(model, descriptor, classes, path, threshold=threshold,
+                       training_summary={"note": "random weights, tests only"},
+                       validation_accuracy=0.0)
+
+
+@pytest.fixture(scope="session")
+def nm_model(tmp_path_factory) -> Path:
+    from insitu.neighbors_map import NeighborsMap
+
+    path = tmp_path_factory.mktemp("models") / "random-nm.onnx"
+    descriptor = NeighborsMap(cutoff=4.6, n_grid=16)
+    return make_random_model(path, descriptor, ["fcc", "bcc", "liquid"], "cnn", seed=3,
+                             threshold=0.5, features=descriptor.compute(thermal_ni(1200.0)))
+
+
+def thermal_ni(noise_k: float, n_cells: int = 5, seed: int = 0):
+    """fcc Ni (a = 3.52 A) with Gaussian displacements ~ sqrt(T) (0.1 A at 1200 K)."""
+    from insitu.frame import Frame
+
+    a = 3.52
+    base = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    grid = np.array([[i, j, k] for i in range(n_cells) for j in range(n_cells)
+                     for k in range(n_cells)])
+    pos = (grid[:, None, :] + base[None]).reshape(-1, 3) * a
+    rng = np.random.default_rng(seed)
+    pos = pos + rng.normal(0, 0.1 * np.sqrt(noise_k / 1200.0), pos.shape)
+    return Frame(pos, np.eye(3) * a * n_cells, [True] * 3, np.ones(len(pos), int))
