@@ -133,5 +133,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        if not hasattr(args, "lammps_args"):
+            parser.error(f"unrecognized arguments: {' '.join(unknown)}")
+        # LAMMPS flags (-in, -var, -log ...) belong to LAMMPS, in their original order.
+        args.lammps_args = _lammps_args(argv, args)
     return int(args.func(args) or 0)
+
+
+def _lammps_args(argv, args) -> list:
+    """Everything after the subcommand (and its own options) goes to LAMMPS verbatim."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    i = argv.index(args.command) + 1
+    if args.command == "run":
+        i = argv.index(args.script, i) + 1
+    elif args.command == "lmp":
+        while i < len(argv) and argv[i].startswith("--binary"):
+            i += 1 if "=" in argv[i] else 2
+    return argv[i:]

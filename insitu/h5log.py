@@ -5,7 +5,8 @@ Layout (all 1-D datasets have one entry per row):
 - ``step`` (int64), ``time``, ``temperature``, ``potential_energy``, ``pressure``,
   ``volume``, ``mean_confidence`` (float64; each with a ``units`` attribute);
 - ``fractions/<class>`` and ``counts/<class>`` for every model class and ``unknown``;
-- ``timings/<stage>``: seconds per stage, the maximum over ranks;
+- ``timings/<stage>``: seconds per stage (extract, descriptor = neighbour search +
+  descriptor, inference, reduce, total), the maximum over ranks;
 - ``extra/<name>``: LAMMPS variables the user asked to log beside the fractions;
 - root attributes: ``classes`` (JSON), ``model_path``, ``model_sha256``, ``descriptor``
   (JSON), ``lammps_version``, ``n_ranks``, ``input_script``, ``id``, ``units``.

@@ -223,7 +223,10 @@ class InsituAnalysis:
         try:
             self._analyse()
         except InsituError:
-            raise  # every rank raises it: LAMMPS stops with error->all, nobody hangs
+            # Every rank raises it, so LAMMPS stops with error->all and nobody hangs. The
+            # message says it all: keep LAMMPS's Python error print to that one line.
+            sys.tracebacklimit = 0
+            raise
         except BaseException:
             step = self._safe_step()
             print(f"\nERROR insitu: rank {self.rank} of {self.n_ranks}, step {step}, "

@@ -14,7 +14,9 @@ import numpy as np
 
 from insitu.runtime import labels_from_probabilities
 
-STAGES = ("extract", "neighbors", "descriptor", "inference", "reduce", "total")
+# The neighbour search runs chunk by chunk inside the descriptor (memory stays bounded
+# by the chunk), so its time is part of "descriptor".
+STAGES = ("extract", "descriptor", "inference", "reduce", "total")
 
 
 @dataclass
@@ -42,9 +44,8 @@ def analyse_points(classifier, positions: np.ndarray, types: np.ndarray, ids: np
 
     Memory is bounded by ``chunk_size`` (default: the classifier's batch size): the
     descriptor of one chunk is computed, classified and dropped before the next.
-    The neighbour search and descriptor run inside the descriptor's chunk iterator, so
-    their time is accounted together as ``descriptor`` unless the iterator reports the
-    split (``neighbors`` then holds the search time).
+    The neighbour search runs inside the descriptor's chunk iterator, so its time is
+    part of ``descriptor``.
     """
     n_classes = len(classifier.classes)
     chunk = int(chunk_size or getattr(classifier, "batch_size", 4096))
@@ -71,6 +72,6 @@ def analyse_points(classifier, positions: np.ndarray, types: np.ndarray, ids: np
         t_desc += time.perf_counter() - t0
     counts = np.bincount(np.where(label_index < 0, n_classes, label_index),
                          minlength=n_classes + 1).astype(np.int64)
-    timings = {"neighbors": 0.0, "descriptor": t_desc, "inference": t_inf}
+    timings = {"descriptor": t_desc, "inference": t_inf}
     return RankResult(label_index, confidence, counts, float(confidence.sum(dtype=np.float64)),
                       timings)
