@@ -96,7 +96,8 @@ def run_checks(run_lammps: bool = True) -> list[Check]:
     try:
         import insitu
 
-        checks.append(Check("insitu", True, f"{insitu.__version__} at {Path(insitu.__file__).parent}"))
+        where = Path(insitu.__file__).parent
+        checks.append(Check("insitu", True, f"{insitu.__version__} at {where}"))
     except Exception as exc:  # pragma: no cover - we are running from it
         checks.append(Check("insitu", False, str(exc), "pip install -e . in the repository"))
 

@@ -64,3 +64,13 @@ def thermal_ni(noise_k: float, n_cells: int = 5, seed: int = 0):
     rng = np.random.default_rng(seed)
     pos = pos + rng.normal(0, 0.1 * np.sqrt(noise_k / 1200.0), pos.shape)
     return Frame(pos, np.eye(3) * a * n_cells, [True] * 3, np.ones(len(pos), int))
+
+
+@pytest.fixture(scope="session")
+def boo_model(tmp_path_factory) -> Path:
+    from insitu.steinhardt import Steinhardt
+
+    path = tmp_path_factory.mktemp("models") / "random-boo.onnx"
+    descriptor = Steinhardt(ls=(4, 6, 8), n_neighbors=12, search_cutoff=4.0)
+    return make_random_model(path, descriptor, ["fcc", "bcc", "liquid"], "mlp", seed=1,
+                             threshold=0.5, features=descriptor.compute(thermal_ni(1200.0)))

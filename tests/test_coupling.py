@@ -42,7 +42,7 @@ fix nm all python/invoke 5 end_of_step insitu_nm
 
 OUTPUT = """
 dump d all custom 5 labels.dump id type x y z i_nm_class d_nm_conf
-dump_modify d sort id
+dump_modify d sort id format float %.15g
 thermo 5
 thermo_style custom step temp pe v_nm_fcc v_nm_bcc v_nm_liquid v_nm_unknown v_nm_conf
 run {steps}
@@ -226,3 +226,18 @@ def test_rank_without_atoms(nm_model, tmp_path):
     log = read_log(tmp_path / "log.h5")
     total = sum(log[f"counts/{c}"] for c in CLASSES + ["unknown"])
     np.testing.assert_array_equal(total, 500)
+
+
+def test_boo_path_matches_offline_on_two_ranks(boo_model, tmp_path):
+    """BOO + MLP in situ: each dumped frame's labels equal the offline classification."""
+    run_lammps(script(boo_model, tmp_path), tmp_path, nprocs=2, timeout=300)
+    frames = [f for f in iter_lammps_dump(tmp_path / "labels.dump") if f.step > 0]
+    assert len(frames) == 4
+    clf = Classifier.load(boo_model)
+    for frame in frames:
+        offline = clf.classify(frame)
+        insitu_labels = frame.info["columns"]["i_nm_class"].astype(int)
+        np.testing.assert_array_equal(offline.label_index, insitu_labels)
+        np.testing.assert_allclose(offline.confidence, frame.info["columns"]["d_nm_conf"],
+                                   rtol=1e-5)
+    assert len(np.unique(insitu_labels)) >= 2
