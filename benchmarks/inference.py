@@ -1,0 +1,107 @@
+"""Inference throughput of the shipped classifiers (onnxruntime, fp32, one core).
+
+    .venv/bin/python benchmarks/inference.py [--models models/crystal-nm.onnx ...]
+
+Measures, per model, (a) the model alone: ``Classifier.predict_proba`` on precomputed
+features of a thermal fcc crystal, 1 intra-op thread; (b) descriptor + model:
+``Classifier.classify(frame)``. Merges the figures into benchmarks/results.json under the
+key "inference" (other keys are left as they are). Pin to one core with ``taskset -c 0``
+for a clean figure; the load average at the time of the run is recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from insitu.frame import Frame  # noqa: E402
+from insitu.runtime import Classifier  # noqa: E402
+
+
+def thermal_fcc(a=3.52, reps=10, sigma=0.08, seed=0) -> Frame:
+    basis = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+    cells = np.array([[i, j, k] for i in range(reps) for j in range(reps) for k in range(reps)])
+    pos = (cells[:, None, :] + basis[None]).reshape(-1, 3) * a
+    pos += np.random.default_rng(seed).normal(0, sigma, pos.shape)
+    return Frame(pos, np.eye(3) * a * reps, [True] * 3, np.ones(len(pos), int))
+
+
+def best_rate(fn, n_items, repeats=3, min_time=1.0):
+    best = 0.0
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        k = 0
+        while True:
+            fn()
+            k += 1
+            dt = time.perf_counter() - t0
+            if dt >= min_time:
+                break
+        best = max(best, k * n_items / dt)
+    return best
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--models", nargs="*", default=[str(REPO / "models" / "crystal-nm.onnx"),
+                                                   str(REPO / "models" / "crystal-boo.onnx")])
+    ap.add_argument("--batch-size", type=int, default=4096)
+    ap.add_argument("--reps", type=int, default=10, help="fcc cells per side (4 reps^3 atoms)")
+    ap.add_argument("--results", default=str(REPO / "benchmarks" / "results.json"))
+    ap.add_argument("--no-write", action="store_true")
+    args = ap.parse_args(argv)
+
+    frame = thermal_fcc(reps=args.reps)
+    out = {"command": "python benchmarks/inference.py " + " ".join(argv or sys.argv[1:]),
+           "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+           "host": platform.node(), "cpu_count": os.cpu_count(),
+           "loadavg_at_start": list(os.getloadavg()), "threads": 1,
+           "batch_size": args.batch_size, "frame_atoms": len(frame),
+           "frame": f"thermal fcc a=3.52, sigma 0.08 A, {args.reps}^3 cells", "models": {}}
+    import onnxruntime as ort
+    out["onnxruntime"] = ort.__version__
+    for path in args.models:
+        clf = Classifier.load(path, n_threads=1, batch_size=args.batch_size)
+        feats = np.concatenate([f for _, _, f in clf.descriptor.iter_compute(frame)])
+        feats = feats.astype(np.float32)
+        n = min(len(feats), 16384)
+        x = np.ascontiguousarray(feats[:n])
+        clf.predict_proba(x[:256])  # warm up
+        model_rate = best_rate(lambda: clf.predict_proba(x), n)  # noqa: B023
+        clf.classify(frame)
+        e2e_rate = best_rate(lambda: clf.classify(frame), len(frame), repeats=2)  # noqa: B023
+        desc_rate = best_rate(lambda: clf.descriptor.compute(frame), len(frame), repeats=2)  # noqa: B023
+        name = Path(path).stem
+        out["models"][name] = {
+            "descriptor": clf.descriptor.kind,
+            "feature_shape": list(clf.feature_shape),
+            "atoms_per_s": round(model_rate, 1),
+            "descriptor_atoms_per_s": round(desc_rate, 1),
+            "end_to_end_atoms_per_s": round(e2e_rate, 1),
+            "sha256": clf.sha256[:16],
+        }
+        print(f"{name}: model {model_rate:,.0f} atoms/s, descriptor {desc_rate:,.0f} atoms/s, "
+              f"descriptor+model {e2e_rate:,.0f} atoms/s (1 thread, batch {args.batch_size})")
+    out["loadavg_at_end"] = list(os.getloadavg())
+    if not args.no_write:
+        res = Path(args.results)
+        data = json.loads(res.read_text()) if res.is_file() else {}
+        data["inference"] = out
+        res.write_text(json.dumps(data, indent=2) + "\n")
+        print(f"merged into {res} under 'inference'")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Usage: examples/ni_ramp/run.sh [NPROCS] [OUTDIR] [MODEL] [-- extra LAMMPS args]
+#
+# The quick Ni melt-quench ramp (lammps_inputs/ni_melt_quench.lmp: 864 atoms, heating
+# 300 -> 2500 K at 2e13 K/s, 20 ps at 2500 K, quench to 10 K at 1e14 K/s) on NPROCS MPI
+# ranks with the in-situ fcc / liquid / amorphous classification (the fractions are thermo
+# columns v_nm_*), then the plot and the ramp validation.  Writes OUTDIR/log.h5 (HDF5 log),
+# OUTDIR/log.lammps and OUTDIR/ni_ramp.png.  The paper's size and rates: add `-- -var paper 1`.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+NPROCS="${1:-2}"
+OUTDIR="$(realpath -m "${2:-$ROOT/out/ni_ramp}")"
+MODEL="$(realpath -m "${3:-$ROOT/models/ni-fcc-liquid-amorphous.onnx}")"
+shift $(( $# < 3 ? $# : 3 ))
+[ "${1:-}" = "--" ] && shift
+if [ ! -f "$MODEL" ]; then
+    echo "ni_ramp: model not found: $MODEL (retrain: .venv/bin/python -m insitu.ramps train ni --run)" >&2
+    exit 2
+fi
+mkdir -p "$OUTDIR"
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+export OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1
+# ranks that wait in MPI give the core away (matters when ranks share cores with other work)
+export OMPI_MCA_mpi_yield_when_idle=1
+rm -f "$OUTDIR/log.h5"
+cd "$OUTDIR"
+mpirun -np "$NPROCS" --oversubscribe "$ROOT/.venv/bin/insitu" lmp \
+    -in "$ROOT/lammps_inputs/ni_melt_quench.lmp" \
+    -var model "$MODEL" -var outdir "$OUTDIR" -log none "$@"
+"$ROOT/.venv/bin/python" -m insitu.plotting "$OUTDIR/log.h5" -o "$OUTDIR/ni_ramp.png" \
+    --title "Ni melt + quench, in-situ Neighbors Map CNN ($NPROCS MPI ranks)"
+"$ROOT/.venv/bin/python" -m insitu.ramps validate "$OUTDIR/log.h5" || true
+echo
+echo "ni_ramp: log  $OUTDIR/log.h5  (thermo: $OUTDIR/log.lammps)"
+echo "ni_ramp: plot $OUTDIR/ni_ramp.png"

@@ -1,0 +1,371 @@
+"""Neighbors Map descriptor (Allera et al., Sec. 2.2), numba kernel.
+
+For a centre j with neighbours v(j) within ``cutoff`` (sorted by distance, ties by global
+id), node 0 is j and node l its l-th nearest neighbour; G_j holds the centre and *all*
+its neighbours within the cutoff.
+
+* Row 1:   M[1, k]   = w_0 w_k / r_{0k}^gamma,                          k = 1..n_G
+* Row l+1: M[l+1, k] = (1 / r_{0l}^beta) w_l w_{lk} / r_{l;k}^gamma,    l = 1..n_G-1
+
+where r_{l;k} is the distance from node l to its k-th nearest node of G_j (centre
+included, node l excluded; ties by global id, then node order).  Missing nodes or
+neighbours give 0.  One channel per weight vector (channel 1 geometric by default).
+Computed in float64, returned as float32 of shape (N, C, n_G, n_G).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numpy as np
+from numba import njit
+
+from .descriptors import Descriptor
+from .neighbors import _fix_ties
+
+__all__ = ["NeighborsMap"]
+
+
+@njit(cache=True, inline="always", error_model="numpy")
+def _inv_pow(d2, half_gamma, mode):
+    """d^-gamma from d^2: mode 0 -> gamma 2, 1 -> gamma 1, 2 -> general."""
+    if mode == 0:
+        return 1.0 / d2
+    if mode == 1:
+        return 1.0 / np.sqrt(d2)
+    return d2 ** (-half_gamma)
+
+
+def _batcher_pairs(n: int) -> list:
+    """Compare-exchange pairs of Batcher's odd-even merge sort for n inputs."""
+    pairs = []
+    p = 1
+    while p < n:
+        k = p
+        while k >= 1:
+            for j in range(k % p, n - k, 2 * k):
+                for i in range(min(k, n - j - k)):
+                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
+                        pairs.append((i + j, i + j + k))
+            k //= 2
+        p *= 2
+    return pairs
+
+
+def _pruned_network(n: int, need: int) -> np.ndarray:
+    """Sorting network for n inputs keeping only what the first `need` outputs depend on."""
+    return _pruned_network_cached(int(n), int(min(need, n)))
+
+
+@functools.cache
+def _pruned_network_cached(n: int, need: int) -> np.ndarray:
+    need = min(need, n)
+    needed = set(range(need))
+    keep = []
+    for i, j in reversed(_batcher_pairs(n)):
+        if i in needed or j in needed:
+            keep.append((i, j))
+            needed.add(i)
+            needed.add(j)
+    return np.array(keep[::-1], dtype=np.int64).reshape(-1, 2)
+
+
+def _network_table(node_counts, need: int):
+    """CSR table of pruned networks: pairs of n nodes are net[off[n]:off[n+1]]."""
+    ns = np.unique(node_counts)
+    nmax = int(ns.max()) if len(ns) else 1
+    off = np.zeros(nmax + 2, np.int64)
+    parts = []
+    sizes = np.zeros(nmax + 1, np.int64)
+    for n in ns:
+        net = _pruned_network(int(n), int(need))
+        sizes[n] = len(net)
+    off[1:] = np.cumsum(sizes)
+    for n in range(nmax + 1):
+        if sizes[n]:
+            parts.append(_pruned_network(int(n), int(need)))
+    net = np.concatenate(parts) if parts else np.zeros((0, 2), np.int64)
+    return off, np.ascontiguousarray(net[:, 0]), np.ascontiguousarray(net[:, 1])
+
+
+_BIG_KEY = 0x7FEFFFFFFFFFFFFF  # bit pattern of the largest finite double
+
+
+@njit(cache=True, error_model="numpy")
+def _network32(X, net_i, net_j, p0, p1):
+    """Compare-exchange X[i, :] / X[j, :] (32 lanes) for pairs p0..p1-1."""
+    for p in range(p0, p1):
+        i = net_i[p]
+        j = net_j[p]
+        for l in range(32):
+            a = X[i, l]
+            b = X[j, l]
+            X[i, l] = min(a, b)
+            X[j, l] = max(a, b)
+
+
+@njit(cache=True, error_model="numpy")
+def _network(X, net_i, net_j, p0, p1, lp):
+    for p in range(p0, p1):
+        i = net_i[p]
+        j = net_j[p]
+        for l in range(lp):
+            a = X[i, l]
+            b = X[j, l]
+            X[i, l] = min(a, b)
+            X[j, l] = max(a, b)
+
+
+@njit(cache=True, error_model="numpy")
+def _nm_kernel(offsets, nbr, vectors, dists, center_types, center_ids, types, ids, wtab,
+               n_g, gamma, beta, fix_ties, net_off, net_i, net_j, out):
+    """Fill out[c, ch, :, :] (zeroed float32) for each centre c of the neighbour list.
+
+    All rows of one centre are sorted together: lane l of X holds the squared distances
+    from node l to every node (self = +big), and one sorting network (Batcher, pruned to
+    the first n_G + 1 outputs) runs over the node axis for all lanes at once.  Keys are
+    the bit patterns of d^2 with the node index in the low bits (unique, exact order up
+    to 2^-46 relative); fix_ties re-orders distances equal within TIE_RTOL by global id,
+    which only matters when the channel weights differ between types.
+    """
+    nc = offsets.shape[0] - 1
+    nch = wtab.shape[0]
+    half_gamma = 0.5 * gamma
+    mode = 2
+    if gamma == 2.0:
+        mode = 0
+    elif gamma == 1.0:
+        mode = 1
+    maxm = 0
+    for c in range(nc):
+        m = offsets[c + 1] - offsets[c]
+        if m > maxm:
+            maxm = m
+    nn = maxm + 1
+    lp = ((n_g + 7) // 8) * 8
+    na = max(nn, lp)
+    nx = np.zeros(na)
+    ny = np.zeros(na)
+    nz = np.zeros(na)
+    nid = np.empty(na, np.int64)
+    nsec = np.arange(na).astype(np.int64)
+    ntype = np.empty(na, np.int64)
+    xbuf = np.empty(nn * lp)
+    X = xbuf.reshape((nn, lp))
+    XB = xbuf.view(np.int64).reshape((nn, lp))
+    rd2 = np.empty(nn)
+    perm = np.empty(nn, np.int64)
+    gl = np.ones(lp)
+    T = np.empty((n_g, lp), np.float32)
+    for c in range(nc):
+        s0 = offsets[c]
+        m = offsets[c + 1] - s0
+        nid[0] = center_ids[c]
+        ntype[0] = center_types[c]
+        nx[0] = 0.0
+        ny[0] = 0.0
+        nz[0] = 0.0
+        for k in range(m):
+            j = nbr[s0 + k]
+            nid[k + 1] = ids[j]
+            ntype[k + 1] = types[j]
+            nx[k + 1] = vectors[s0 + k, 0]
+            ny[k + 1] = vectors[s0 + k, 1]
+            nz[k + 1] = vectors[s0 + k, 2]
+        for k in range(m + 1, na):
+            nx[k] = 0.0
+            ny[k] = 0.0
+            nz[k] = 0.0
+        nsel = min(n_g, m)
+        nrow = min(n_g, m + 1)
+        if nsel == 0:
+            continue
+        nbits = 1
+        while (1 << nbits) < m + 1:
+            nbits += 1
+        mask = (np.int64(1) << nbits) - 1
+        # squared distances, lane l = from node l
+        for k in range(m + 1):
+            xk = nx[k]
+            yk = ny[k]
+            zk = nz[k]
+            for l in range(lp):
+                dx = nx[l] - xk
+                dy = ny[l] - yk
+                dz = nz[l] - zk
+                X[k, l] = dx * dx + dy * dy + dz * dz
+            for l in range(lp):
+                XB[k, l] = (XB[k, l] & ~mask) | k
+        for l in range(min(lp, m + 1)):
+            XB[l, l] = (_BIG_KEY & ~mask) | l
+        # sort every lane along the node axis
+        if lp == 32:
+            _network32(X, net_i, net_j, net_off[m + 1], net_off[m + 2])
+        else:
+            _network(X, net_i, net_j, net_off[m + 1], net_off[m + 2], lp)
+        # row weights g_1 = 1, g_{l+1} = r_{0l}^-beta
+        for l in range(lp):
+            gl[l] = 1.0
+        for l in range(1, nrow):
+            d = dists[s0 + l - 1]
+            if beta == 3.0:
+                gl[l] = 1.0 / (d * d * d)
+            else:
+                gl[l] = d ** (-beta)
+        if nch == 1 and not fix_ties:
+            w2 = wtab[0, ntype[0]] * wtab[0, ntype[0]]
+            for l in range(lp):
+                gl[l] *= w2
+            if mode == 0:
+                for q in range(nsel):
+                    for l in range(lp):
+                        T[q, l] = gl[l] / X[q, l]
+            else:
+                for q in range(nsel):
+                    for l in range(lp):
+                        T[q, l] = gl[l] * _inv_pow(X[q, l], half_gamma, mode)
+            for l in range(nrow):
+                for q in range(nsel):
+                    out[c, 0, l, q] = T[q, l]
+        else:
+            for l in range(nrow):
+                for q in range(m):
+                    perm[q] = XB[q, l] & mask
+                if fix_ties:
+                    for k in range(m + 1):
+                        dx = nx[k] - nx[l]
+                        dy = ny[k] - ny[l]
+                        dz = nz[k] - nz[l]
+                        rd2[k] = dx * dx + dy * dy + dz * dz
+                    _fix_ties(perm, rd2, m, nsel, nid, nsec)
+                tl = ntype[l]
+                for q in range(nsel):
+                    k = perm[q]
+                    if fix_ties:
+                        v = _inv_pow(rd2[k], half_gamma, mode)
+                    else:
+                        v = _inv_pow(X[q, l], half_gamma, mode)
+                    tk = ntype[k]
+                    for ch in range(nch):
+                        out[c, ch, l, q] = gl[l] * wtab[ch, tl] * wtab[ch, tk] * v
+
+
+def _normalise_weights(channel_weights):
+    if channel_weights is None:
+        return None
+    if isinstance(channel_weights, dict):
+        channel_weights = [channel_weights]
+    out = []
+    for ch, w in enumerate(channel_weights):
+        if not isinstance(w, dict):
+            raise ValueError(f"NeighborsMap: channel_weights[{ch}] must be a dict "
+                             f"{{type: weight}}, got {type(w).__name__}")
+        out.append({int(t): float(v) for t, v in w.items()})
+    if not out:
+        raise ValueError("NeighborsMap: channel_weights is an empty list")
+    return out
+
+
+class NeighborsMap(Descriptor):
+    """Neighbors Map descriptor; compute(frame) -> (N, C, n_grid, n_grid) float32.
+
+    Parameters
+    ----------
+    cutoff : radius of the neighbour graph G_j (Angstrom).
+    n_grid : image size n_G (default 32).
+    gamma, beta : exponents of the pixel and row weights (defaults 2 and 3).
+    channel_weights : list of C dicts {atom type: weight}; None -> one geometric channel
+        (all weights 1).  Every atom type present must appear in every channel.
+    chunk_size : centres processed at once (bounds the memory).
+    """
+
+    kind = "neighbors_map"
+    dtype = np.float32
+
+    def __init__(self, cutoff, n_grid=32, gamma=2.0, beta=3.0, channel_weights=None,
+                 chunk_size=2048):
+        if not float(cutoff) > 0:
+            raise ValueError(f"NeighborsMap: cutoff must be positive, got {cutoff}")
+        if int(n_grid) < 1:
+            raise ValueError(f"NeighborsMap: n_grid must be >= 1, got {n_grid}")
+        self.cutoff = float(cutoff)
+        self.n_grid = int(n_grid)
+        self.gamma = float(gamma)
+        self.beta = float(beta)
+        self.channel_weights = _normalise_weights(channel_weights)
+        self.chunk_size = int(chunk_size)
+
+    @property
+    def n_channels(self) -> int:
+        return 1 if self.channel_weights is None else len(self.channel_weights)
+
+    @property
+    def required_cutoff(self) -> float:
+        return self.cutoff
+
+    @property
+    def feature_shape(self) -> tuple:
+        return (self.n_channels, self.n_grid, self.n_grid)
+
+    def to_metadata(self) -> dict:
+        cw = None
+        if self.channel_weights is not None:
+            cw = [{str(t): v for t, v in sorted(w.items())} for w in self.channel_weights]
+        return {"kind": self.kind, "cutoff": self.cutoff, "n_grid": self.n_grid,
+                "gamma": self.gamma, "beta": self.beta, "channel_weights": cw}
+
+    @classmethod
+    def from_metadata(cls, d: dict) -> NeighborsMap:
+        if d.get("kind", cls.kind) != cls.kind:
+            raise ValueError(f"NeighborsMap.from_metadata: kind is {d.get('kind')!r}")
+        return cls(d["cutoff"], n_grid=d.get("n_grid", 32), gamma=d.get("gamma", 2.0),
+                   beta=d.get("beta", 3.0), channel_weights=d.get("channel_weights"),
+                   chunk_size=d.get("chunk_size", 2048))
+
+    def check_types(self, types_present) -> None:
+        """Raise ValueError naming the type and channel if a type has no weight."""
+        types_present = [int(t) for t in np.unique(np.asarray(types_present, np.int64))]
+        for t in types_present:
+            if t < 1:
+                raise ValueError(f"NeighborsMap: atom types must be >= 1, got type {t}")
+        if self.channel_weights is None:
+            return
+        for ch, w in enumerate(self.channel_weights):
+            for t in types_present:
+                if t not in w:
+                    raise ValueError(
+                        f"NeighborsMap: atom type {t} has no weight in channel {ch + 1} "
+                        f"(channel_weights[{ch}] = {w}); the model was built for types "
+                        f"{sorted(w)}")
+
+    def _weight_table(self, max_type: int) -> np.ndarray:
+        ntab = max(int(max_type), 1) + 1
+        if self.channel_weights is None:
+            return np.ones((1, ntab))
+        tab = np.zeros((len(self.channel_weights), ntab))
+        for ch, w in enumerate(self.channel_weights):
+            for t, v in w.items():
+                if 0 <= t < ntab:
+                    tab[ch, t] = v
+        return tab
+
+    def _prepare(self, cl, types, ids, open_mode):
+        wtab = self._weight_table(types.max() if len(types) else 1)
+        present = np.unique(types)
+        sub = wtab[:, present] if len(present) else wtab
+        fix_ties = bool(np.any(sub != sub.flat[0]))
+        return cl, types, ids, wtab, fix_ties
+
+    def _chunk(self, ctx, start, stop, out=None):
+        cl, types, ids, wtab, fix_ties = ctx
+        nl = cl.query(start, stop)
+        if out is None:
+            out = np.zeros((stop - start, wtab.shape[0], self.n_grid, self.n_grid), np.float32)
+        counts = np.diff(nl.offsets)
+        # with tie fixing a run of equal distances may extend past n_G: sort fully then
+        need = (1 << 30) if fix_ties else self.n_grid + 1
+        net_off, net_i, net_j = _network_table(counts + 1, need)
+        _nm_kernel(nl.offsets, nl.index, nl.vectors, nl.distances, types[start:stop],
+                   ids[start:stop], types, ids, wtab, self.n_grid, self.gamma, self.beta,
+                   fix_ties, net_off, net_i, net_j, out)
+        return out

@@ -1,0 +1,172 @@
+"""``insitu plot LOG.h5 -o PNG``: phase fractions and potential energy against temperature.
+
+One column per stage of the ramp that the log holds: heating (temperature rising) and
+quench (temperature axis reversed, as in the Neighbors Map paper's Figs. 5 and 7); the hold
+at the top temperature is left out of both.  Top row: the learned fractions (solid), the
+``unknown`` fraction (dotted) and the traditional CNA reference (dashed) when the run logged
+it; bottom row: the potential energy per atom.  The validation temperatures (50 % crossing
+and the energy's jump or slope change) are marked with vertical lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from .ramps import HEATING, QUENCH, RampLog, read_log, validate_log
+
+CLASS_COLORS = {
+    "fcc": "#1f77b4", "bcc": "#9467bd", "hcp": "#17becf", "cubic_diamond": "#8c564b",
+    "liquid": "#d62728", "amorphous": "#2ca02c", "unknown": "#7f7f7f",
+}
+_FALLBACK = ["#ff7f0e", "#e377c2", "#bcbd22", "#393b79", "#637939"]
+
+
+def _color(name, i):
+    return CLASS_COLORS.get(name, _FALLBACK[i % len(_FALLBACK)])
+
+
+def plot_log(path, png, title: str | None = None, temperature: str = "auto",
+             validation: bool = True, dpi: int = 130) -> Path:
+    """Write a PNG of the fractions and PE against temperature for an in-situ ramp log.
+
+    path: HDF5 log; png: output file; temperature: 'auto' (thermostat set-point when logged),
+    'target' or 'measured'; validation: draw the validation temperatures.  Returns png.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig = make_figure(path, title, temperature, validation)
+    png = Path(png)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(png, dpi=dpi)
+    plt.close(fig)
+    return png
+
+
+def make_figure(path, title: str | None = None, temperature: str = "auto",
+                validation: bool = True):
+    """The matplotlib figure of :func:`plot_log` (axes: 2 rows x one column per stage)."""
+    import matplotlib.pyplot as plt
+
+    log = read_log(path)
+    t_all, t_label = log.temperature_axis(temperature)
+    stages = log.stages()
+    report = {}
+    if validation:
+        try:
+            report = validate_log(log, temperature)
+        except (ValueError, KeyError):
+            report = {}
+
+    panels = []
+    if (stages == HEATING).sum() >= 2:
+        panels.append(("Heating", stages == HEATING, False, report.get("heating")))
+    if (stages == QUENCH).sum() >= 2:
+        panels.append(("Quench", stages == QUENCH, True, report.get("quench")))
+    if not panels:  # no ramp recognised: everything in one panel
+        panels.append(("Run", np.ones(len(t_all), bool), False, None))
+
+    ncol = len(panels)
+    fig, axes = plt.subplots(2, ncol, figsize=(6.2 * ncol, 7.2), sharex="col", squeeze=False,
+                             gridspec_kw={"height_ratios": [3, 2]})
+    pe = log.pe_per_atom()
+    pe_units = "eV/atom" if log.n_atoms else "eV"
+    classes = list(log.fractions)
+    cna = {k[4:]: v for k, v in log.extra.items() if k.startswith("cna_")}
+
+    for col, (name, mask, reverse, val) in enumerate(panels):
+        ax_f, ax_e = axes[0, col], axes[1, col]
+        t = t_all[mask]
+        for i, c in enumerate(classes):
+            if c == "unknown":
+                if np.nanmax(log.fractions[c][mask], initial=0.0) > 0.005:
+                    ax_f.plot(t, log.fractions[c][mask], ":", color=_color(c, i), lw=1.4,
+                              label="unknown (below threshold)")
+                continue
+            ax_f.plot(t, log.fractions[c][mask], "-", color=_color(c, i), lw=1.8,
+                      label=f"{c} (learned)")
+        for i, (c, y) in enumerate(sorted(cna.items())):
+            y = y[mask]
+            if np.nanmax(y, initial=0.0) < 0.02:   # e.g. CNA hcp that never shows up
+                continue
+            ax_f.plot(t, y, "--", color=_color(c, i), lw=1.4, alpha=0.85,
+                      label=f"{c} (CNA reference)")
+        ax_e.plot(t, pe[mask], "-", color="black", lw=1.3, label="potential energy")
+
+        if val:
+            if "t_pe_jump" in val:
+                marks = [(val["t_fraction_50"], f"{val['crystal_class']} 50 %: "
+                          f"{val['t_fraction_50']:.0f} K", "tab:blue"),
+                         (val["t_pe_jump"], f"PE jump: {val['t_pe_jump']:.0f} K", "tab:orange")]
+            else:
+                marks = [(val["t_fraction_50"], f"amorphous 50 %: {val['t_fraction_50']:.0f} K",
+                          "tab:green"),
+                         (val["t_slope_change"], f"PE slope change: {val['t_slope_change']:.0f} K",
+                          "tab:orange")]
+            if "hinge_coef" in val:   # the two-slope fit, as the grey lines of Fig. 7b
+                a, b, c = val["hinge_coef"]
+                tb = val["t_slope_change"]
+                t0, t1 = val["fit_range"]
+                for seg in ((t0, tb), (tb, t1)):
+                    x = np.linspace(min(seg), max(seg), 20)
+                    ax_e.plot(x, a + b * x + c * np.maximum(x - tb, 0.0), "-", color="0.55",
+                              lw=2.5, alpha=0.6, zorder=0,
+                              label="two-slope fit" if seg[0] == t0 else None)
+            for x, label, color in marks:
+                if np.isfinite(x):
+                    ax_f.axvline(x, color=color, lw=0.9, ls="-.", alpha=0.8, label=label)
+                    ax_e.axvline(x, color=color, lw=0.9, ls="-.", alpha=0.8)
+
+        ax_f.set_ylim(-0.03, 1.03)
+        ax_f.set_ylabel("Fraction of atoms")
+        ax_f.set_title(f"{name}" + (" (temperature axis reversed)" if reverse else ""))
+        ax_f.grid(alpha=0.3)
+        ax_f.legend(loc="best", fontsize=8, framealpha=0.9)
+        ax_e.set_ylabel(f"Potential energy ({pe_units})")
+        ax_e.legend(loc="best", fontsize=8, framealpha=0.9)
+        ax_e.set_xlabel(t_label)
+        ax_e.grid(alpha=0.3)
+        if len(t):
+            lo, hi = float(np.nanmin(t)), float(np.nanmax(t))
+            pad = 0.02 * (hi - lo or 1.0)
+            ax_e.set_xlim((hi + pad, lo - pad) if reverse else (lo - pad, hi + pad))
+
+    if title is None:
+        model = Path(str(log.attrs.get("model_path", ""))).name
+        title = f"{Path(path).name}" + (f" — model {model}" if model else "")
+        if log.n_atoms:
+            title += f", {int(log.n_atoms):,} atoms"
+    fig.suptitle(title, fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def main_plot(argv=None) -> int:
+    """``insitu plot LOG.h5 -o PNG [--title T] [--temperature auto|target|measured]``."""
+    p = argparse.ArgumentParser(prog="insitu plot",
+                                description="Plot phase fractions and PE against temperature.")
+    p.add_argument("log", help="in-situ HDF5 log")
+    p.add_argument("-o", "--output", default=None, help="PNG file (default: LOG with .png)")
+    p.add_argument("--title", default=None)
+    p.add_argument("--temperature", default="auto", choices=("auto", "target", "measured"))
+    p.add_argument("--no-validation", action="store_true",
+                   help="do not mark the validation temperatures")
+    args = p.parse_args(argv)
+    out = args.output or str(Path(args.log).with_suffix(".png"))
+    png = plot_log(args.log, out, title=args.title, temperature=args.temperature,
+                   validation=not args.no_validation)
+    print(f"plot written to {png}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main_plot())
+
+
+__all__ = ["plot_log", "make_figure", "main_plot", "RampLog"]

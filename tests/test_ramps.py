@@ -1,0 +1,318 @@
+"""Ramp validation logic (insitu.ramps) on synthetic logs with known transition temperatures,
+and the auto-labelling of snapshots."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+from insitu import ramps
+
+N_ATOMS = 1000
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def synthetic_ramp(t_melt=2000.0, t_fcc50=2010.0, t_glass=1000.0, t_amo50=1050.0, noise=0.0,
+                   seed=0, heating=True, hold=True, quench=True, classes=("fcc", "liquid",
+                                                                          "amorphous")):
+    """Columns of a Ni-like ramp: heating 300 -> 2500 K with a PE step of 0.18 eV/atom at
+    t_melt, hold at 2500 K, quench 2500 -> 10 K with a PE slope change at t_glass."""
+    rng = np.random.default_rng(seed)
+    parts = []
+    if heating:
+        t = np.linspace(300.0, 2500.0, 221)
+        pe = -4.45 + 1.3e-4 * t + 0.18 * _sigmoid((t - t_melt) / 8.0)
+        fcc = 1.0 - _sigmoid((t - t_fcc50) / 15.0)
+        parts.append((t, pe, fcc, 1.0 - fcc, 0.0 * t, 1))
+    if hold:
+        t = np.full(40, 2500.0)
+        pe = -4.45 + 1.3e-4 * t + 0.18 + 0.0 * t
+        parts.append((t, pe, 0 * t, 1 + 0 * t, 0 * t, 2))
+    if quench:
+        t = np.linspace(2500.0, 10.0, 250)
+        # continuous hinge: slope 2.5e-4 above t_glass, 1.6e-4 below
+        pe = -4.2 + 1.6e-4 * t + (2.5e-4 - 1.6e-4) * np.maximum(t - t_glass, 0.0)
+        amo = _sigmoid((t_amo50 - t) / 40.0)
+        parts.append((t, pe, 0 * t, 1 - amo, amo, 3))
+    t = np.concatenate([p[0] for p in parts])
+    pe = np.concatenate([p[1] for p in parts]) + noise * rng.standard_normal(len(t))
+    frac = {"fcc": np.concatenate([p[2] for p in parts]),
+            "liquid": np.concatenate([p[3] for p in parts]),
+            "amorphous": np.concatenate([p[4] for p in parts])}
+    stage = np.concatenate([np.full(len(p[0]), p[5]) for p in parts])
+    frac = {c: frac[c] for c in classes}
+    return t, pe, frac, stage
+
+
+def write_synthetic_log(path, t, pe_per_atom, fractions, stage=None, extra=None,
+                        measured_noise=20.0, seed=1, truncate_last=0):
+    """An in-situ HDF5 log in the lead's schema (h5log.PhaseLog layout)."""
+    rng = np.random.default_rng(seed)
+    n = len(t)
+    classes = list(fractions)
+    unknown = np.clip(1.0 - sum(fractions.values()), 0.0, 1.0)
+    with h5py.File(path, "w") as f:
+        f["step"] = np.arange(n, dtype=np.int64) * 500
+        f["time"] = np.arange(n) * 0.5
+        f["temperature"] = t + measured_noise * rng.standard_normal(n)
+        f["potential_energy"] = pe_per_atom * N_ATOMS
+        f["pressure"] = np.zeros(n)
+        f["volume"] = np.full(n, 1.1e4)
+        f["mean_confidence"] = np.full(n, 0.95)
+        for c in classes + ["unknown"]:
+            fr = fractions[c] if c in fractions else unknown
+            f[f"fractions/{c}"] = fr[: n - truncate_last]
+            f[f"counts/{c}"] = np.rint(fr * N_ATOMS).astype(np.int64)
+        ex = {"t_target": t} if stage is None else {"t_target": t, "stage": stage}
+        ex.update(extra or {})
+        for k, v in ex.items():
+            f[f"extra/{k}"] = np.asarray(v, float)
+        for stage_name in ("extract", "neighbors", "descriptor", "inference", "reduce", "total"):
+            f[f"timings/{stage_name}"] = np.full(n, 0.01)
+        f.attrs["classes"] = json.dumps(classes)
+        f.attrs["model_path"] = "models/ni-fcc-liquid-amorphous.onnx"
+        f.attrs["units"] = "metal"
+        f.attrs["n_ranks"] = 2
+    return path
+
+
+@pytest.fixture
+def ni_log(tmp_path):
+    t, pe, frac, stage = synthetic_ramp(noise=0.002)
+    cna = np.clip(1.0 - (t - 300.0) / 1200.0, 0, 1) * (stage == 1)  # CNA collapses early
+    return write_synthetic_log(tmp_path / "ni.h5", t, pe, frac, stage,
+                               extra={"cna_fcc": cna, "cna_hcp": 0 * t})
+
+
+# ----------------------------------------------------------------------------- numerics
+
+def test_running_mean_keeps_constant_and_ends():
+    y = np.full(10, 3.0)
+    assert np.allclose(ramps.running_mean(y, 5), 3.0)
+    ramp = np.arange(10.0)
+    assert np.allclose(ramps.running_mean(ramp, 3)[1:-1], ramp[1:-1])
+    assert ramps.running_mean(ramp, 1) is not ramp
+
+
+def test_crossings_interpolate_both_directions():
+    x = np.array([0.0, 1.0, 2.0, 3.0])
+    assert np.allclose(ramps.crossings(x, [1.0, 0.8, 0.2, 0.0], 0.5), [1.5])
+    assert np.allclose(ramps.crossings(x, [0.0, 0.0, 1.0, 1.0], 0.5), [1.5])
+    assert len(ramps.crossings(x, [0.9, 0.8, 0.7, 0.6], 0.5)) == 0
+    assert np.isnan(ramps.crossing_temperature(x, [0.9, 0.8, 0.7, 0.6]))
+
+
+def test_crossing_temperature_noisy_is_near_truth():
+    rng = np.random.default_rng(3)
+    t = np.linspace(300, 2500, 300)
+    f = 1 - _sigmoid((t - 1800) / 20) + 0.03 * rng.standard_normal(len(t))
+    assert abs(ramps.crossing_temperature(t, f) - 1800) < 15
+
+
+@pytest.mark.parametrize("t_melt", [1700.0, 2000.0, 2300.0])
+def test_pe_jump_found_within_a_few_kelvin(t_melt):
+    rng = np.random.default_rng(0)
+    t = np.linspace(300, 2500, 221)
+    pe = -4.45 + 1.3e-4 * t + 0.18 * _sigmoid((t - t_melt) / 8) + 0.003 * rng.standard_normal(221)
+    r = ramps.pe_jump_temperature(t, pe)
+    assert abs(r["t_jump"] - t_melt) < 15
+    assert r["delta_pe"] == pytest.approx(0.18, abs=0.03)
+
+
+def test_pe_jump_on_a_decreasing_axis():
+    t = np.linspace(2500, 300, 221)
+    pe = -4.45 + 1.3e-4 * t + 0.18 * _sigmoid((t - 1500) / 8)
+    assert abs(ramps.pe_jump_temperature(t, pe)["t_jump"] - 1500) < 15
+
+
+def test_pe_jump_too_few_rows():
+    with pytest.raises(ValueError, match="too few rows"):
+        ramps.pe_jump_temperature([1, 2, 3], [1, 2, 3])
+
+
+def test_slope_change_recovers_the_hinge():
+    t = np.linspace(2500, 10, 250)
+    pe = -4.2 + 1.6e-4 * t + 0.9e-4 * np.maximum(t - 950.0, 0)
+    r = ramps.slope_change_temperature(t, pe)
+    assert r["t_break"] == pytest.approx(950.0, abs=5)
+    assert r["slope_low"] == pytest.approx(1.6e-4, rel=1e-3)
+    assert r["slope_high"] == pytest.approx(2.5e-4, rel=1e-3)
+
+
+def test_slope_change_with_noise_and_range():
+    rng = np.random.default_rng(1)
+    t = np.linspace(2500, 10, 250)
+    pe = -4.2 + 1.6e-4 * t + 0.9e-4 * np.maximum(t - 1100.0, 0) + 0.002 * rng.standard_normal(250)
+    # a curved top (thermostat lag) that the range leaves out
+    pe[t > 2300] += 0.05
+    r = ramps.slope_change_temperature(t, pe, t_max=2250)
+    assert abs(r["t_break"] - 1100) < 120
+
+
+def test_infer_stages_without_logged_stage():
+    t = np.concatenate([np.linspace(300, 2500, 100), np.full(30, 2500.0),
+                        np.linspace(2500, 10, 100)])
+    s = ramps.infer_stages(t)
+    assert (s[:90] == 1).all() and (s[105:125] == 2).all() and (s[-90:] == 3).all()
+    q = ramps.infer_stages(np.linspace(2000, 50, 100))  # a pure quench
+    assert (q[10:] == 3).all() and not (q == 1).any()
+
+
+# ----------------------------------------------------------------------------- validation
+
+def test_validate_synthetic_ni_log_passes(ni_log):
+    rep = ramps.validate_log(ni_log)
+    h, q = rep["heating"], rep["quench"]
+    assert h["crystal_class"] == "fcc"
+    assert h["t_pe_jump"] == pytest.approx(2000, abs=15)
+    assert h["t_fraction_50"] == pytest.approx(2010, abs=10)
+    assert h["passed"] and abs(h["difference"]) < 50
+    assert h["t_cna_50"] == pytest.approx(900, abs=30)
+    assert q["t_slope_change"] == pytest.approx(1000, abs=60)
+    assert q["t_fraction_50"] == pytest.approx(1050, abs=15)
+    assert q["passed"]
+    assert rep["pe_units"] == "eV/atom"
+
+
+def test_validate_reports_failure_when_fraction_is_off(tmp_path):
+    t, pe, frac, stage = synthetic_ramp(t_melt=2000, t_fcc50=1700, t_glass=1000, t_amo50=500)
+    path = write_synthetic_log(tmp_path / "bad.h5", t, pe, frac, stage)
+    rep = ramps.validate_log(path)
+    assert not rep["heating"]["passed"]
+    assert rep["heating"]["difference"] == pytest.approx(-300, abs=20)
+    assert not rep["quench"]["passed"]
+    assert ramps.main_validate([str(path)]) == 1
+
+
+def test_validate_cuzr_like_quench_only(tmp_path):
+    t, pe, frac, stage = synthetic_ramp(heating=False, t_glass=700, t_amo50=720,
+                                        classes=("liquid", "amorphous"))
+    path = write_synthetic_log(tmp_path / "cuzr.h5", t, pe, frac, stage=None)
+    rep = ramps.validate_log(path)  # stages inferred from the temperature
+    assert "heating" not in rep
+    assert rep["quench"]["t_slope_change"] == pytest.approx(700, abs=40)
+    assert rep["quench"]["passed"]
+
+
+def test_measured_temperature_axis(tmp_path):
+    t, pe, frac, stage = synthetic_ramp(quench=False, hold=False)
+    path = write_synthetic_log(tmp_path / "m.h5", t, pe, frac, stage, measured_noise=10.0)
+    rep = ramps.validate_log(path, temperature="measured")
+    assert rep["temperature_axis"].startswith("Temperature")
+    assert abs(rep["heating"]["difference"]) < 50
+
+
+def test_read_log_of_a_run_in_progress(tmp_path):
+    t, pe, frac, stage = synthetic_ramp()
+    path = write_synthetic_log(tmp_path / "p.h5", t, pe, frac, stage, truncate_last=3)
+    log = ramps.read_log(path)
+    assert len(log.temperature) == len(t) - 3
+    assert all(len(v) == len(t) - 3 for v in log.fractions.values())
+    assert log.classes == ["fcc", "liquid", "amorphous"]
+    assert list(log.fractions)[-1] == "unknown"
+    assert log.n_atoms == pytest.approx(N_ATOMS, rel=0.01)
+
+
+def test_read_log_rejects_other_files(tmp_path):
+    p = tmp_path / "x.h5"
+    with h5py.File(p, "w") as f:
+        f["foo"] = np.zeros(3)
+    with pytest.raises(ValueError, match="not an in-situ log"):
+        ramps.read_log(p)
+
+
+def test_main_validate_prints_figures(ni_log, capsys):
+    assert ramps.main([ "validate", str(ni_log)]) == 0
+    out = capsys.readouterr().out
+    assert "fcc fraction crosses 50 %" in out and "PASS" in out
+    assert ramps.main_validate([str(ni_log), "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data[str(ni_log)]["heating"]["passed"] is True
+
+
+# ----------------------------------------------------------------------------- auto-labelling
+
+def _fake_snapshots(tmp_path, crystallise=False):
+    """index.txt + empty dump files of a Ni-like ramp (1 ps apart)."""
+    d = tmp_path / "snapshots"
+    d.mkdir()
+    rows = ["# stage step temperature_K potential_energy_eV target_K atoms"]
+    step = 0
+    for t in np.linspace(300, 2500, 111):           # heating, jump at 2000 K
+        e = -4.45 + 1.3e-4 * t + 0.18 * (t > 2000)
+        rows.append(f"1 {step} {t:.1f} {e * 864:.4f} {t:.1f} 864")
+        step += 1000
+    for _ in range(20):                             # hold
+        e = -4.45 + 1.3e-4 * 2500 + 0.18
+        rows.append(f"2 {step} 2500 {e * 864:.4f} 2500 864")
+        step += 1000
+    for t in np.linspace(2500, 10, 26):             # quench
+        e = -4.45 + 1.3e-4 * t + (0.02 if crystallise and t < 800 else 0.12)
+        rows.append(f"3 {step} {t:.1f} {e * 864:.4f} {t:.1f} 864")
+        step += 1000
+    rows.append(rows[-1])                            # duplicated row at a boundary
+    (d / "index.txt").write_text("\n".join(rows) + "\n")
+    for r in rows[1:]:
+        (d / f"ni.{int(r.split()[1]):09d}.dump").write_text("")
+    return tmp_path
+
+
+def test_label_snapshots_ni_windows(tmp_path):
+    snaps = ramps.read_snapshot_index(_fake_snapshots(tmp_path))
+    assert len(snaps) == 111 + 20 + 26
+    lab = ramps.label_snapshots(snaps, "ni")
+    info = lab["_info"]
+    assert info["t_melt"] == pytest.approx(2000, abs=30)
+    assert len(lab["fcc"]) == 10 and len(lab["liquid"]) == 9 and len(lab["amorphous"]) == 5
+    assert all(s.stage == 1 and s.target < 2 / 3 * info["t_melt"] for s in lab["fcc"])
+    assert min(s.target for s in lab["fcc"]) > 300          # not the unthermalised start
+    assert all(s.stage == 2 or abs(s.target - 1600) <= 100 for s in lab["liquid"])
+    assert any(s.stage == 3 for s in lab["liquid"])
+    assert all(s.stage == 3 and s.target < 600 for s in lab["amorphous"])
+    assert info["excluded_crystallised"] == []
+
+
+def test_label_snapshots_ni_refuses_a_crystallised_cold_end(tmp_path):
+    snaps = ramps.read_snapshot_index(_fake_snapshots(tmp_path, crystallise=True))
+    with pytest.raises(ValueError, match="no snapshot in the amorphous window"):
+        ramps.label_snapshots(snaps, "ni")
+
+
+def test_label_snapshots_cuzr_windows(tmp_path):
+    d = tmp_path / "snapshots"
+    d.mkdir()
+    rows = ["# header"]
+    step = 0
+    for t in [2000.0] * 6 + list(np.linspace(2000, 50, 60)):
+        stage = 2 if step < 6000 else 3
+        rows.append(f"{stage} {step} {t} {-4.5 * 2000} {t} 2000")
+        (d / f"cuzr.{step:09d}.dump").write_text("")
+        step += 1000
+    (d / "index.txt").write_text("\n".join(rows))
+    lab = ramps.label_snapshots(ramps.read_snapshot_index(tmp_path), "cuzr")
+    assert 0 < len(lab["liquid"]) <= 16 and 0 < len(lab["amorphous"]) <= 17
+    assert all(s.target > 1100 for s in lab["liquid"])
+    assert all(s.target < 450 for s in lab["amorphous"])
+
+
+def test_snapshot_index_missing(tmp_path):
+    with pytest.raises(FileNotFoundError, match="dump 1"):
+        ramps.read_snapshot_index(tmp_path)
+
+
+def test_validate_picks_the_crystal_the_ramp_starts_in(tmp_path):
+    """A general crystal model (fcc, bcc, hcp, liquid) on the hcp ramp: validate hcp."""
+    t, pe, frac, stage = synthetic_ramp(quench=False, hold=False, t_melt=1100, t_fcc50=1110)
+    fractions = {"fcc": 0 * t, "bcc": 0.02 + 0 * t, "hcp": frac["fcc"] - 0.02,
+                 "liquid": frac["liquid"]}
+    path = write_synthetic_log(tmp_path / "hcp.h5", t, pe, fractions, stage)
+    rep = ramps.validate_log(path)
+    assert rep["heating"]["crystal_class"] == "hcp"
+    assert rep["heating"]["passed"]
+    assert "quench" not in rep

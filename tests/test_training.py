@@ -1,0 +1,151 @@
+"""Training pipeline: paper CNN size, ONNX export round trip, self-describing metadata,
+a short end-to-end train (LAMMPS data -> HDF5 -> fit -> ONNX -> Classifier)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+from insitu.frame import Frame  # noqa: E402
+from insitu.neighbors_map import NeighborsMap  # noqa: E402
+from insitu.runtime import Classifier  # noqa: E402
+from insitu.steinhardt import Steinhardt  # noqa: E402
+from insitu.training.export import export_onnx  # noqa: E402
+from insitu.training.nets import NeighborsMapCNN, build_model, count_parameters  # noqa: E402
+from insitu.training.train import split_by_group, train_classifier  # noqa: E402
+
+
+def lattice_frame(kind: str, a: float, reps: int, noise: float = 0.0, seed: int = 0) -> Frame:
+    basis = {"fcc": [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
+             "bcc": [[0, 0, 0], [0.5, 0.5, 0.5]]}[kind]
+    cells = np.array([[i, j, k] for i in range(reps) for j in range(reps) for k in range(reps)])
+    pos = (cells[:, None, :] + np.asarray(basis)[None]).reshape(-1, 3) * a
+    pos += np.random.default_rng(seed).normal(0, noise, pos.shape)
+    n = len(pos)
+    return Frame(pos, np.eye(3) * a * reps, [True] * 3, np.ones(n, int))
+
+
+def test_paper_cnn_has_26490_parameters():
+    assert count_parameters(NeighborsMapCNN(in_channels=1, n_classes=2)) == 26490
+    # generalised to C channels and K classes: only the first conv and the last layer change
+    m = NeighborsMapCNN(in_channels=2, n_classes=5)
+    assert count_parameters(m) == 26490 + 16 * 25 + 3 * 25
+    m.eval()
+    assert m(torch.zeros(3, 2, 32, 32)).shape == (3, 5)
+
+
+@pytest.mark.parametrize("arch", ["cnn", "mlp"])
+def test_onnx_round_trip_matches_torch(tmp_path, arch):
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    if arch == "cnn":
+        desc = NeighborsMap(cutoff=5.0, n_grid=32)
+        shape = (1, 32, 32)
+        x = np.random.default_rng(0).random((37,) + shape).astype(np.float32) * 0.1
+    else:
+        desc = Steinhardt(ls=(4, 6), n_neighbors=12)
+        shape = (2,)
+        x = np.random.default_rng(0).random((37,) + shape).astype(np.float32)
+    model = build_model(arch, shape, 5, features=x).eval()
+    path = export_onnx(model, desc, ["fcc", "bcc", "hcp", "cubic_diamond", "liquid"],
+                       tmp_path / "m.onnx", threshold=0.6, training_summary={"test": 1},
+                       validation_accuracy=0.5)
+    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert sess.get_inputs()[0].name == "features"
+    assert sess.get_outputs()[0].name == "probabilities"
+    with torch.no_grad():
+        ref = torch.softmax(model(torch.from_numpy(x)), -1).numpy()
+    for n in (1, 5, 37):  # dynamic batch axis
+        got = sess.run(None, {"features": x[:n]})[0]
+        assert got.dtype == np.float32 and got.shape == (n, 5)
+        np.testing.assert_allclose(got, ref[:n], atol=1e-5, rtol=0)
+    meta = sess.get_modelmeta().custom_metadata_map
+    assert meta["insitu.format"] == "1"
+    assert json.loads(meta["insitu.classes"])[0] == "fcc"
+    assert json.loads(meta["insitu.descriptor"]) == desc.to_metadata()
+    assert float(meta["insitu.confidence_threshold"]) == 0.6
+    assert json.loads(meta["insitu.training"]) == {"test": 1}
+    assert float(meta["insitu.validation_accuracy"]) == 0.5
+    import onnx
+    assert onnx.load(str(path)).opset_import[0].version >= 17
+
+
+def test_metadata_alone_is_enough_to_classify(tmp_path):
+    desc = NeighborsMap(cutoff=4.0, n_grid=16, gamma=2.0, beta=3.0)
+    model = build_model("cnn", desc.feature_shape, 2).eval()
+    path = export_onnx(model, desc, ["fcc", "bcc"], tmp_path / "tiny.onnx", threshold=0.4)
+    del model, desc
+    clf = Classifier.load(path)
+    assert clf.classes == ["fcc", "bcc"]
+    assert clf.descriptor.to_metadata()["n_grid"] == 16
+    assert clf.descriptor.cutoff == 4.0 and clf.confidence_threshold == 0.4
+    res = clf.classify(lattice_frame("fcc", 3.6, 3, noise=0.05))
+    assert res.probabilities.shape == (108, 2)
+    np.testing.assert_allclose(res.probabilities.sum(1), 1.0, atol=1e-5)
+    assert abs(sum(res.fractions().values()) - 1.0) < 1e-9
+
+
+def test_split_by_group_never_splits_a_group():
+    groups = np.repeat(np.arange(20), 7)
+    labels = np.repeat(np.arange(20) % 2, 7)
+    val = split_by_group(groups, 0.2, seed=3, labels=labels)
+    for g in range(20):
+        assert val[groups == g].all() or not val[groups == g].any()
+    assert set(labels[val]) == {0, 1} and set(labels[~val]) == {0, 1}
+
+
+def test_train_classifier_learns_noisy_lattices():
+    """No LAMMPS: fcc vs bcc lattices with thermal-like noise, BOO + MLP, split by frame."""
+    desc = Steinhardt(ls=(4, 6, 8), n_neighbors=12, averaged=True)
+    feats, labels, groups = [], [], []
+    for g in range(8):
+        for lab, (kind, a) in enumerate((("fcc", 3.6), ("bcc", 2.9))):
+            f = lattice_frame(kind, a, 3, noise=0.12, seed=g * 2 + lab)
+            feats.append(desc.compute(f))
+            labels.append(np.full(len(f), lab))
+            groups.append(np.full(len(f), g * 2 + lab))
+    model, rep = train_classifier(np.concatenate(feats), np.concatenate(labels),
+                                  np.concatenate(groups), ["fcc", "bcc"], desc, arch="mlp",
+                                  epochs=5, seed=1, progress=False)
+    assert rep["val_accuracy"] > 0.9
+    assert rep["n_val"] > 0 and rep["n_train"] > 0
+
+
+@pytest.mark.skipif(shutil.which("lmp") is None, reason="LAMMPS binary not available")
+def test_end_to_end_tiny_lammps_dataset(tmp_path):
+    """LAMMPS ramps (Fe bcc, Al fcc; 2 ps) -> HDF5 -> fit CNN and MLP -> ONNX -> Classifier."""
+    import h5py
+
+    from insitu.training.datagen import generate_crystal_dataset
+    from insitu.training.train import fit_from_hdf5
+
+    data = generate_crystal_dataset(
+        tmp_path / "tiny.h5", materials=["Fe", "Al"], ramp_ps=2.0, include_liquid=False,
+        missing_fractions=(0.0, 0.3),
+        descriptors={"nm": NeighborsMap(cutoff=5.0, n_grid=16),
+                     "boo": Steinhardt(ls=(4, 6, 8), n_neighbors=12, averaged=True)},
+        progress=False)
+    with h5py.File(data, "r") as h5:
+        assert h5["nm"].shape[1:] == (1, 16, 16)
+        assert set(np.unique(h5["split"][...])) == {0, 1}
+        prov = json.loads(h5.attrs["provenance"])
+        assert {m["potential"] for m in prov["materials"]} == {"Fe_mm.eam.fs", "Al_mm.eam.fs"}
+        for key in ("temperature", "missing_fraction", "copy_seed", "cna", "group"):
+            assert key in h5
+    for key, min_acc, epochs in (("boo", 0.9, 10), ("nm", 0.75, 4)):
+        out, rep = fit_from_hdf5(data, key, out=tmp_path / f"{key}.onnx", epochs=epochs,
+                                 batch_size=64, progress=False, threads=1)
+        # two classes present: chance is 0.5
+        assert rep["val_accuracy"] > min_acc, rep["history"]
+        assert (tmp_path / f"{key}.md").is_file()
+        clf = Classifier.load(out)
+        assert clf.metadata["training"]["n_train"] == rep["n_train"]
+        res = clf.classify(lattice_frame("bcc", 2.86, 4, noise=0.08), threshold=0.0)
+        assert res.fractions()["bcc"] > 0.8, (key, res.fractions(), res.probabilities[:3])
