@@ -12,10 +12,12 @@ In situ: see :mod:`insitu.lammps_fix` and the README.
 
 __version__ = "0.1.0"
 
+from insitu.descriptors import descriptor_from_metadata
 from insitu.frame import Frame, iter_lammps_dump, read_lammps_data, read_lammps_dump
 from insitu.neighbors_map import NeighborsMap
 from insitu.runtime import ClassificationResult, Classifier
 from insitu.steinhardt import Steinhardt
 
 __all__ = ["Frame", "NeighborsMap", "Steinhardt", "Classifier", "ClassificationResult",
-           "read_lammps_dump", "read_lammps_data", "iter_lammps_dump", "__version__"]
+           "read_lammps_dump", "read_lammps_data", "iter_lammps_dump",
+           "descriptor_from_metadata", "__version__"]

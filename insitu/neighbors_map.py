@@ -20,8 +20,8 @@ import functools
 import numpy as np
 from numba import njit
 
-from .descriptors import Descriptor
-from .neighbors import _fix_ties
+from .descriptors import Descriptor, zeros
+from .neighbors import TIE_RTOL, _fix_ties
 
 __all__ = ["NeighborsMap"]
 
@@ -70,22 +70,34 @@ def _pruned_network_cached(n: int, need: int) -> np.ndarray:
     return np.array(keep[::-1], dtype=np.int64).reshape(-1, 2)
 
 
+_NET_TABLES: dict = {}
+
+
 def _network_table(node_counts, need: int):
-    """CSR table of pruned networks: pairs of n nodes are net[off[n]:off[n+1]]."""
-    ns = np.unique(node_counts)
-    nmax = int(ns.max()) if len(ns) else 1
+    """CSR table of pruned networks: pairs for n nodes are net[off[n]:off[n+1]].
+
+    Cached per `need` and grown when new node counts appear, so the per-chunk cost is a
+    np.unique over the counts.
+    """
+    ns = {int(n) for n in np.unique(node_counts)}
+    entry = _NET_TABLES.get(need)
+    if entry is not None and ns <= entry[0]:
+        return entry[1]
+    known = set() if entry is None else entry[0]
+    known = known | ns
+    nmax = max(known) if known else 1
     off = np.zeros(nmax + 2, np.int64)
-    parts = []
     sizes = np.zeros(nmax + 1, np.int64)
-    for n in ns:
-        net = _pruned_network(int(n), int(need))
+    parts = []
+    for n in sorted(known):
+        net = _pruned_network(n, need)
         sizes[n] = len(net)
+        parts.append(net)
     off[1:] = np.cumsum(sizes)
-    for n in range(nmax + 1):
-        if sizes[n]:
-            parts.append(_pruned_network(int(n), int(need)))
     net = np.concatenate(parts) if parts else np.zeros((0, 2), np.int64)
-    return off, np.ascontiguousarray(net[:, 0]), np.ascontiguousarray(net[:, 1])
+    table = (off, np.ascontiguousarray(net[:, 0]), np.ascontiguousarray(net[:, 1]))
+    _NET_TABLES[need] = (known, table)
+    return table
 
 
 _BIG_KEY = 0x7FEFFFFFFFFFFFFF  # bit pattern of the largest finite double
@@ -123,10 +135,11 @@ def _nm_kernel(offsets, nbr, vectors, dists, center_types, center_ids, types, id
 
     All rows of one centre are sorted together: lane l of X holds the squared distances
     from node l to every node (self = +big), and one sorting network (Batcher, pruned to
-    the first n_G + 1 outputs) runs over the node axis for all lanes at once.  Keys are
-    the bit patterns of d^2 with the node index in the low bits (unique, exact order up
-    to 2^-46 relative); fix_ties re-orders distances equal within TIE_RTOL by global id,
-    which only matters when the channel weights differ between types.
+    the first n_G + 1 outputs) runs over the node axis for all lanes at once.  With equal
+    weights only the sorted values matter; otherwise the keys are the bit patterns of d^2
+    with the node index in the low bits (unique, exact order up to 2^-46 relative), and
+    fix_ties re-orders distances equal within TIE_RTOL by global id (this matters when the
+    channel weights differ between types).
     """
     nc = offsets.shape[0] - 1
     nch = wtab.shape[0]
@@ -155,8 +168,12 @@ def _nm_kernel(offsets, nbr, vectors, dists, center_types, center_ids, types, id
     XB = xbuf.view(np.int64).reshape((nn, lp))
     rd2 = np.empty(nn)
     perm = np.empty(nn, np.int64)
+    # node indices are only needed (packed in the keys) when weights differ between nodes
+    packed = nch > 1 or fix_ties
     gl = np.ones(lp)
-    T = np.empty((n_g, lp), np.float32)
+    T = np.empty((n_g, lp))
+    KI = np.empty((n_g, lp), np.int64)
+    tie = np.zeros(lp, np.int64)
     for c in range(nc):
         s0 = offsets[c]
         m = offsets[c + 1] - s0
@@ -194,10 +211,15 @@ def _nm_kernel(offsets, nbr, vectors, dists, center_types, center_ids, types, id
                 dy = ny[l] - yk
                 dz = nz[l] - zk
                 X[k, l] = dx * dx + dy * dy + dz * dz
-            for l in range(lp):
-                XB[k, l] = (XB[k, l] & ~mask) | k
-        for l in range(min(lp, m + 1)):
-            XB[l, l] = (_BIG_KEY & ~mask) | l
+            if packed:
+                for l in range(lp):
+                    XB[k, l] = (XB[k, l] & ~mask) | k
+        if packed:
+            for l in range(min(lp, m + 1)):
+                XB[l, l] = (_BIG_KEY & ~mask) | l
+        else:
+            for l in range(min(lp, m + 1)):
+                X[l, l] = np.inf
         # sort every lane along the node axis
         if lp == 32:
             _network32(X, net_i, net_j, net_off[m + 1], net_off[m + 2])
@@ -217,9 +239,13 @@ def _nm_kernel(offsets, nbr, vectors, dists, center_types, center_ids, types, id
             for l in range(lp):
                 gl[l] *= w2
             if mode == 0:
+                # 1/d^2: float32 reciprocal refined by one Newton step in float64
+                # (relative error ~1e-14, several times faster than a float64 division)
                 for q in range(nsel):
                     for l in range(lp):
-                        T[q, l] = gl[l] / X[q, l]
+                        x = X[q, l]
+                        r0 = np.float64(np.float32(1.0) / np.float32(x))
+                        T[q, l] = gl[l] * (r0 * (2.0 - x * r0))
             else:
                 for q in range(nsel):
                     for l in range(lp):
@@ -228,26 +254,43 @@ def _nm_kernel(offsets, nbr, vectors, dists, center_types, center_ids, types, id
                 for q in range(nsel):
                     out[c, 0, l, q] = T[q, l]
         else:
+            # keys read as doubles are d^2 to 2^-46 relative; node index in the low bits
+            for q in range(nsel):
+                for l in range(lp):
+                    x = X[q, l]
+                    if mode == 0:
+                        r0 = np.float64(np.float32(1.0) / np.float32(x))
+                        T[q, l] = gl[l] * (r0 * (2.0 - x * r0))
+                    else:
+                        T[q, l] = gl[l] * _inv_pow(x, half_gamma, mode)
+                    KI[q, l] = XB[q, l] & mask
+            if fix_ties:
+                # lanes with (near-)equal distances among the first n_G + 1 positions
+                for l in range(lp):
+                    tie[l] = 0
+                for q in range(min(nsel, m - 1)):
+                    for l in range(lp):
+                        a = X[q, l]
+                        b = X[q + 1, l]
+                        tie[l] |= (b - a) <= TIE_RTOL * b
+                for l in range(nrow):
+                    if tie[l]:
+                        for q in range(m):
+                            k = XB[q, l] & mask
+                            perm[q] = k
+                            rd2[k] = X[q, l]
+                        _fix_ties(perm, rd2, m, nsel, nid, nsec)
+                        for q in range(nsel):
+                            k = perm[q]
+                            KI[q, l] = k
+                            T[q, l] = gl[l] * _inv_pow(rd2[k], half_gamma, mode)
             for l in range(nrow):
-                for q in range(m):
-                    perm[q] = XB[q, l] & mask
-                if fix_ties:
-                    for k in range(m + 1):
-                        dx = nx[k] - nx[l]
-                        dy = ny[k] - ny[l]
-                        dz = nz[k] - nz[l]
-                        rd2[k] = dx * dx + dy * dy + dz * dz
-                    _fix_ties(perm, rd2, m, nsel, nid, nsec)
                 tl = ntype[l]
                 for q in range(nsel):
-                    k = perm[q]
-                    if fix_ties:
-                        v = _inv_pow(rd2[k], half_gamma, mode)
-                    else:
-                        v = _inv_pow(X[q, l], half_gamma, mode)
-                    tk = ntype[k]
+                    tk = ntype[KI[q, l]]
+                    v = T[q, l]
                     for ch in range(nch):
-                        out[c, ch, l, q] = gl[l] * wtab[ch, tl] * wtab[ch, tk] * v
+                        out[c, ch, l, q] = v * wtab[ch, tl] * wtab[ch, tk]
 
 
 def _normalise_weights(channel_weights):
@@ -283,7 +326,7 @@ class NeighborsMap(Descriptor):
     dtype = np.float32
 
     def __init__(self, cutoff, n_grid=32, gamma=2.0, beta=3.0, channel_weights=None,
-                 chunk_size=2048):
+                 chunk_size=1024):
         if not float(cutoff) > 0:
             raise ValueError(f"NeighborsMap: cutoff must be positive, got {cutoff}")
         if int(n_grid) < 1:
@@ -320,7 +363,7 @@ class NeighborsMap(Descriptor):
             raise ValueError(f"NeighborsMap.from_metadata: kind is {d.get('kind')!r}")
         return cls(d["cutoff"], n_grid=d.get("n_grid", 32), gamma=d.get("gamma", 2.0),
                    beta=d.get("beta", 3.0), channel_weights=d.get("channel_weights"),
-                   chunk_size=d.get("chunk_size", 2048))
+                   chunk_size=d.get("chunk_size", 1024))
 
     def check_types(self, types_present) -> None:
         """Raise ValueError naming the type and channel if a type has no weight."""
@@ -360,7 +403,7 @@ class NeighborsMap(Descriptor):
         cl, types, ids, wtab, fix_ties = ctx
         nl = cl.query(start, stop)
         if out is None:
-            out = np.zeros((stop - start, wtab.shape[0], self.n_grid, self.n_grid), np.float32)
+            out = zeros((stop - start, wtab.shape[0], self.n_grid, self.n_grid), np.float32)
         counts = np.diff(nl.offsets)
         # with tie fixing a run of equal distances may extend past n_G: sort fully then
         need = (1 << 30) if fix_ties else self.n_grid + 1

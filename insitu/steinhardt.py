@@ -151,21 +151,33 @@ def _qlm_kernel(offsets, nbr, vectors, dists, nsel, center_types, types, ls, lma
     """Accumulate q_lm (m >= 0, all l in ls) of each centre; normalised by the count.
 
     qre/qim (nc, nlm) and, if cross, xre/xim for neighbours of another type than the
-    centre.  cnt/xcnt receive the neighbour counts.
+    centre.  cnt/xcnt receive the neighbour counts.  Per neighbour, for each m the
+    normalised associated Legendre functions (divided by sin^m theta) are run up in l
+    with the three-term recurrence and multiplied by (sin theta e^{i phi})^m =
+    (u_x + i u_y)^m; only the requested l are accumulated.
     """
     nc = offsets.shape[0] - 1
     nl = ls.shape[0]
-    loff = np.zeros(nl + 1, np.int64)
+    lpos = np.full(lmax + 1, -1, np.int64)
+    o = 0
     for il in range(nl):
-        loff[il + 1] = loff[il] + ls[il] + 1
-    p = np.zeros((lmax + 1, lmax + 1))
-    ere = np.empty(lmax + 1)
-    eim = np.empty(lmax + 1)
+        lpos[ls[il]] = o
+        o += ls[il] + 1
+    nlm = o
+    are = np.zeros(nlm)
+    aim = np.zeros(nlm)
+    bre = np.zeros(nlm)
+    bim = np.zeros(nlm)
     for c in range(nc):
         s0 = offsets[c]
         n = nsel[c]
         tc = center_types[c]
         nx = 0
+        for j in range(nlm):
+            are[j] = 0.0
+            aim[j] = 0.0
+            bre[j] = 0.0
+            bim[j] = 0.0
         for k in range(n):
             d = dists[s0 + k]
             if d > 0.0:
@@ -177,54 +189,84 @@ def _qlm_kernel(offsets, nbr, vectors, dists, nsel, center_types, types, ls, lma
                 ux = 0.0
                 uy = 0.0
                 uz = 1.0
-            # normalised associated Legendre / sin^m theta
-            p[0, 0] = cdiag[0]
-            for m in range(lmax + 1):
-                if m > 0:
-                    p[m, m] = cdiag[m] * p[m - 1, m - 1]
-                if m < lmax:
-                    p[m + 1, m] = csub[m] * uz * p[m, m]
-                for l in range(m + 2, lmax + 1):
-                    p[l, m] = ca[l, m] * (uz * p[l - 1, m] - cb[l, m] * p[l - 2, m])
-            # (sin theta e^{i phi})^m = (ux + i uy)^m
-            ere[0] = 1.0
-            eim[0] = 0.0
-            for m in range(1, lmax + 1):
-                ere[m] = ere[m - 1] * ux - eim[m - 1] * uy
-                eim[m] = ere[m - 1] * uy + eim[m - 1] * ux
             is_x = cross and types[nbr[s0 + k]] != tc
             if is_x:
                 nx += 1
-            for il in range(nl):
-                l = ls[il]
-                o = loff[il]
-                for m in range(l + 1):
-                    pr = p[l, m] * ere[m]
-                    pi = p[l, m] * eim[m]
-                    qre[c, o + m] += pr
-                    qim[c, o + m] += pi
+            er = 1.0
+            ei = 0.0
+            pmm = cdiag[0]
+            for m in range(lmax + 1):
+                if m > 0:
+                    pmm = cdiag[m] * pmm
+                    t = er * ux - ei * uy
+                    ei = er * uy + ei * ux
+                    er = t
+                # l = m
+                p2 = 0.0
+                p1 = pmm
+                o = lpos[m]
+                if o >= 0:
+                    are[o + m] += p1 * er
+                    aim[o + m] += p1 * ei
                     if is_x:
-                        xre[c, o + m] += pr
-                        xim[c, o + m] += pi
+                        bre[o + m] += p1 * er
+                        bim[o + m] += p1 * ei
+                if m < lmax:
+                    p2 = p1
+                    p1 = csub[m] * uz * pmm
+                    o = lpos[m + 1]
+                    if o >= 0:
+                        are[o + m] += p1 * er
+                        aim[o + m] += p1 * ei
+                        if is_x:
+                            bre[o + m] += p1 * er
+                            bim[o + m] += p1 * ei
+                for l in range(m + 2, lmax + 1):
+                    p0 = ca[l, m] * (uz * p1 - cb[l, m] * p2)
+                    p2 = p1
+                    p1 = p0
+                    o = lpos[l]
+                    if o >= 0:
+                        are[o + m] += p0 * er
+                        aim[o + m] += p0 * ei
+                        if is_x:
+                            bre[o + m] += p0 * er
+                            bim[o + m] += p0 * ei
         cnt[c] = n
         xcnt[c] = nx
-        if n > 0:
-            f = 1.0 / n
-            for j in range(loff[nl]):
-                qre[c, j] *= f
-                qim[c, j] *= f
-        if nx > 0:
-            f = 1.0 / nx
-            for j in range(loff[nl]):
-                xre[c, j] *= f
-                xim[c, j] *= f
+        f = 1.0 / n if n > 0 else 0.0
+        for j in range(nlm):
+            qre[c, j] = are[j] * f
+            qim[c, j] = aim[j] * f
+        if cross:
+            f = 1.0 / nx if nx > 0 else 0.0
+            for j in range(nlm):
+                xre[c, j] = bre[j] * f
+                xim[c, j] = bim[j] * f
 
 
 @njit(cache=True, error_model="numpy")
-def _average_kernel(offsets, nbr, nsel, self_row, qre, qim, rows_of, out_re, out_im):
+def _ql_kernel(qre, qim, ls, out, col0):
+    """out[:, col0 + il] = q_l = sqrt(4 pi / (2l+1) (|q_l0|^2 + 2 sum_{m>0} |q_lm|^2))."""
+    nc = qre.shape[0]
+    for c in range(nc):
+        o = 0
+        for il in range(ls.shape[0]):
+            l = ls[il]
+            s = qre[c, o] * qre[c, o] + qim[c, o] * qim[c, o]
+            acc = 0.0
+            for m in range(1, l + 1):
+                acc += qre[c, o + m] * qre[c, o + m] + qim[c, o + m] * qim[c, o + m]
+            out[c, col0 + il] = np.sqrt(4.0 * np.pi / (2 * l + 1) * (s + 2.0 * acc))
+            o += l + 1
+
+
+@njit(cache=True, error_model="numpy")
+def _average_kernel(offsets, nsel, self_row, qre, qim, entry_row, out_re, out_im):
     """Lechner-Dellago: out(c) = mean of q(k) over k in {c} U selected neighbours.
 
-    self_row[c]: row of q for the centre itself; rows_of[j]: row of q of point j.
+    self_row[c]: row of q for the centre itself; entry_row[e]: row of q of the neighbour
+    in neighbour-list entry e (only the selected entries are read).
     """
     nc = offsets.shape[0] - 1
     w = qre.shape[1]
@@ -236,7 +278,7 @@ def _average_kernel(offsets, nbr, nsel, self_row, qre, qim, rows_of, out_re, out
             out_re[c, j] = qre[r, j]
             out_im[c, j] = qim[r, j]
         for k in range(n):
-            r = rows_of[nbr[s0 + k]]
+            r = entry_row[s0 + k]
             for j in range(w):
                 out_re[c, j] += qre[r, j]
                 out_im[c, j] += qim[r, j]
@@ -374,11 +416,10 @@ class Steinhardt(Descriptor):
                     f"{self.required_cutoff:g} plus skin)")
             grow = cl.cutoff * 1.5
             src = cl._source
-            if (src is not None and src[0] == "periodic" and not np.asarray(src[3]).any()
-                    and grow > 4 * self._base_radius() + 1e3):
-                raise ValueError(f"Steinhardt: {what} even within {cl.cutoff:g} A")
-            if grow > 1e4:
-                raise ValueError(f"Steinhardt: {what} even within {cl.cutoff:g} A")
+            finite = src is not None and not np.asarray(src[3]).any()
+            if (finite and len(cl.points) - 1 < (self.n_neighbors or 0)) or grow > 1e4:
+                raise ValueError(f"Steinhardt: {what} (the frame has {len(cl.points)} "
+                                 f"atoms and images within {cl.cutoff:g} A)")
             ctx["cl"] = cl.with_cutoff(grow)
 
     def _qlm(self, ctx, nl, nsel, center_types):
@@ -402,16 +443,15 @@ class Steinhardt(Descriptor):
         """[q_l] (+ [w^_l]) from q_lm (m >= 0 columns, per l)."""
         nc = qre.shape[0]
         out = np.zeros((nc, len(self.ls) * (2 if self.wl else 1)))
-        o = 0
-        for il, l in enumerate(self.ls):
-            re = qre[:, o:o + l + 1]
-            im = qim[:, o:o + l + 1]
-            mag = re * re + im * im
-            s = mag[:, 0] + 2.0 * mag[:, 1:].sum(axis=1)
-            out[:, il] = np.sqrt(_FOUR_PI / (2 * l + 1) * s)
-            if self.wl:
+        _ql_kernel(qre, qim, self._ls_arr, out, 0)
+        if self.wl:
+            o = 0
+            for il, l in enumerate(self.ls):
+                re = qre[:, o:o + l + 1]
+                im = qim[:, o:o + l + 1]
+                s = re[:, 0] ** 2 + im[:, 0] ** 2 + 2.0 * (re[:, 1:] ** 2 + im[:, 1:] ** 2).sum(1)
                 out[:, len(self.ls) + il] = self._wl(l, re, im, s)
-            o += l + 1
+                o += l + 1
         return out
 
     @staticmethod
@@ -441,11 +481,10 @@ class Steinhardt(Descriptor):
             need = np.unique(nl.index[sel_mask])
             nl2, nsel2 = self._neighbors(ctx, need)
             q2 = self._qlm(ctx, nl2, nsel2, types[need])
-            npts = max(int(need.max()) + 1 if len(need) else 0, stop)
-            rows_of = np.full(npts, -1, np.int64)
-            # rows 0..nc-1: centres; rows nc..: needed points
+            # rows 0..nc-1: centres; rows nc..: needed points (need is sorted)
             nc = stop - start
-            rows_of[need] = nc + np.arange(len(need))
+            pos = np.minimum(np.searchsorted(need, nl.index), max(len(need) - 1, 0))
+            entry_row = nc + pos
             self_row = np.arange(nc, dtype=np.int64)
             blocks = [(qre, qim, q2[0], q2[1])]
             if self.cross_species:
@@ -456,8 +495,8 @@ class Steinhardt(Descriptor):
                 allim = np.concatenate([aim, bim])
                 ore = np.zeros_like(are)
                 oim = np.zeros_like(aim)
-                _average_kernel(nl.offsets, nl.index, nsel, self_row, allre, allim,
-                                rows_of, ore, oim)
+                _average_kernel(nl.offsets, nsel, self_row, allre, allim, entry_row, ore,
+                                oim)
                 results.append((ore, oim))
             qre, qim = results[0]
             if self.cross_species:
