@@ -108,8 +108,8 @@ def _select(offsets, dists, n_nb, cutoff, adaptive, radius):
 
     n_nb: N (0 = no limit); cutoff: <= 0 means none; adaptive: P (<= 0: off);
     radius: the search radius of the neighbour list.
-    status: 0 ok, 1 fewer than N neighbours within the search radius,
-    2 adaptive radius larger than the search radius.
+    status: 0 ok, 1 fewer than N neighbours within the search radius (the centre uses
+    those it has), 2 adaptive radius larger than the search radius (clamped to it).
     """
     nc = offsets.shape[0] - 1
     nsel = np.zeros(nc, np.int64)
@@ -118,16 +118,18 @@ def _select(offsets, dists, n_nb, cutoff, adaptive, radius):
         s0 = offsets[c]
         m = offsets[c + 1] - s0
         if adaptive > 0.0:
-            if m < n_nb:
+            n_mean = min(n_nb, m)
+            if n_mean < n_nb:
                 status[c] = 1
+            if n_mean == 0:
                 continue
             acc = 0.0
-            for k in range(n_nb):
+            for k in range(n_mean):
                 acc += dists[s0 + k]
-            rc = adaptive * acc / n_nb
+            rc = adaptive * acc / n_mean
             if rc > radius:
                 status[c] = 2
-                continue
+                rc = radius
             k = 0
             while k < m and dists[s0 + k] <= rc:
                 k += 1
@@ -140,8 +142,7 @@ def _select(offsets, dists, n_nb, cutoff, adaptive, radius):
         else:
             if m < n_nb:
                 status[c] = 1
-                continue
-            nsel[c] = n_nb
+            nsel[c] = min(n_nb, m)
     return nsel, status
 
 
@@ -300,7 +301,8 @@ class Steinhardt(Descriptor):
     cross_species : append the cross-species half (LESS 12-feature vector for 6 l's).
     adaptive_factor : P of LESS eq. 2 (r_cut(i) = P x mean distance of the N nearest).
     search_cutoff : search radius when no cutoff is given (N-nearest and adaptive rules);
-        in open mode (MPI ghosts) too few neighbours within it raise ValueError.
+        part of the descriptor's definition: a centre with fewer than n_neighbors within
+        it uses those it has, in periodic frames and in situ alike.
     averaged : Lechner-Dellago averaged q-bar_l (w-bar_l).
     wl : also the normalised third-order invariants w^_l.
     """
@@ -393,34 +395,20 @@ class Steinhardt(Descriptor):
         return {"cl": cl, "types": types, "open": open_mode}
 
     def _neighbors(self, ctx, centers):
-        """Neighbour list of point indices `centers` and the selected prefix lengths."""
-        while True:
-            cl = ctx["cl"]
-            nl = cl.query_points(centers)
-            nsel, status = _select(nl.offsets, nl.distances,
-                                   0 if self.n_neighbors is None else self.n_neighbors,
-                                   -1.0 if self.cutoff is None else self.cutoff,
-                                   -1.0 if self.adaptive_factor is None
-                                   else self.adaptive_factor, cl.cutoff)
-            bad = np.nonzero(status)[0]
-            if len(bad) == 0:
-                return nl, nsel
-            what = (f"fewer than n_neighbors={self.n_neighbors or 0} neighbours"
-                    if status[bad[0]] == 1 else
-                    "an adaptive radius P x <r_N> larger than the search radius")
-            if ctx["open"]:
-                raise ValueError(
-                    f"Steinhardt: {len(bad)} atom(s) have {what} within search radius "
-                    f"{cl.cutoff:g} A (e.g. point {int(centers[bad[0]])}); increase "
-                    f"search_cutoff and the ghost cutoff (comm_modify cutoff >= "
-                    f"{self.required_cutoff:g} plus skin)")
-            grow = cl.cutoff * 1.5
-            src = cl._source
-            finite = src is not None and not np.asarray(src[3]).any()
-            if (finite and len(cl.points) - 1 < (self.n_neighbors or 0)) or grow > 1e4:
-                raise ValueError(f"Steinhardt: {what} (the frame has {len(cl.points)} "
-                                 f"atoms and images within {cl.cutoff:g} A)")
-            ctx["cl"] = cl.with_cutoff(grow)
+        """Neighbour list of point indices `centers` and the selected prefix lengths.
+
+        The rule is the same for periodic frames and for a rank's local + ghost atoms, so
+        in-situ and offline results agree: neighbours are searched within the search
+        radius only. A centre with fewer than n_neighbors there (a rare, very open
+        liquid environment) uses those it has; an adaptive radius is clamped to it."""
+        cl = ctx["cl"]
+        nl = cl.query_points(centers)
+        nsel, _ = _select(nl.offsets, nl.distances,
+                          0 if self.n_neighbors is None else self.n_neighbors,
+                          -1.0 if self.cutoff is None else self.cutoff,
+                          -1.0 if self.adaptive_factor is None else self.adaptive_factor,
+                          cl.cutoff)
+        return nl, nsel
 
     def _qlm(self, ctx, nl, nsel, center_types):
         nc = nl.n_centers

@@ -115,15 +115,6 @@ def test_open_mode_on_rank_equals_periodic_gathered(rank_data, name):
     assert seen == len(frame)
 
 
-def test_missing_ghosts_are_reported(rank_data):
-    _, ranks = rank_data
-    d = ranks[0]
-    n = int(d["nlocal"])
-    # no ghosts at all: corner atoms of the sub-domain have fewer than 12 neighbours
-    with pytest.raises(ValueError, match="comm_modify cutoff"):
-        Steinhardt().compute_open(d["x"][:n], d["type"][:n], d["id"][:n], n)
-
-
 def test_lammps_module_is_this_repo():
     import insitu
     assert Path(insitu.__file__).resolve().parents[1] == Path(__file__).resolve().parents[1]
