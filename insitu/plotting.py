@@ -89,6 +89,8 @@ def make_figure(path, title: str | None = None, temperature: str = "auto",
                     ax_f.plot(t, log.fractions[c][mask], ":", color=_color(c, i), lw=1.4,
                               label="unknown (below threshold)")
                 continue
+            if np.nanmax(log.fractions[c], initial=0.0) < 0.02:  # never seen on this ramp
+                continue
             ax_f.plot(t, log.fractions[c][mask], "-", color=_color(c, i), lw=1.8,
                       label=f"{c} (learned)")
         for i, (c, y) in enumerate(sorted(cna.items())):
@@ -142,7 +144,9 @@ def make_figure(path, title: str | None = None, temperature: str = "auto",
         title = f"{Path(path).name}" + (f" — model {model}" if model else "")
         if log.n_atoms:
             title += f", {int(log.n_atoms):,} atoms"
-    fig.suptitle(title, fontsize=11)
+    import textwrap
+
+    fig.suptitle("\n".join(textwrap.wrap(title, width=70 * ncol)), fontsize=11)
     fig.tight_layout()
     return fig
 

@@ -477,6 +477,11 @@ RAMP_SYSTEMS = {
         class_weights={"fcc": 1.0, "liquid": 1.0, "amorphous": 2.0},
         fcc_fraction_of_tm=2.0 / 3.0, liquid_quench_t=1600.0, liquid_quench_dt=100.0,
         amorphous_below=600.0,
+        # Sec. 3.2's augmentation for hot crystals, applied to the crystal class only (the
+        # paper's Ni model has none; without it the model trained below 2/3 T_m calls part
+        # of the superheated fcc liquid): one extra copy of each fcc snapshot with Gaussian
+        # noise N(0, 0.05 A) on 33 % of its atoms.  Liquid and glass are left untouched.
+        augment={"fcc": (0.33, 0.05)},
     ),
     "cuzr": dict(
         classes=["liquid", "amorphous"],
@@ -488,6 +493,7 @@ RAMP_SYSTEMS = {
         counts={"liquid": 16, "amorphous": 17},
         class_weights=None,
         liquid_above=1100.0, amorphous_below=450.0,
+        augment={},
     ),
 }
 
@@ -566,27 +572,42 @@ def label_snapshots(snapshots, system: str, t_melt: float | None = None,
 
 
 def build_ramp_dataset(labelled: dict, descriptor, classes, atoms_per_snapshot: int | None = None,
-                       seed: int = 0):
+                       seed: int = 0, augment: dict | None = None):
     """Descriptors of the labelled snapshots: (features, labels, groups, table) where groups
-    is the snapshot number (the validation split takes whole snapshots) and table lists
-    (class, step, set-point, PE/atom, atoms used) per snapshot."""
-    from .frame import read_lammps_dump
+    is the snapshot number (the validation split takes whole snapshots; an augmented copy
+    stays in its snapshot's group) and table lists (class, step, set-point, PE/atom, atoms
+    used) per snapshot.  ``augment`` = {class: (fraction, sigma)} adds, for each snapshot of
+    that class, a copy with Gaussian noise N(0, sigma) on a random ``fraction`` of the atoms."""
+    from .frame import Frame, read_lammps_dump
 
     rng = np.random.default_rng(seed)
+    augment = augment or {}
     feats, labels, groups, table = [], [], [], []
     g = 0
     for k, c in enumerate(classes):
         for s in labelled[c]:
             frame = read_lammps_dump(s.path)
-            x = descriptor.compute(frame)
-            if atoms_per_snapshot and len(x) > atoms_per_snapshot:
-                x = x[np.sort(rng.choice(len(x), atoms_per_snapshot, replace=False))]
-            feats.append(x.astype(np.float32))
-            labels.append(np.full(len(x), k, np.int64))
-            groups.append(np.full(len(x), g, np.int64))
+            frames = [frame]
+            if c in augment:
+                frac, sigma = augment[c]
+                pos = frame.positions.copy()
+                pick = rng.random(len(pos)) < frac
+                pos[pick] += rng.normal(0.0, sigma, size=(int(pick.sum()), 3))
+                frames.append(Frame(pos, frame.cell, frame.pbc, frame.types, frame.ids,
+                                    frame.step))
+            n_used = 0
+            for fr in frames:
+                x = descriptor.compute(fr)
+                if atoms_per_snapshot and len(x) > atoms_per_snapshot:
+                    x = x[np.sort(rng.choice(len(x), atoms_per_snapshot, replace=False))]
+                feats.append(x.astype(np.float32))
+                labels.append(np.full(len(x), k, np.int64))
+                groups.append(np.full(len(x), g, np.int64))
+                n_used += len(x)
             table.append(dict(cls=c, step=s.step, target_K=round(s.target, 1),
                               temperature_K=round(s.temperature, 1),
-                              pe_per_atom=round(s.pe_per_atom, 5), atoms=len(x)))
+                              pe_per_atom=round(s.pe_per_atom, 5), atoms=n_used,
+                              augmented=c in augment))
             g += 1
     return np.concatenate(feats), np.concatenate(labels), np.concatenate(groups), table
 
@@ -610,7 +631,7 @@ def train_ramp_model(system: str, data_dir, out=None, epochs: int = 10, seed: in
     labelled = label_snapshots(snaps, system, t_melt=t_melt)
     descriptor = NeighborsMap(**cfg["descriptor"])
     x, y, groups, table = build_ramp_dataset(labelled, descriptor, classes, atoms_per_snapshot,
-                                             seed)
+                                             seed, augment=cfg.get("augment"))
     cw = cfg["class_weights"]
     weights = [cw[c] for c in classes] if cw else None
     model, report = train_classifier(x, y, groups, classes, descriptor, arch="cnn",
@@ -620,6 +641,8 @@ def train_ramp_model(system: str, data_dir, out=None, epochs: int = 10, seed: in
         "labelling": "whole snapshots from high-confidence windows of temperature and energy",
         "windows": _jsonable(labelled["_info"]), "snapshots": table,
         "snapshots_per_class": {c: len(labelled[c]) for c in classes},
+        "augmentation": {c: {"fraction": a[0], "sigma_A": a[1]}
+                         for c, a in (cfg.get("augment") or {}).items()},
         "retrain": f"python -m insitu.ramps train {system}"})
     export_onnx(model, descriptor, classes, out, threshold=threshold, training_summary=summary,
                 validation_accuracy=report.get("val_accuracy"), atom_types=cfg["atom_types"])
@@ -648,6 +671,11 @@ def write_model_card(system, out, report, summary, labelled, table) -> Path:
              f"- atom types: {cfg['atom_types']}", "",
              "## Labelling windows (thermostat set-point temperatures)", ""]
     lines += [f"- {k}: {v}" for k, v in info.items()]
+    if cfg.get("augment"):
+        lines += ["", "Augmentation (the paper's Sec. 3.2 recipe for hot crystals, crystal class "
+                  "only): " + "; ".join(f"{c}: one copy per snapshot with N(0, {a[1]} A) noise "
+                                        f"on {int(100 * a[0])} % of the atoms"
+                                        for c, a in cfg["augment"].items())]
     lines += ["", "## Training data", "",
               "Snapshots per class: "
               + ", ".join(f"{c} {len(labelled[c])}" for c in classes)
@@ -676,6 +704,58 @@ def write_model_card(system, out, report, summary, labelled, table) -> Path:
     card = Path(out).with_suffix(".md")
     card.write_text("\n".join(lines))
     return card
+
+
+def log_from_snapshots(data_dir, model, out, timestep_ps: float = 0.001) -> Path:
+    """Offline counterpart of an in-situ log: classify every snapshot of a ramp run with
+    ``-var dump 1`` and write the rows in the in-situ log's layout (T, PE and the set-point
+    from ``snapshots/index.txt``), with the root attribute ``source`` saying so.  Useful
+    to validate or plot a ramp whose in-situ run is not available."""
+    import hashlib
+
+    import h5py
+
+    from .frame import read_lammps_dump
+    from .runtime import Classifier
+
+    clf = Classifier.load(model)
+    classes = list(clf.classes)
+    cols = classes + ["unknown"]
+    rows = []
+    for snap in read_snapshot_index(data_dir):
+        frame = read_lammps_dump(snap.path)
+        res = clf.classify(frame)
+        labels = np.asarray(res.labels)
+        counts = {c: int(np.sum(labels == c)) for c in cols}
+        rows.append((snap, counts, float(np.mean(res.confidence)),
+                     float(abs(np.linalg.det(frame.cell)))))
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    n = len(rows)
+    with h5py.File(out, "w") as f:
+        f["step"] = np.array([r[0].step for r in rows], np.int64)
+        f["time"] = f["step"][()] * timestep_ps
+        f["temperature"] = np.array([r[0].temperature for r in rows])
+        f["potential_energy"] = np.array([r[0].potential_energy for r in rows])
+        f["pressure"] = np.full(n, np.nan)
+        f["volume"] = np.array([r[3] for r in rows])
+        f["mean_confidence"] = np.array([r[2] for r in rows])
+        for c in cols:
+            cnt = np.array([r[1][c] for r in rows], np.int64)
+            f[f"counts/{c}"] = cnt
+            f[f"fractions/{c}"] = cnt / np.array([r[0].atoms for r in rows], float)
+        f["extra/t_target"] = np.array([r[0].target for r in rows])
+        f["extra/stage"] = np.array([r[0].stage for r in rows], float)
+        for k, unit in (("time", "ps"), ("temperature", "K"), ("potential_energy", "eV"),
+                        ("volume", "Angstrom^3"), ("extra/t_target", "K")):
+            f[k].attrs["units"] = unit
+        f.attrs["classes"] = json.dumps(classes)
+        f.attrs["model_path"] = str(model)
+        f.attrs["model_sha256"] = hashlib.sha256(Path(model).read_bytes()).hexdigest()
+        f.attrs["descriptor"] = json.dumps(clf.descriptor.to_metadata())
+        f.attrs["units"] = "metal"
+        f.attrs["source"] = f"offline classification of the snapshots in {data_dir}"
+    return out
 
 
 def run_ramp(system: str, outdir, nprocs: int = 2, dump: bool = True, model=None,
@@ -784,10 +864,20 @@ def add_validate_parser(subparsers) -> None:
 
 
 def main(argv=None) -> int:
-    """``python -m insitu.ramps validate LOG.h5 ...`` or ``python -m insitu.ramps train ...``."""
+    """``python -m insitu.ramps validate LOG.h5 ...``, ``... train ni|cuzr [--run]`` or
+    ``... offline-log DATA_DIR MODEL -o LOG.h5``."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] == "train":
         return main_train(argv[1:])
+    if argv and argv[0] == "offline-log":
+        p = argparse.ArgumentParser(prog="insitu.ramps offline-log",
+                                    description="Classify a ramp's snapshots into a log.")
+        p.add_argument("data", help="ramp output folder with snapshots/")
+        p.add_argument("model")
+        p.add_argument("-o", "--output", required=True)
+        a = p.parse_args(argv[1:])
+        print(f"log written to {log_from_snapshots(a.data, a.model, a.output)}")
+        return 0
     if argv and argv[0] == "validate":
         argv = argv[1:]
     return main_validate(argv)

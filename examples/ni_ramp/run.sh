@@ -28,7 +28,7 @@ mpirun -np "$NPROCS" --oversubscribe "$ROOT/.venv/bin/insitu" lmp \
     -in "$ROOT/lammps_inputs/ni_melt_quench.lmp" \
     -var model "$MODEL" -var outdir "$OUTDIR" -log none "$@"
 "$ROOT/.venv/bin/python" -m insitu.plotting "$OUTDIR/log.h5" -o "$OUTDIR/ni_ramp.png" \
-    --title "Ni melt + quench, in-situ Neighbors Map CNN ($NPROCS MPI ranks)"
+    --title "Ni melt + quench (quick ramp), in-situ Neighbors Map CNN on $NPROCS MPI rank(s)"
 "$ROOT/.venv/bin/python" -m insitu.ramps validate "$OUTDIR/log.h5" || true
 echo
 echo "ni_ramp: log  $OUTDIR/log.h5  (thermo: $OUTDIR/log.lammps)"
