@@ -6,6 +6,6 @@ bash "$ROOT/scripts/setup.sh"
 cd "$ROOT"
 # OpenMPI refuses to run as root and to start more ranks than cores unless told to.
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
-export OMPI_MCA_rmaps_base_oversubscribe=1
+export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mpi_yield_when_idle=1
 export OMP_NUM_THREADS=1
 exec "$ROOT/.venv/bin/python" -m pytest "$@"
