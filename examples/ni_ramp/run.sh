@@ -26,7 +26,7 @@ rm -f "$OUTDIR/log.h5"
 cd "$OUTDIR"
 mpirun -np "$NPROCS" --oversubscribe "$ROOT/.venv/bin/insitu" lmp \
     -in "$ROOT/lammps_inputs/ni_melt_quench.lmp" \
-    -var model "$MODEL" -var outdir "$OUTDIR" -log none "$@"
+    -var model "$MODEL" -var outdir "$OUTDIR" -log "$OUTDIR/log.lammps" "$@"
 "$ROOT/.venv/bin/python" -m insitu.plotting "$OUTDIR/log.h5" -o "$OUTDIR/ni_ramp.png" \
     --title "Ni melt + quench (quick ramp), in-situ Neighbors Map CNN on $NPROCS MPI rank(s)"
 "$ROOT/.venv/bin/python" -m insitu.ramps validate "$OUTDIR/log.h5" || true
