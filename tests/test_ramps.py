@@ -238,14 +238,20 @@ def test_main_validate_prints_figures(ni_log, capsys):
 
 # ----------------------------------------------------------------------------- auto-labelling
 
-def _fake_snapshots(tmp_path, crystallise=False):
-    """index.txt + empty dump files of a Ni-like ramp (1 ps apart)."""
+def _fake_snapshots(tmp_path, crystallise=False, premelt_from=None, spikes=()):
+    """index.txt + empty dump files of a Ni-like ramp (1 ps apart).  ``premelt_from``: the
+    heating PE leaves the crystal line above this set-point (quadratically, reaching 30 % of
+    the jump 500 K later); ``spikes``: set-points whose PE is 20 % of the jump too high."""
     d = tmp_path / "snapshots"
     d.mkdir()
     rows = ["# stage step temperature_K potential_energy_eV target_K atoms"]
     step = 0
     for t in np.linspace(300, 2500, 111):           # heating, jump at 2000 K
         e = -4.45 + 1.3e-4 * t + 0.18 * (t > 2000)
+        if premelt_from is not None and premelt_from < t <= 2000:
+            e += 0.18 * 0.3 * ((t - premelt_from) / 500.0) ** 2
+        if any(abs(t - ts) < 1 for ts in spikes):
+            e += 0.2 * 0.18
         rows.append(f"1 {step} {t:.1f} {e * 864:.4f} {t:.1f} 864")
         step += 1000
     for _ in range(20):                             # hold
@@ -270,12 +276,55 @@ def test_label_snapshots_ni_windows(tmp_path):
     info = lab["_info"]
     assert info["t_melt"] == pytest.approx(2000, abs=30)
     assert len(lab["fcc"]) == 10 and len(lab["liquid"]) == 9 and len(lab["amorphous"]) == 5
-    assert all(s.stage == 1 and s.target < 2 / 3 * info["t_melt"] for s in lab["fcc"])
+    # energy window: the crystal line holds up to the jump, so the margin ends the window
+    assert all(s.stage == 1 and s.target < info["fcc_below"] for s in lab["fcc"])
+    assert info["fcc_below"] == pytest.approx(info["pe_jump_onset"] - 100.0)
+    assert info["fcc_below"] - 20 <= max(s.target for s in lab["fcc"]) < info["fcc_below"]
+    assert info["fcc_stopped_by"].startswith("margin")
     assert min(s.target for s in lab["fcc"]) > 300          # not the unthermalised start
     assert all(s.stage == 2 or abs(s.target - 1600) <= 100 for s in lab["liquid"])
     assert any(s.stage == 3 for s in lab["liquid"])
     assert all(s.stage == 3 and s.target < 600 for s in lab["amorphous"])
     assert info["excluded_crystallised"] == []
+
+
+def test_fcc_window_follows_the_crystal_line_past_two_thirds_tm(tmp_path):
+    """fcc = heating snapshots on the crystal line (fitted below 2/3 T_m) up to where the PE
+    leaves it by 10 % of the jump, drawn evenly over that whole range; a one-snapshot PE
+    spike (thermal noise) does not end the window."""
+    snaps = ramps.read_snapshot_index(_fake_snapshots(tmp_path, premelt_from=1500.0,
+                                                      spikes=(1200.0,)))
+    lab = ramps.label_snapshots(snaps, "ni")
+    info = lab["_info"]
+    fcc = sorted(s.target for s in lab["fcc"])
+    # residual 0.3 ((T - 1500) / 500)^2 of the jump reaches 10 % at 1789 K; its running mean
+    # over 3 snapshots 20 K apart is 9.4 % at 1780 K, 10.8 % at 1800 K -> last accepted 1780 K
+    assert info["fcc_stopped_by"].startswith("energy")
+    assert info["fcc_accepted_up_to"] == pytest.approx(1780.0)
+    assert fcc[-1] == pytest.approx(1780.0)
+    assert info["crystal_line_fit_below"] == pytest.approx(2 / 3 * info["t_melt"])
+    assert fcc[-1] > 2 / 3 * info["t_melt"] + 300     # well past the paper's 2/3 T_m
+    assert len(fcc) == 10
+    gaps = np.diff(fcc)                                # evenly over the whole window
+    assert gaps.max() - gaps.min() <= 20.0 + 1e-6
+    assert fcc[0] < 500
+    # the crystal line is the low-T fit: slope 1.3e-4 eV/atom/K, no premelting in it
+    assert info["crystal_line_eV_per_atom"][0] == pytest.approx(1.3e-4, rel=0.05)
+
+
+def test_fcc_energy_window_margin_and_fallback():
+    snap = ramps.Snapshot
+    heat = [snap(1, i, t, (-4.45 + 1.3e-4 * t) * 100, t, 100, None)
+            for i, t in enumerate(np.arange(400.0, 2001.0, 20.0))]
+    jump = dict(t_jump=2000.0, lo=1990.0, delta_pe=0.18)
+    acc, info = ramps.fcc_energy_window(heat, 2000.0, jump, margin_k=60.0)
+    assert acc[-1].target == pytest.approx(1920.0)          # < 1990 - 60 K
+    assert info["fcc_stopped_by"].startswith("margin")
+    acc, info = ramps.fcc_energy_window(heat, 1900.0, jump, margin_k=60.0)
+    assert acc[-1].target == pytest.approx(1820.0)          # onset = min(lo, T_m) = 1900 K
+    acc, info = ramps.fcc_energy_window(heat, 2000.0, dict(jump, delta_pe=float("nan")))
+    assert info["fcc_rule"].startswith("fallback")
+    assert max(s.target for s in acc) < 2 / 3 * 2000.0
 
 
 def test_label_snapshots_ni_refuses_a_crystallised_cold_end(tmp_path):
