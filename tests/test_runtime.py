@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from insitu.frame import Frame
+from insitu.frame import Frame, read_lammps_dump
 from insitu.runtime import ClassificationResult, Classifier, ModelError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -73,14 +73,39 @@ def test_shipped_models_label_thermal_crystals(shipped, kind, a, reps, noise):
     assert res.fractions()[kind] > 0.95, (shipped.path.name, res.fractions())
 
 
-def test_shipped_models_do_not_call_disorder_crystalline(shipped):
-    """Uniform random points at a metal's density (a crude liquid): not a crystal class."""
-    rng = np.random.default_rng(1)
-    box = 16.0
-    pos = rng.random((int(box**3 / 16.5), 3)) * box
-    res = shipped.classify(Frame(pos, np.eye(3) * box, [True] * 3, np.ones(len(pos), int)))
-    crystal = sum(res.fractions()[c] for c in ("fcc", "bcc", "hcp", "cubic_diamond"))
-    assert crystal < 0.2, res.fractions()
+@pytest.fixture(scope="module")
+def liquid_ni(tmp_path_factory):
+    """256 atoms of liquid Ni (Ni_u3.eam, not a training material) from a short LAMMPS run."""
+    import shutil
+
+    from lammps_helpers import run_lammps
+
+    if shutil.which("lmp") is None:
+        pytest.skip("LAMMPS binary not available")
+    work = tmp_path_factory.mktemp("liqni")
+    run_lammps("""units metal
+lattice fcc 3.52
+region box block 0 4 0 4 0 4
+create_box 1 box
+create_atoms 1 box
+mass 1 58.69
+pair_style eam
+pair_coeff * * /usr/share/lammps/potentials/Ni_u3.eam
+velocity all create 5000 7 mom yes rot yes dist gaussian
+fix 1 all npt temp 3500 3500 0.1 iso 0 0 1.0
+timestep 0.001
+run 2500
+unfix 1
+fix 2 all npt temp 2200 2200 0.1 iso 0 0 1.0
+run 1500
+write_dump all custom liquid.dump id type x y z modify sort id
+""", work, nprocs=1)
+    return read_lammps_dump(work / "liquid.dump")
+
+
+def test_shipped_models_label_liquid(shipped, liquid_ni):
+    res = shipped.classify(liquid_ni)
+    assert res.fractions()["liquid"] > 0.95, res.fractions()
 
 
 def test_result_api_and_fractions(shipped):
