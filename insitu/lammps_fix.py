@@ -25,7 +25,6 @@ and reduced counts out. The analysis itself is :func:`insitu.pipeline.analyse_po
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import sys
@@ -147,14 +146,6 @@ def _set_string_variable(lmp, name: str, value: float) -> None:
     rc = setter(name, repr(float(value)))
     if rc not in (0, None):
         raise RuntimeError(f"could not set LAMMPS variable {name}")
-
-
-def _sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def _collective_check(comm, message: str | None) -> None:
@@ -351,7 +342,7 @@ class InsituAnalysis:
             pass
         attrs = {
             "model_path": os.path.abspath(self.model_path),
-            "model_sha256": _sha256(self.model_path),
+            "model_sha256": self.classifier.sha256,
             "descriptor": self.classifier.descriptor.to_metadata(),
             "lammps_version": int(self.lmp.version()),
             "n_ranks": self.n_ranks,
