@@ -77,7 +77,7 @@ def _cmd_bench(args) -> int:
 def _cmd_plot(args) -> int:
     from insitu.plotting import plot_log
 
-    out = plot_log(args.log, args.output)
+    out = plot_log(args.log, args.output, title=args.title)
     print(f"wrote {out or args.output}")
     return 0
 
@@ -113,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     pl = sub.add_parser("plot", help="plot an in-situ log: insitu plot LOG.h5 -o PNG")
     pl.add_argument("log")
     pl.add_argument("-o", "--output", required=True)
+    pl.add_argument("--title", default=None, help="figure title (default: log and model)")
     pl.set_defaults(func=_cmd_plot)
 
     try:

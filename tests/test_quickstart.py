@@ -26,3 +26,22 @@ def test_quickstart_on_two_ranks(tmp_path):
     assert {"i_nm_class", "d_nm_conf"} <= set(last.info["columns"])
     assert len(last) == 2048
     assert np.mean(last.info["columns"]["i_nm_class"] == 0) > 0.95  # class 0 is fcc
+
+
+def test_python_driven_run_on_two_ranks(tmp_path):
+    """`mpirun -np 2 insitu run SCRIPT -var ...`: LAMMPS driven from the venv's Python."""
+    out = tmp_path / "run"
+    out.mkdir()  # LAMMPS opens -log before the script runs
+    insitu_bin = REPO / ".venv" / "bin" / "insitu"
+    proc = subprocess.run(["mpirun", "-np", "2", "--oversubscribe", str(insitu_bin), "run",
+                           str(REPO / "examples/quickstart/in.quickstart.lmp"),
+                           "-var", "outdir", str(out),
+                           "-var", "model", str(REPO / "models/crystal-nm.onnx"),
+                           "-log", str(out / "log.lammps")],
+                          cwd=tmp_path, env=lammps_env(), capture_output=True, text=True,
+                          timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    log = read_log(out / "log.h5")
+    assert log["attrs"]["n_ranks"] == 2 and len(log["step"]) == 10
+    assert log["attrs"]["input_script"].endswith("in.quickstart.lmp")
+    assert np.all(log["fractions/fcc"] > 0.95)
