@@ -200,7 +200,7 @@ def pe_jump_temperature(temperature, pe, smooth: int = 5, margin_k: float | None
        step roughly, and its width is where that increase stays above half its maximum.
     2. Lines fitted to the solid branch (below the step) and the liquid branch (above) give,
        row by row, the energetic liquid fraction phi = (PE - PE_s(T)) / (PE_l(T) - PE_s(T)).
-    3. The jump temperature is where phi crosses 1/2 (median of crossings).
+    3. The jump temperature is where phi crosses 1/2, the crossing nearest the step of 1.
 
     Returns dict(t_jump, t_rough, delta_pe, lo, hi) (temperatures in the axis's units).
     """
@@ -245,7 +245,9 @@ def pe_jump_temperature(temperature, pe, smooth: int = 5, margin_k: float | None
     window = (sgn * (t - t_rough) > -margin / 2 - fit) & (sgn * (t - t_rough) < margin / 2 + fit)
     idx = np.nonzero(window)[0]
     xs = crossings(t[idx], running_mean(phi[idx], 3), 0.5)
-    t_jump = float(np.median(xs)) if len(xs) else float(t_rough)
+    # Far from the step the two fitted branches may meet (gap -> 0, phi erratic): take the
+    # crossing nearest the located step, not a statistic over all of them.
+    t_jump = float(xs[np.argmin(np.abs(xs - t_rough))]) if len(xs) else float(t_rough)
     return dict(t_jump=t_jump, t_rough=float(t_rough),
                 delta_pe=float((kl - ks) * t_jump + (bl - bs)), lo=float(t[lo]), hi=float(t[hi]))
 

@@ -365,3 +365,17 @@ def test_validate_picks_the_crystal_the_ramp_starts_in(tmp_path):
     assert rep["heating"]["crystal_class"] == "hcp"
     assert rep["heating"]["passed"]
     assert "quench" not in rep
+
+
+def test_pe_jump_ignores_far_crossings_of_noisy_branches():
+    """A short, noisy liquid branch extrapolates onto the solid line far below the melt;
+    the jump must still be found at the step (the median of all crossings was not)."""
+    from insitu.ramps import pe_jump_temperature
+
+    t = np.linspace(100, 1400, 134)
+    clean = np.where(t < 1150, -1.51 + 1.6e-4 * (t - 100), -1.20 + 5e-4 * (t - 1150))
+    for seed in range(12):
+        e = clean + np.random.default_rng(seed).normal(0, 0.008, len(t))
+        r = pe_jump_temperature(t, e)
+        assert abs(r["t_jump"] - 1150) < 30, (seed, r)
+        assert 0.1 < r["delta_pe"] < 0.2
