@@ -56,7 +56,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--models", nargs="*", default=[str(REPO / "models" / "crystal-nm.onnx"),
                                                    str(REPO / "models" / "crystal-boo.onnx")])
-    ap.add_argument("--batch-size", type=int, default=4096)
+    ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--reps", type=int, default=10, help="fcc cells per side (4 reps^3 atoms)")
     ap.add_argument("--results", default=str(REPO / "benchmarks" / "results.json"))
     ap.add_argument("--no-write", action="store_true")

@@ -34,7 +34,7 @@ def add_classify_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, default=None,
                    help="confidence threshold (default: the model's)")
     p.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
-    p.add_argument("--batch-size", type=int, default=4096, help="atoms per inference batch")
+    p.add_argument("--batch-size", type=int, default=1024, help="atoms per inference batch")
     p.add_argument("--json", action="store_true", help="print one JSON object per frame")
     p.set_defaults(func=cmd_classify)
     return p

@@ -183,14 +183,14 @@ class InsituAnalysis:
     def _load_model(self):
         message, classifier = None, None
         try:
-            from insitu.runtime import Classifier
+            from insitu.runtime import DEFAULT_BATCH_SIZE, Classifier
 
             if not os.path.isfile(self.model_path):
                 raise FileNotFoundError(
                     f"model file '{self.model_path}' not found (cwd {os.getcwd()}); give the "
                     "path of an .onnx model, e.g. models/crystal-nm.onnx")
             classifier = Classifier.load(self.model_path, n_threads=self.options.threads,
-                                         batch_size=self.options.batch or 4096)
+                                         batch_size=self.options.batch or DEFAULT_BATCH_SIZE)
         except Exception as exc:  # reported collectively below
             message = f"cannot load model '{self.model_path}': {exc}"
         _collective_check(self.comm, message)

@@ -48,7 +48,7 @@ def analyse_points(classifier, positions: np.ndarray, types: np.ndarray, ids: np
     part of ``descriptor``.
     """
     n_classes = len(classifier.classes)
-    chunk = int(chunk_size or getattr(classifier, "batch_size", 4096))
+    chunk = int(chunk_size or getattr(classifier, "batch_size", 1024))
     thr = classifier.confidence_threshold if threshold is None else float(threshold)
     label_index = np.full(n_centers, -1, dtype=np.int32)
     confidence = np.zeros(n_centers, dtype=np.float32)
