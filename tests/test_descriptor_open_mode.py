@@ -17,9 +17,6 @@ from insitu.frame import Frame
 from insitu.neighbors_map import NeighborsMap
 from insitu.steinhardt import Steinhardt
 
-pytestmark = pytest.mark.skipif(shutil.which("mpirun") is None or shutil.which("lmp") is None,
-                                reason="needs LAMMPS and mpirun")
-
 DRIVER = textwrap.dedent("""
     import sys
     import numpy as np

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import itertools
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -17,7 +16,6 @@ from insitu.frame import Frame
 from insitu.steinhardt import Steinhardt, wigner3j
 
 LS = (3, 4, 6, 8, 10, 12)
-needs_lammps = pytest.mark.skipif(shutil.which("lmp") is None, reason="LAMMPS not installed")
 
 
 # ---------------------------------------------------------------------------------------
@@ -156,7 +154,6 @@ IDEAL = {  # kind, lattice, nnn, cutoff (between shells), literature q4, q6
 }
 
 
-@needs_lammps
 @pytest.mark.parametrize("name", list(IDEAL))
 def test_ideal_crystals_match_lammps(name, tmp_path):
     kind, a, nnn, rc, q4, q6 = IDEAL[name]
@@ -172,7 +169,6 @@ def test_ideal_crystals_match_lammps(name, tmp_path):
                                got, atol=1e-12)
 
 
-@needs_lammps
 def test_thermal_per_atom_matches_lammps(tmp_path):
     f = crystal("fcc", 4, 3.615, noise=0.12, seed=21)
     st = Steinhardt(wl=True)

@@ -4,7 +4,6 @@ a short end-to-end train (LAMMPS data -> HDF5 -> fit -> ONNX -> Classifier)."""
 from __future__ import annotations
 
 import json
-import shutil
 
 import numpy as np
 import pytest
@@ -118,7 +117,6 @@ def test_train_classifier_learns_noisy_lattices():
     assert rep["n_val"] > 0 and rep["n_train"] > 0
 
 
-@pytest.mark.skipif(shutil.which("lmp") is None, reason="LAMMPS binary not available")
 def test_end_to_end_tiny_lammps_dataset(tmp_path):
     """LAMMPS ramps (Fe bcc, Al fcc; 2 ps) -> HDF5 -> fit CNN and MLP -> ONNX -> Classifier."""
     import h5py
