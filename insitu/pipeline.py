@@ -55,12 +55,8 @@ def analyse_points(classifier, positions: np.ndarray, types: np.ndarray, ids: np
     t_desc = t_inf = 0.0
     t0 = time.perf_counter()
     if n_centers > 0:
-        it = classifier.descriptor.iter_open(positions, types, ids, n_centers, chunk)
-        while True:
-            try:
-                start, stop, features = next(it)
-            except StopIteration:
-                break
+        chunks = classifier.descriptor.iter_open(positions, types, ids, n_centers, chunk)
+        for start, stop, features in chunks:
             t1 = time.perf_counter()
             t_desc += t1 - t0
             proba = classifier.predict_proba(features)
