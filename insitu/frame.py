@@ -1,10 +1,10 @@
-"""Atomic configurations as plain arrays, and readers for LAMMPS dump and data files."""
+"""One atomic configuration as plain arrays: the system every offline analysis starts from.
+
+Readers and writers of LAMMPS files are in :mod:`insitu.io`."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -53,8 +53,11 @@ class Frame:
 
     def subset(self, mask: np.ndarray) -> Frame:
         """Frame with only the atoms selected by a boolean mask or index array."""
+        info = dict(self.info)
+        if "columns" in info:
+            info["columns"] = {k: np.asarray(v)[mask] for k, v in info["columns"].items()}
         return Frame(self.positions[mask], self.cell, self.pbc, self.types[mask],
-                     self.ids[mask], self.step, dict(self.info))
+                     self.ids[mask], self.step, info)
 
     @classmethod
     def from_lammps_box(cls, positions, types, boxlo, boxhi, xy=0.0, xz=0.0, yz=0.0,
@@ -66,122 +69,13 @@ class Frame:
                          [xy, hi[1] - lo[1], 0.0],
                          [xz, yz, hi[2] - lo[2]]])
         pos = np.asarray(positions, dtype=np.float64) - lo
-        return cls(pos, cell, np.asarray(pbc, bool), types, ids, step)
+        frame = cls(pos, cell, np.asarray(pbc, bool), types, ids, step)
+        frame.info["origin"] = lo  # LAMMPS's boxlo, restored by the dump writer
+        return frame
 
+    def to_points(self, cutoff: float):
+        """The atoms (wrapped into the cell) followed by their periodic images within
+        ``cutoff``: the open point set the descriptors run on, as on an MPI rank."""
+        from .locality import Points
 
-def _box_from_dump_header(lines: list[str], header: str):
-    """Return boxlo, boxhi, (xy, xz, yz), pbc from the three BOX BOUNDS lines."""
-    flags = header.split()[3:]
-    triclinic = len(flags) >= 3 and flags[0] == "xy"
-    pbc_flags = flags[3:] if triclinic else flags
-    pbc = tuple(f == "pp" for f in pbc_flags) if len(pbc_flags) == 3 else (True, True, True)
-    vals = [list(map(float, ln.split())) for ln in lines]
-    if triclinic:
-        (xlob, xhib, xy), (ylob, yhib, xz), (zlo, zhi, yz) = vals
-        xlo = xlob - min(0.0, xy, xz, xy + xz)
-        xhi = xhib - max(0.0, xy, xz, xy + xz)
-        ylo = ylob - min(0.0, yz)
-        yhi = yhib - max(0.0, yz)
-    else:
-        (xlo, xhi), (ylo, yhi), (zlo, zhi) = (v[:2] for v in vals)
-        xy = xz = yz = 0.0
-    return (xlo, ylo, zlo), (xhi, yhi, zhi), (xy, xz, yz), pbc
-
-
-def iter_lammps_dump(path: str | Path) -> Iterator[Frame]:
-    """Yield the frames of a LAMMPS text dump (``dump atom`` or ``dump custom``).
-
-    Needs ``id``, ``type`` and one of x y z / xu yu zu / xs ys zs. Extra columns are kept
-    in ``frame.info['columns']`` as float arrays (sorted like the atoms).
-    """
-    with open(path) as fh:
-        while True:
-            line = fh.readline()
-            if not line:
-                return
-            if not line.startswith("ITEM: TIMESTEP"):
-                continue
-            step = int(fh.readline().split()[0])
-            fh.readline()  # ITEM: NUMBER OF ATOMS
-            n = int(fh.readline())
-            header = fh.readline()
-            lo, hi, tilt, pbc = _box_from_dump_header([fh.readline() for _ in range(3)], header)
-            cols = fh.readline().split()[2:]
-            data = np.loadtxt(fh, max_rows=n, ndmin=2) if n else np.zeros((0, len(cols)))
-            col = {name: data[:, i] for i, name in enumerate(cols)}
-            if "id" not in col or "type" not in col:
-                raise ValueError(f"{path}: dump needs 'id' and 'type' columns, has {cols}")
-            order = np.argsort(col["id"], kind="stable")
-            col = {k: v[order] for k, v in col.items()}
-            frame = _frame_from_columns(col, lo, hi, tilt, pbc, step, path)
-            frame.info["columns"] = {k: v for k, v in col.items()
-                                     if k not in ("id", "type", "x", "y", "z", "xu", "yu", "zu",
-                                                  "xs", "ys", "zs")}
-            yield frame
-
-
-def _frame_from_columns(col, lo, hi, tilt, pbc, step, path) -> Frame:
-    ids = col["id"].astype(np.int64)
-    types = col["type"].astype(np.int64)
-    if all(k in col for k in ("x", "y", "z")):
-        pos = np.column_stack([col["x"], col["y"], col["z"]])
-    elif all(k in col for k in ("xu", "yu", "zu")):
-        pos = np.column_stack([col["xu"], col["yu"], col["zu"]])
-    elif all(k in col for k in ("xs", "ys", "zs")):
-        f = Frame.from_lammps_box(np.zeros((len(ids), 3)), types, lo, hi, *tilt, pbc=pbc)
-        frac = np.column_stack([col["xs"], col["ys"], col["zs"]])
-        return Frame(frac @ f.cell, f.cell, f.pbc, types, ids, step)
-    else:
-        raise ValueError(f"{path}: dump has no position columns (x y z, xu yu zu or xs ys zs)")
-    return Frame.from_lammps_box(pos, types, lo, hi, *tilt, pbc=pbc, ids=ids, step=step)
-
-
-def read_lammps_dump(path: str | Path, index: int = -1) -> Frame:
-    """Read one frame (default: the last) of a LAMMPS text dump."""
-    frames = list(iter_lammps_dump(path))
-    if not frames:
-        raise ValueError(f"{path}: no frames found in dump")
-    return frames[index]
-
-
-def read_lammps_data(path: str | Path) -> Frame:
-    """Read the box and ``Atoms`` section of a LAMMPS data file (atomic or charge style)."""
-    lines = Path(path).read_text().splitlines()
-    lo = [0.0, 0.0, 0.0]
-    hi = [0.0, 0.0, 0.0]
-    tilt = [0.0, 0.0, 0.0]
-    natoms = 0
-    atoms_at = None
-    style = "atomic"
-    for i, raw in enumerate(lines):
-        ln = raw.split("#")[0].strip()
-        if ln.endswith("atoms") and len(ln.split()) == 2:
-            natoms = int(ln.split()[0])
-        for k, ax in (("xlo xhi", 0), ("ylo yhi", 1), ("zlo zhi", 2)):
-            if ln.endswith(k):
-                lo[ax], hi[ax] = map(float, ln.split()[:2])
-        if ln.endswith("xy xz yz"):
-            tilt = list(map(float, ln.split()[:3]))
-        if raw.strip().startswith("Atoms"):
-            atoms_at = i
-            if "#" in raw:
-                style = raw.split("#")[1].strip()
-    if atoms_at is None:
-        raise ValueError(f"{path}: no 'Atoms' section")
-    rows = []
-    for raw in lines[atoms_at + 1:]:
-        ln = raw.split("#")[0].strip()
-        if not ln:
-            if rows:
-                break
-            continue
-        rows.append(ln.split())
-        if len(rows) == natoms:
-            break
-    arr = np.array(rows, dtype=float)
-    xcol = {"atomic": 2, "charge": 3, "full": 4, "molecular": 3}.get(style, 2)
-    ids = arr[:, 0].astype(np.int64)
-    order = np.argsort(ids)
-    arr = arr[order]
-    return Frame.from_lammps_box(arr[:, xcol:xcol + 3], arr[:, 1].astype(np.int64), lo, hi,
-                                 *tilt, ids=ids[order])
+        return Points.from_frame(self, cutoff)

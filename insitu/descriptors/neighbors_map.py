@@ -15,13 +15,12 @@ Computed in float64, returned as float32 of shape (N, C, n_G, n_G).
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 from numba import njit
 
-from .descriptors import Descriptor, zeros
-from .neighbors import TIE_RTOL, _fix_ties
+from ..locality import TIE_RTOL, fix_ties
+from .base import Descriptor, empty_array, register_descriptor
+from .sorting_network import compare_exchange, compare_exchange32, network_table
 
 __all__ = ["NeighborsMap"]
 
@@ -36,101 +35,12 @@ def _inv_pow(d2, half_gamma, mode):
     return d2 ** (-half_gamma)
 
 
-def _batcher_pairs(n: int) -> list:
-    """Compare-exchange pairs of Batcher's odd-even merge sort for n inputs."""
-    pairs = []
-    p = 1
-    while p < n:
-        k = p
-        while k >= 1:
-            for j in range(k % p, n - k, 2 * k):
-                for i in range(min(k, n - j - k)):
-                    if (i + j) // (2 * p) == (i + j + k) // (2 * p):
-                        pairs.append((i + j, i + j + k))
-            k //= 2
-        p *= 2
-    return pairs
-
-
-def _pruned_network(n: int, need: int) -> np.ndarray:
-    """Sorting network for n inputs keeping only what the first `need` outputs depend on."""
-    return _pruned_network_cached(int(n), int(min(need, n)))
-
-
-@functools.cache
-def _pruned_network_cached(n: int, need: int) -> np.ndarray:
-    need = min(need, n)
-    needed = set(range(need))
-    keep = []
-    for i, j in reversed(_batcher_pairs(n)):
-        if i in needed or j in needed:
-            keep.append((i, j))
-            needed.add(i)
-            needed.add(j)
-    return np.array(keep[::-1], dtype=np.int64).reshape(-1, 2)
-
-
-_NET_TABLES: dict = {}
-
-
-def _network_table(node_counts, need: int):
-    """CSR table of pruned networks: pairs for n nodes are net[off[n]:off[n+1]].
-
-    Cached per `need` and grown when new node counts appear, so the per-chunk cost is a
-    np.unique over the counts.
-    """
-    ns = {int(n) for n in np.unique(node_counts)}
-    entry = _NET_TABLES.get(need)
-    if entry is not None and ns <= entry[0]:
-        return entry[1]
-    known = set() if entry is None else entry[0]
-    known = known | ns
-    nmax = max(known) if known else 1
-    off = np.zeros(nmax + 2, np.int64)
-    sizes = np.zeros(nmax + 1, np.int64)
-    parts = []
-    for n in sorted(known):
-        net = _pruned_network(n, need)
-        sizes[n] = len(net)
-        parts.append(net)
-    off[1:] = np.cumsum(sizes)
-    net = np.concatenate(parts) if parts else np.zeros((0, 2), np.int64)
-    table = (off, np.ascontiguousarray(net[:, 0]), np.ascontiguousarray(net[:, 1]))
-    _NET_TABLES[need] = (known, table)
-    return table
-
-
 _BIG_KEY = 0x7FEFFFFFFFFFFFFF  # bit pattern of the largest finite double
 
 
 @njit(cache=True, error_model="numpy")
-def _network32(X, net_i, net_j, p0, p1):
-    """Compare-exchange X[i, :] / X[j, :] (32 lanes) for pairs p0..p1-1."""
-    for p in range(p0, p1):
-        i = net_i[p]
-        j = net_j[p]
-        for l in range(32):
-            a = X[i, l]
-            b = X[j, l]
-            X[i, l] = min(a, b)
-            X[j, l] = max(a, b)
-
-
-@njit(cache=True, error_model="numpy")
-def _network(X, net_i, net_j, p0, p1, lp):
-    for p in range(p0, p1):
-        i = net_i[p]
-        j = net_j[p]
-        for l in range(lp):
-            a = X[i, l]
-            b = X[j, l]
-            X[i, l] = min(a, b)
-            X[j, l] = max(a, b)
-
-
-@njit(cache=True, error_model="numpy")
 def _nm_kernel(offsets, nbr, vectors, dists, center_types, center_ids, types, ids, wtab,
-               n_g, gamma, beta, fix_ties, net_off, net_i, net_j, out):
+               n_g, gamma, beta, tie_by_id, net_off, net_i, net_j, out):
     """Fill out[c, ch, :, :] (zeroed float32) for each centre c of the neighbour list.
 
     All rows of one centre are sorted together: lane l of X holds the squared distances
@@ -138,7 +48,7 @@ def _nm_kernel(offsets, nbr, vectors, dists, center_types, center_ids, types, id
     the first n_G + 1 outputs) runs over the node axis for all lanes at once.  With equal
     weights only the sorted values matter; otherwise the keys are the bit patterns of d^2
     with the node index in the low bits (unique, exact order up to 2^-46 relative), and
-    fix_ties re-orders distances equal within TIE_RTOL by global id (this matters when the
+    tie_by_id re-orders distances equal within TIE_RTOL by global id (this matters when the
     channel weights differ between types).
     """
     nc = offsets.shape[0] - 1
@@ -169,7 +79,7 @@ def _nm_kernel(offsets, nbr, vectors, dists, center_types, center_ids, types, id
     rd2 = np.empty(nn)
     perm = np.empty(nn, np.int64)
     # node indices are only needed (packed in the keys) when weights differ between nodes
-    packed = nch > 1 or fix_ties
+    packed = nch > 1 or tie_by_id
     gl = np.ones(lp)
     T = np.empty((n_g, lp))
     KI = np.empty((n_g, lp), np.int64)
@@ -222,9 +132,9 @@ def _nm_kernel(offsets, nbr, vectors, dists, center_types, center_ids, types, id
                 X[l, l] = np.inf
         # sort every lane along the node axis
         if lp == 32:
-            _network32(X, net_i, net_j, net_off[m + 1], net_off[m + 2])
+            compare_exchange32(X, net_i, net_j, net_off[m + 1], net_off[m + 2])
         else:
-            _network(X, net_i, net_j, net_off[m + 1], net_off[m + 2], lp)
+            compare_exchange(X, net_i, net_j, net_off[m + 1], net_off[m + 2], lp)
         # row weights g_1 = 1, g_{l+1} = r_{0l}^-beta
         for l in range(lp):
             gl[l] = 1.0
@@ -234,7 +144,7 @@ def _nm_kernel(offsets, nbr, vectors, dists, center_types, center_ids, types, id
                 gl[l] = 1.0 / (d * d * d)
             else:
                 gl[l] = d ** (-beta)
-        if nch == 1 and not fix_ties:
+        if nch == 1 and not tie_by_id:
             w2 = wtab[0, ntype[0]] * wtab[0, ntype[0]]
             for l in range(lp):
                 gl[l] *= w2
@@ -264,7 +174,7 @@ def _nm_kernel(offsets, nbr, vectors, dists, center_types, center_ids, types, id
                     else:
                         T[q, l] = gl[l] * _inv_pow(x, half_gamma, mode)
                     KI[q, l] = XB[q, l] & mask
-            if fix_ties:
+            if tie_by_id:
                 # lanes with (near-)equal distances among the first n_G + 1 positions
                 for l in range(lp):
                     tie[l] = 0
@@ -279,7 +189,7 @@ def _nm_kernel(offsets, nbr, vectors, dists, center_types, center_ids, types, id
                             k = XB[q, l] & mask
                             perm[q] = k
                             rd2[k] = X[q, l]
-                        _fix_ties(perm, rd2, m, nsel, nid, nsec)
+                        fix_ties(perm, rd2, m, nsel, nid, nsec)
                         for q in range(nsel):
                             k = perm[q]
                             KI[q, l] = k
@@ -298,6 +208,9 @@ def _normalise_weights(channel_weights):
         return None
     if isinstance(channel_weights, dict):
         channel_weights = [channel_weights]
+    if not isinstance(channel_weights, (list, tuple)):
+        raise ValueError("NeighborsMap: channel_weights must be a list of {type: weight} "
+                         f"dicts, got {type(channel_weights).__name__}")
     out = []
     for ch, w in enumerate(channel_weights):
         if not isinstance(w, dict):
@@ -309,8 +222,9 @@ def _normalise_weights(channel_weights):
     return out
 
 
+@register_descriptor
 class NeighborsMap(Descriptor):
-    """Neighbors Map descriptor; compute(frame) -> (N, C, n_grid, n_grid) float32.
+    """Neighbors Map descriptor; compute(system) -> (N, C, n_grid, n_grid) float32.
 
     Parameters
     ----------
@@ -319,14 +233,13 @@ class NeighborsMap(Descriptor):
     gamma, beta : exponents of the pixel and row weights (defaults 2 and 3).
     channel_weights : list of C dicts {atom type: weight}; None -> one geometric channel
         (all weights 1).  Every atom type present must appear in every channel.
-    chunk_size : centres processed at once (bounds the memory).
     """
 
     kind = "neighbors_map"
     dtype = np.float32
+    chunk_size = 1024
 
-    def __init__(self, cutoff, n_grid=32, gamma=2.0, beta=3.0, channel_weights=None,
-                 chunk_size=1024):
+    def __init__(self, cutoff, n_grid=32, gamma=2.0, beta=3.0, channel_weights=None):
         if not float(cutoff) > 0:
             raise ValueError(f"NeighborsMap: cutoff must be positive, got {cutoff}")
         if int(n_grid) < 1:
@@ -336,7 +249,6 @@ class NeighborsMap(Descriptor):
         self.gamma = float(gamma)
         self.beta = float(beta)
         self.channel_weights = _normalise_weights(channel_weights)
-        self.chunk_size = int(chunk_size)
 
     @property
     def n_channels(self) -> int:
@@ -349,21 +261,6 @@ class NeighborsMap(Descriptor):
     @property
     def feature_shape(self) -> tuple:
         return (self.n_channels, self.n_grid, self.n_grid)
-
-    def to_metadata(self) -> dict:
-        cw = None
-        if self.channel_weights is not None:
-            cw = [{str(t): v for t, v in sorted(w.items())} for w in self.channel_weights]
-        return {"kind": self.kind, "cutoff": self.cutoff, "n_grid": self.n_grid,
-                "gamma": self.gamma, "beta": self.beta, "channel_weights": cw}
-
-    @classmethod
-    def from_metadata(cls, d: dict) -> NeighborsMap:
-        if d.get("kind", cls.kind) != cls.kind:
-            raise ValueError(f"NeighborsMap.from_metadata: kind is {d.get('kind')!r}")
-        return cls(d["cutoff"], n_grid=d.get("n_grid", 32), gamma=d.get("gamma", 2.0),
-                   beta=d.get("beta", 3.0), channel_weights=d.get("channel_weights"),
-                   chunk_size=d.get("chunk_size", 1024))
 
     def check_types(self, types_present) -> None:
         """Raise ValueError naming the type and channel if a type has no weight."""
@@ -392,23 +289,25 @@ class NeighborsMap(Descriptor):
                     tab[ch, t] = v
         return tab
 
-    def _prepare(self, cl, types, ids, open_mode):
+    def _prepare(self, cells, types, ids):
         wtab = self._weight_table(types.max() if len(types) else 1)
         present = np.unique(types)
         sub = wtab[:, present] if len(present) else wtab
-        fix_ties = bool(np.any(sub != sub.flat[0]))
-        return cl, types, ids, wtab, fix_ties
+        # distance ties need the id order only when the weights tell the atoms apart
+        tie_by_id = bool(np.any(sub != sub.flat[0]))
+        return cells, types, ids, wtab, tie_by_id
 
     def _chunk(self, ctx, start, stop, out=None):
-        cl, types, ids, wtab, fix_ties = ctx
-        nl = cl.query(start, stop)
+        cells, types, ids, wtab, tie_by_id = ctx
+        nl = self.neighbors_of(cells, np.arange(start, stop, dtype=np.int64))
         if out is None:
-            out = zeros((stop - start, wtab.shape[0], self.n_grid, self.n_grid), np.float32)
+            out = empty_array((stop - start, wtab.shape[0], self.n_grid, self.n_grid),
+                              np.float32)
         counts = np.diff(nl.offsets)
         # with tie fixing a run of equal distances may extend past n_G: sort fully then
-        need = (1 << 30) if fix_ties else self.n_grid + 1
-        net_off, net_i, net_j = _network_table(counts + 1, need)
+        need = (1 << 30) if tie_by_id else self.n_grid + 1
+        net_off, net_i, net_j = network_table(counts + 1, need)
         _nm_kernel(nl.offsets, nl.index, nl.vectors, nl.distances, types[start:stop],
                    ids[start:stop], types, ids, wtab, self.n_grid, self.gamma, self.beta,
-                   fix_ties, net_off, net_i, net_j, out)
+                   tie_by_id, net_off, net_i, net_j, out)
         return out

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-__all__ = ["NeighborList", "CellList", "TIE_RTOL"]
+__all__ = ["NeighborList", "CellList", "TIE_RTOL", "periodic_images", "fix_ties"]
 
 TIE_RTOL = 1e-10
 """Relative tolerance on squared distances below which two distances count as a tie."""
@@ -58,6 +58,18 @@ class NeighborList:
 
     def counts(self) -> np.ndarray:
         return np.diff(self.offsets)
+
+    def within(self, cutoff: float) -> NeighborList:
+        """The neighbours at distance <= ``cutoff`` (a prefix per centre: lists are sorted),
+        so one search at the largest radius serves descriptors with smaller ones."""
+        keep = self.distances <= cutoff
+        if keep.all():
+            return self
+        centre = np.repeat(np.arange(self.n_centers), np.diff(self.offsets))
+        kept = np.bincount(centre[keep], minlength=self.n_centers)
+        offsets = np.zeros(self.n_centers + 1, np.int64)
+        np.cumsum(kept, out=offsets[1:])
+        return NeighborList(offsets, self.index[keep], self.vectors[keep], self.distances[keep])
 
 
 @njit(cache=True, error_model="numpy")
@@ -108,7 +120,7 @@ def _rank_order(d2, d2bits, n, keys, perm):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _fix_ties(perm, d2, n, limit, tid, tsec):
+def fix_ties(perm, d2, n, limit, tid, tsec):
     """Re-sort runs of (relative TIE_RTOL) equal d2 in perm[0:n] by (tid, tsec).
 
     Only runs starting before `limit` are treated.  Returns the number of runs fixed.
@@ -186,7 +198,7 @@ def _query(centers, pos, ids, lo, inv_bin, nb, ndiv, start, order, spos, cutoff,
                         cv[m, 2] = dz
                         m += 1
         _rank_order(cd2, cbits, m, keys, perm)
-        _fix_ties(perm, cd2, m, m, cid, cj)
+        fix_ties(perm, cd2, m, m, cid, cj)
         if tot + m > cap:
             cap = max(2 * cap, tot + m)
             nbr2 = np.empty(cap, np.int64)
@@ -235,7 +247,7 @@ def _count_within(centers, pos, lo, inv_bin, nb, ndiv, start, order, spos, cutof
     return out
 
 
-def _periodic_images(positions, cell, pbc, cutoff):
+def periodic_images(positions, cell, pbc, cutoff):
     """Wrap atoms into the cell and add the periodic images within `cutoff` of it.
 
     Returns (points, orig): the first N points are the wrapped atoms, in input order;
@@ -327,7 +339,7 @@ class CellList:
         cell = np.asarray(cell, dtype=np.float64).reshape(3, 3)
         n = len(positions)
         ids = np.arange(1, n + 1, dtype=np.int64) if ids is None else np.asarray(ids, np.int64)
-        points, orig = _periodic_images(positions, cell, pbc, float(cutoff))
+        points, orig = periodic_images(positions, cell, pbc, float(cutoff))
         cl = cls(points, ids[orig], orig, n, cutoff)
         cl._source = ("periodic", positions, cell, pbc, ids)
         return cl

@@ -1,0 +1,262 @@
+"""The LAMMPS bridge: attach a model to a running LAMMPS job through ``fix python/invoke``.
+
+In an input script (LAMMPS does not substitute ``${var}`` inside quotes, so options are
+separate ``key=value`` words; ``input`` counts SELF, the ID, the model and the options)::
+
+    fix nm_atoms all property/atom i_nm_class d_nm_conf        # optional, for dump custom
+    python insitu_attach input 4 SELF nm ${model} every=10 format psss &
+        here "from insitu.coupling import insitu_attach"
+    python insitu_attach invoke
+    fix nm all python/invoke 10 end_of_step insitu_nm
+    thermo 10
+    thermo_style custom step temp pe v_nm_fcc v_nm_liquid v_nm_unknown v_nm_conf
+
+``insitu_attach`` loads the model on every rank, defines the equal-style variables
+``<ID>_<class>``, ``<ID>_unknown`` and ``<ID>_conf`` and the callback ``insitu_<ID>``.
+Options: see :class:`insitu.coupling.options.Options` and the README.
+
+The bridge only moves data: LAMMPS arrays in (:func:`.rank_analysis.extract_points`),
+reduced counts, variables, per-atom values and log rows out. The analysis itself is
+:meth:`insitu.model.Classifier.classify`, the same call as offline.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import sys
+import time
+import traceback
+
+import numpy as np
+
+from ..model import DEFAULT_BATCH_SIZE, Classifier
+from .compat import (
+    LMP_STYLE_GLOBAL,
+    LMP_TYPE_VECTOR,
+    extract_atom_view,
+    mpi_communicator,
+    set_string_variable,
+)
+from .ghost_check import ghost_problem
+from .mpi import InsituError, collective_check, max_over_ranks, sum_over_ranks
+from .options import DEFAULT_SKIN, Options
+from .rank_analysis import STAGES, extract_points, partial_sums
+
+__all__ = ["InsituAnalysis", "insitu_attach", "close_all"]
+
+
+class InsituAnalysis:
+    """State of one attached analysis: the model, the LAMMPS handle, the log."""
+
+    def __init__(self, lmp, analysis_id: str, model_path: str, options: Options):
+        self.lmp = lmp
+        self.id = analysis_id
+        self.model_path = model_path
+        self.options = options
+        self.comm = mpi_communicator(lmp)
+        self.rank = self.comm.Get_rank()
+        self.n_ranks = self.comm.Get_size()
+        self.units = lmp.extract_global("units") or "metal"
+        self.skin = options.skin if options.skin is not None else DEFAULT_SKIN.get(self.units, 2.0)
+        self.classifier = self._load_model()
+        self.classes = list(self.classifier.classes)
+        self.thermo_fix = f"insitu_{analysis_id}_thermo"
+        self.per_atom: dict[str, bool] = {}
+        self.log = None
+        self.n_calls = 0
+
+    # -- setup (before the run: LAMMPS commands are allowed here) ---------------------
+    def _load_model(self):
+        message, classifier = None, None
+        try:
+            if not os.path.isfile(self.model_path):
+                raise FileNotFoundError(
+                    f"model file '{self.model_path}' not found (cwd {os.getcwd()}); give the "
+                    "path of an .onnx model, e.g. models/crystal-nm.onnx")
+            classifier = Classifier.load(self.model_path, n_threads=self.options.threads,
+                                         batch_size=self.options.batch or DEFAULT_BATCH_SIZE)
+        except Exception as exc:  # reported collectively below
+            message = f"cannot load model '{self.model_path}': {exc}"
+        collective_check(self.comm, message)
+        return classifier
+
+    def define_lammps_objects(self) -> None:
+        lmp = self.lmp
+        for name in [*self.classes, "unknown", "conf"]:
+            var = f"{self.id}_{name}"
+            lmp.command(f"variable {var}_s string 0")
+            lmp.command(f"variable {var} equal v_{var}_s")
+        # fix ave/time makes LAMMPS tally the energy on the analysis steps, so the
+        # potential energy and pressure can be read there even off thermo steps.
+        values = "c_thermo_temp c_thermo_pe c_thermo_press " + " ".join(
+            f"v_{v}" for v in self.options.log_vars)
+        every = self.options.every
+        lmp.command(f"fix {self.thermo_fix} all ave/time {every} 1 {every} {values}")
+
+    # -- the callback ----------------------------------------------------------------
+    def __call__(self, ptr) -> None:
+        try:
+            self._analyse()
+        except InsituError:
+            # Every rank raises it, so LAMMPS stops with error->all and nobody hangs. The
+            # message says it all: keep LAMMPS's Python error print to that one line.
+            sys.tracebacklimit = 0
+            raise
+        except BaseException:
+            step = self._safe_step()
+            print(f"\nERROR insitu: rank {self.rank} of {self.n_ranks}, step {step}, "
+                  f"analysis '{self.id}':\n{traceback.format_exc()}"
+                  "Aborting all ranks.", file=sys.stderr, flush=True)
+            self.comm.Abort(1)
+
+    def _safe_step(self):
+        try:
+            return self.lmp.extract_global("ntimestep")
+        except Exception:
+            return "?"
+
+    def _first_call_checks(self, points) -> None:
+        problems = []
+        descriptor = self.classifier.descriptor
+        if len(points.types):
+            try:
+                descriptor.check_types(np.unique(points.types))
+            except ValueError as exc:
+                problems.append(f"model '{self.model_path}' and the atom types do not match: "
+                                f"{exc}")
+        if self.options.check_ghost:
+            problem = ghost_problem(self.lmp, self.comm, points.n_centers, points.positions,
+                                    float(descriptor.required_cutoff), self.skin,
+                                    self.model_path)
+            if problem:
+                problems.append(problem)
+        collective_check(self.comm, "; ".join(problems) or None)
+        for prop in (f"i_{self.id}_class", f"d_{self.id}_conf"):
+            try:
+                self.per_atom[prop] = self.lmp.extract_atom(prop) is not None
+            except Exception:  # noqa: BLE001 - an undeclared property is simply not written
+                self.per_atom[prop] = False
+
+    def _thermo_values(self, step: int) -> tuple[dict, dict]:
+        lmp = self.lmp
+        thermo, extra = {}, {}
+        dt = lmp.extract_global("dt")
+        thermo["time"] = lmp.extract_global("atime") + (step - lmp.extract_global("atimestep")) * dt
+        boxlo, boxhi, *_ = lmp.extract_box()
+        thermo["volume"] = float(np.prod(np.subtract(boxhi, boxlo)))
+        if step % self.options.every == 0:
+            def value(i):
+                return float(lmp.extract_fix(self.thermo_fix, LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR,
+                                             i))
+            thermo["temperature"] = value(0)
+            thermo["potential_energy"] = value(1)
+            thermo["pressure"] = value(2)
+            for i, name in enumerate(self.options.log_vars):
+                extra[name] = value(3 + i)
+        return thermo, extra
+
+    def _open_log(self) -> None:
+        if self.rank != 0 or not self.options.log:
+            return
+        from ..io.phase_log import PhaseLog
+
+        script = ""
+        try:
+            script = " ".join(sys.argv)
+        except Exception:
+            pass
+        attrs = {
+            "model_path": os.path.abspath(self.model_path),
+            "model_sha256": self.classifier.sha256,
+            "descriptor": self.classifier.descriptor.to_metadata(),
+            "lammps_version": int(self.lmp.version()),
+            "n_ranks": self.n_ranks,
+            "input_script": os.environ.get("INSITU_INPUT_SCRIPT", script),
+            "id": self.id,
+            "every": self.options.every,
+            "confidence_threshold": float(self.threshold),
+        }
+        self.log = PhaseLog(self.options.log, self.classes, STAGES, self.options.log_vars,
+                            attrs, units=self.units)
+
+    @property
+    def threshold(self) -> float:
+        if self.options.threshold is not None:
+            return self.options.threshold
+        return float(self.classifier.confidence_threshold)
+
+    def _analyse(self) -> None:
+        t_start = time.perf_counter()
+        lmp = self.lmp
+        step = int(lmp.extract_global("ntimestep"))
+        points = extract_points(lmp)
+        t_extract = time.perf_counter() - t_start
+        if self.n_calls == 0:
+            self._first_call_checks(points)
+            self._open_log()
+        self.n_calls += 1
+
+        result = self.classifier.classify(points, threshold=self.threshold,
+                                          chunk_size=self.options.batch)
+
+        t0 = time.perf_counter()
+        total = sum_over_ranks(self.comm, partial_sums(result))
+        counts = total[:-1].astype(np.int64)
+        n_atoms = max(int(counts.sum()), 1)
+        for name, frac in zip([*self.classes, "unknown"], counts / n_atoms):
+            set_string_variable(lmp, f"{self.id}_{name}_s", repr(float(frac)))
+        set_string_variable(lmp, f"{self.id}_conf_s", repr(float(total[-1] / n_atoms)))
+        nlocal = points.n_centers
+        if self.per_atom.get(f"i_{self.id}_class") and nlocal:
+            extract_atom_view(lmp, f"i_{self.id}_class", nlocal)[:] = result.label_index
+        if self.per_atom.get(f"d_{self.id}_conf") and nlocal:
+            extract_atom_view(lmp, f"d_{self.id}_conf", nlocal)[:] = result.confidence
+        t_reduce = time.perf_counter() - t0
+
+        timings = dict(result.timings, extract=t_extract, reduce=t_reduce,
+                       total=time.perf_counter() - t_start)
+        slowest = max_over_ranks(self.comm, np.array([timings.get(s, 0.0) for s in STAGES]))
+        if self.rank == 0 and self.log is not None:
+            thermo, extra = self._thermo_values(step)
+            self.log.append(step, thermo, counts, total[-1] / n_atoms,
+                            dict(zip(STAGES, slowest)), extra)
+
+
+_ANALYSES: dict[str, InsituAnalysis] = {}
+
+
+def insitu_attach(ptr, analysis_id: str, model_path: str, *options: str) -> None:
+    """Entry point for ``python insitu_attach input N SELF ID MODEL key=value ... invoke``.
+
+    Runs on every rank before the run. Defines the thermo variables, a helper
+    ``fix ave/time``, and the callback ``insitu_<ID>`` that ``fix python/invoke`` calls.
+    """
+    from lammps import lammps
+
+    import __main__
+
+    lmp = lammps(ptr=ptr)  # made once here; the callback reuses it (0.4 ms per construction)
+    opts = Options.parse(analysis_id, options)
+    analysis = InsituAnalysis(lmp, analysis_id, model_path, opts)
+    analysis.define_lammps_objects()
+    _ANALYSES[analysis_id] = analysis
+    setattr(__main__, f"insitu_{analysis_id}", analysis)
+    if analysis.rank == 0:
+        cols = " ".join(f"v_{analysis_id}_{c}" for c in [*analysis.classes, "unknown", "conf"])
+        print(f"insitu: model {model_path} ({analysis.classifier.descriptor.kind}, classes "
+              f"{', '.join(analysis.classes)}) attached as '{analysis_id}' on "
+              f"{analysis.n_ranks} rank(s); thermo columns: {cols}; per-atom: "
+              f"i_{analysis_id}_class (-1 = unknown) d_{analysis_id}_conf; log: "
+              f"{opts.log or 'none'}", flush=True)
+
+
+def close_all() -> None:
+    """Close the HDF5 logs (also done at interpreter exit)."""
+    for a in _ANALYSES.values():
+        if a.log is not None:
+            a.log.close()
+            a.log = None
+
+
+atexit.register(close_all)

@@ -1,0 +1,74 @@
+"""Exact coefficients for the bond-orientational-order kernels: the recurrence coefficients
+of the fully normalised associated Legendre functions (Condon-Shortley phase) and Wigner 3j
+symbols (Racah formula, rational arithmetic) for the third-order invariants w_l."""
+
+from __future__ import annotations
+
+import math
+from fractions import Fraction
+
+import numpy as np
+
+__all__ = ["legendre_coefficients", "wigner3j", "w3j_table"]
+
+_FOUR_PI = 4.0 * math.pi
+
+
+# ---------------------------------------------------------------------------------------
+# coefficients
+def legendre_coefficients(lmax: int):
+    a = np.zeros((lmax + 1, lmax + 1))
+    b = np.zeros((lmax + 1, lmax + 1))
+    for m in range(lmax + 1):
+        for l in range(m + 2, lmax + 1):
+            a[l, m] = math.sqrt((4.0 * l * l - 1.0) / (l * l - m * m))
+            b[l, m] = math.sqrt(((l - 1.0) ** 2 - m * m) / (4.0 * (l - 1.0) ** 2 - 1.0))
+    diag = np.zeros(lmax + 1)
+    sub = np.zeros(lmax + 1)
+    diag[0] = math.sqrt(1.0 / _FOUR_PI)
+    for m in range(1, lmax + 1):
+        diag[m] = -math.sqrt((2.0 * m + 1.0) / (2.0 * m))
+    for m in range(lmax + 1):
+        sub[m] = math.sqrt(2.0 * m + 3.0)
+    return a, b, diag, sub
+
+
+def wigner3j(j1: int, j2: int, j3: int, m1: int, m2: int, m3: int) -> float:
+    """Wigner 3j symbol (Racah formula, exact rational arithmetic)."""
+    if m1 + m2 + m3 != 0 or abs(m1) > j1 or abs(m2) > j2 or abs(m3) > j3:
+        return 0.0
+    if j3 < abs(j1 - j2) or j3 > j1 + j2:
+        return 0.0
+    f = math.factorial
+    delta = Fraction(f(j1 + j2 - j3) * f(j1 - j2 + j3) * f(-j1 + j2 + j3), f(j1 + j2 + j3 + 1))
+    pref = delta * f(j1 + m1) * f(j1 - m1) * f(j2 + m2) * f(j2 - m2) * f(j3 + m3) * f(j3 - m3)
+    s = Fraction(0)
+    kmin = max(0, j2 - j3 - m1, j1 - j3 + m2)
+    kmax = min(j1 + j2 - j3, j1 - m1, j2 + m2)
+    for k in range(kmin, kmax + 1):
+        den = (f(k) * f(j3 - j2 + k + m1) * f(j3 - j1 + k - m2) * f(j1 + j2 - j3 - k)
+               * f(j1 - k - m1) * f(j2 - k + m2))
+        s += Fraction((-1) ** k, den)
+    sign = -1 if (j1 - j2 - m3) % 2 else 1
+    # sqrt(pref) * s, evaluated as sign(s) * sqrt(pref * s^2) to keep precision
+    val = math.sqrt(float(pref * s * s))
+    return float(sign * (1 if s >= 0 else -1) * val)
+
+
+_W3J_CACHE: dict = {}
+
+
+def w3j_table(l: int):
+    """(m1, m2, m3, w) for all m1 + m2 + m3 = 0 of (l l l; m1 m2 m3)."""
+    if l not in _W3J_CACHE:
+        rows = []
+        for m1 in range(-l, l + 1):
+            for m2 in range(-l, l + 1):
+                m3 = -m1 - m2
+                if abs(m3) <= l:
+                    w = wigner3j(l, l, l, m1, m2, m3)
+                    if w != 0.0:
+                        rows.append((m1, m2, m3, w))
+        arr = np.array(rows, dtype=np.float64).reshape(-1, 4)
+        _W3J_CACHE[l] = (arr[:, :3].astype(np.int64), arr[:, 3].copy())
+    return _W3J_CACHE[l]

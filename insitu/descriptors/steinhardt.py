@@ -1,0 +1,233 @@
+"""Steinhardt bond-orientational order (BOO) parameters, numba kernels.
+
+q_l(i) = sqrt(4 pi / (2l+1) sum_m |q_lm(i)|^2),  q_lm(i) = 1/N_i sum_{j in NN(i)} Y_lm(r_ij)
+
+Y_lm are evaluated with the stable three-term recurrence of the fully normalised
+associated Legendre functions (Condon-Shortley phase), m >= 0 only, using
+q_{l,-m} = (-1)^m conj(q_lm).  Conventions follow LAMMPS ``compute orientorder/atom``
+(with ``nnn 12`` the neighbours are the 12 nearest).
+
+Neighbour selection (all select a prefix of the distance-sorted neighbour list, ties
+broken by global id):
+
+* ``n_neighbors=N`` (default 12), ``cutoff=None``: the N nearest;
+* ``cutoff=rc``: those of the N nearest within rc (``n_neighbors=None``: all within rc);
+* ``adaptive_factor=P`` (LESS eq. 2): r_cut(i) = P x mean distance of the N nearest,
+  neighbours = all atoms within r_cut(i).
+
+``cross_species=True`` appends the LESS cross-species half: the same parameters over the
+selected neighbours whose type differs from the centre's (zeros when there are none).
+``wl=True`` adds the normalised third-order invariants w^_l (LAMMPS ``wl/hat``);
+``averaged=True`` gives the Lechner-Dellago averages q-bar_l (and w-bar_l): q_lm averaged
+over the atom and its selected neighbours.
+
+Feature layout per atom: [q_l for l in ls] (+ [w^_l for l in ls] if wl); with
+cross_species the same block again for the cross-species neighbours.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Descriptor, register_descriptor
+from .spherical import legendre_coefficients, w3j_table, wigner3j
+from .steinhardt_kernels import average_kernel, ql_kernel, qlm_kernel, select_neighbors
+
+__all__ = ["Steinhardt", "wigner3j"]
+
+
+
+# ---------------------------------------------------------------------------------------
+@register_descriptor
+class Steinhardt(Descriptor):
+    """Steinhardt / LESS bond-orientational-order features.
+
+    Parameters
+    ----------
+    ls : l values (default 3, 4, 6, 8, 10, 12).
+    n_neighbors : N nearest neighbours (default 12); None = no limit (needs cutoff).
+    cutoff : only neighbours within cutoff (Angstrom).
+    cross_species : append the cross-species half (LESS 12-feature vector for 6 l's).
+    adaptive_factor : P of LESS eq. 2 (r_cut(i) = P x mean distance of the N nearest).
+    search_cutoff : search radius when no cutoff is given (N-nearest and adaptive rules);
+        part of the descriptor's definition: a centre with fewer than n_neighbors within
+        it uses those it has, in periodic frames and in situ alike.
+    averaged : Lechner-Dellago averaged q-bar_l (w-bar_l).
+    wl : also the normalised third-order invariants w^_l.
+    """
+
+    kind = "steinhardt"
+    dtype = np.float64
+    chunk_size = 8192
+
+    def __init__(self, ls=(3, 4, 6, 8, 10, 12), n_neighbors=12, cutoff=None,
+                 cross_species=False, adaptive_factor=None, search_cutoff=5.0,
+                 averaged=False, wl=False):
+        self.ls = tuple(int(v) for v in ls)
+        if not self.ls or min(self.ls) < 0:
+            raise ValueError(f"Steinhardt: ls must be non-negative integers, got {ls}")
+        self.n_neighbors = None if n_neighbors is None else int(n_neighbors)
+        self.cutoff = None if cutoff is None else float(cutoff)
+        self.cross_species = bool(cross_species)
+        self.adaptive_factor = None if adaptive_factor is None else float(adaptive_factor)
+        self.search_cutoff = float(search_cutoff)
+        self.averaged = bool(averaged)
+        self.wl = bool(wl)
+        if self.n_neighbors is not None and self.n_neighbors < 1:
+            raise ValueError(f"Steinhardt: n_neighbors must be >= 1, got {n_neighbors}")
+        if self.cutoff is not None and not self.cutoff > 0:
+            raise ValueError(f"Steinhardt: cutoff must be positive, got {cutoff}")
+        if self.adaptive_factor is not None:
+            if self.cutoff is not None:
+                raise ValueError("Steinhardt: give either cutoff or adaptive_factor, not both")
+            if self.n_neighbors is None:
+                raise ValueError("Steinhardt: adaptive_factor needs n_neighbors (the N of "
+                                 "LESS eq. 2)")
+            if not self.adaptive_factor > 0:
+                raise ValueError("Steinhardt: adaptive_factor must be positive")
+        if self.cutoff is None and self.n_neighbors is None:
+            raise ValueError("Steinhardt: give n_neighbors, cutoff or both")
+        if not self.search_cutoff > 0:
+            raise ValueError("Steinhardt: search_cutoff must be positive")
+        self._lmax = max(self.ls)
+        self._coefs = legendre_coefficients(self._lmax)
+        self._ls_arr = np.array(self.ls, np.int64)
+        self._nlm = int(sum(l + 1 for l in self.ls))
+
+    # -- properties ------------------------------------------------------------------------
+    @property
+    def n_features(self) -> int:
+        return len(self.ls) * (2 if self.wl else 1) * (2 if self.cross_species else 1)
+
+    @property
+    def feature_shape(self) -> tuple:
+        return (self.n_features,)
+
+    @property
+    def feature_names(self) -> list:
+        pre = "qbar" if self.averaged else "q"
+        wpre = "wbar" if self.averaged else "w"
+        block = [f"{pre}{l}" for l in self.ls]
+        if self.wl:
+            block += [f"{wpre}{l}" for l in self.ls]
+        if self.cross_species:
+            block = block + [f"{b}_cross" for b in block]
+        return block
+
+    def _base_radius(self) -> float:
+        return self.cutoff if self.cutoff is not None else self.search_cutoff
+
+    @property
+    def required_cutoff(self) -> float:
+        r = self._base_radius()
+        return 2.0 * r if self.averaged else r
+
+    @property
+    def search_radius(self) -> float:
+        return self._base_radius()
+
+    # -- evaluation -------------------------------------------------------------------------
+    def _prepare(self, cells, types, ids):
+        return {"cells": cells, "types": types}
+
+    def _neighbors(self, ctx, centers):
+        """Neighbour list of point indices `centers` and the selected prefix lengths.
+
+        The rule is the same for periodic frames and for a rank's local + ghost atoms, so
+        in-situ and offline results agree: neighbours are searched within the search
+        radius only. A centre with fewer than n_neighbors there (a rare, very open
+        liquid environment) uses those it has; an adaptive radius is clamped to it."""
+        nl = self.neighbors_of(ctx["cells"], centers)
+        nsel, _ = select_neighbors(nl.offsets, nl.distances,
+                          0 if self.n_neighbors is None else self.n_neighbors,
+                          -1.0 if self.cutoff is None else self.cutoff,
+                          -1.0 if self.adaptive_factor is None else self.adaptive_factor,
+                          self.search_radius)
+        return nl, nsel
+
+    def _qlm(self, ctx, nl, nsel, center_types):
+        nc = nl.n_centers
+        qre = np.zeros((nc, self._nlm))
+        qim = np.zeros((nc, self._nlm))
+        if self.cross_species:
+            xre = np.zeros((nc, self._nlm))
+            xim = np.zeros((nc, self._nlm))
+        else:
+            xre = xim = np.zeros((1, 1))
+        cnt = np.zeros(nc, np.int64)
+        xcnt = np.zeros(nc, np.int64)
+        a, b, diag, sub = self._coefs
+        qlm_kernel(nl.offsets, nl.index, nl.vectors, nl.distances, nsel, center_types,
+                    ctx["types"], self._ls_arr, self._lmax, a, b, diag, sub,
+                    self.cross_species, qre, qim, xre, xim, cnt, xcnt)
+        return qre, qim, xre, xim
+
+    def _invariants(self, qre, qim) -> np.ndarray:
+        """[q_l] (+ [w^_l]) from q_lm (m >= 0 columns, per l)."""
+        nc = qre.shape[0]
+        out = np.zeros((nc, len(self.ls) * (2 if self.wl else 1)))
+        ql_kernel(qre, qim, self._ls_arr, out, 0)
+        if self.wl:
+            o = 0
+            for il, l in enumerate(self.ls):
+                re = qre[:, o:o + l + 1]
+                im = qim[:, o:o + l + 1]
+                s = re[:, 0] ** 2 + im[:, 0] ** 2 + 2.0 * (re[:, 1:] ** 2 + im[:, 1:] ** 2).sum(1)
+                out[:, len(self.ls) + il] = self._wl(l, re, im, s)
+                o += l + 1
+        return out
+
+    @staticmethod
+    def _wl(l, re, im, s):
+        q = re + 1j * im
+        # full m = -l..l, column m + l
+        sign = np.where(np.arange(1, l + 1) % 2 == 1, -1.0, 1.0)
+        neg = (np.conj(q[:, 1:]) * sign)[:, ::-1]
+        full = np.concatenate([neg, q], axis=1)
+        mm, w = w3j_table(l)
+        acc = np.zeros(len(re), dtype=np.complex128)
+        for (m1, m2, m3), wv in zip(mm, w):
+            acc += wv * full[:, m1 + l] * full[:, m2 + l] * full[:, m3 + l]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            val = np.where(s > 0, acc.real / np.maximum(s, 1e-300) ** 1.5, 0.0)
+        return val
+
+    def _chunk(self, ctx, start, stop, out=None):
+        centers = np.arange(start, stop, dtype=np.int64)
+        types = ctx["types"]
+        nl, nsel = self._neighbors(ctx, centers)
+        qre, qim, xre, xim = self._qlm(ctx, nl, nsel, types[start:stop])
+        if self.averaged:
+            # q_lm of the selected neighbours (points in open mode, atoms in periodic mode)
+            sel_mask = np.arange(len(nl.index)) - np.repeat(nl.offsets[:-1], np.diff(
+                nl.offsets)) < np.repeat(nsel, np.diff(nl.offsets))
+            need = np.unique(nl.index[sel_mask])
+            nl2, nsel2 = self._neighbors(ctx, need)
+            q2 = self._qlm(ctx, nl2, nsel2, types[need])
+            # rows 0..nc-1: centres; rows nc..: needed points (need is sorted)
+            nc = stop - start
+            pos = np.minimum(np.searchsorted(need, nl.index), max(len(need) - 1, 0))
+            entry_row = nc + pos
+            self_row = np.arange(nc, dtype=np.int64)
+            blocks = [(qre, qim, q2[0], q2[1])]
+            if self.cross_species:
+                blocks.append((xre, xim, q2[2], q2[3]))
+            results = []
+            for are, aim, bre, bim in blocks:
+                allre = np.concatenate([are, bre])
+                allim = np.concatenate([aim, bim])
+                ore = np.zeros_like(are)
+                oim = np.zeros_like(aim)
+                average_kernel(nl.offsets, nsel, self_row, allre, allim, entry_row, ore,
+                                oim)
+                results.append((ore, oim))
+            qre, qim = results[0]
+            if self.cross_species:
+                xre, xim = results[1]
+        feats = self._invariants(qre, qim)
+        if self.cross_species:
+            feats = np.concatenate([feats, self._invariants(xre, xim)], axis=1)
+        if out is not None:
+            out[...] = feats
+            return out
+        return feats

@@ -1,0 +1,71 @@
+"""Starting LAMMPS from Python: the environment its embedded interpreter needs, and
+``mpirun`` / ``lmp`` command lines. One place for what tests, training and the CLI share."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sysconfig
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+__all__ = ["pythonpath_for_lmp", "lammps_env", "lmp_binary", "mpirun_command", "run_lmp"]
+
+
+def pythonpath_for_lmp() -> str:
+    """PYTHONPATH that lets the interpreter embedded in ``lmp`` import this package and the
+    venv's dependencies (it otherwise sees only the system's site-packages)."""
+    package_parent = str(Path(__file__).resolve().parents[1])
+    parts = [package_parent, sysconfig.get_paths()["purelib"]]
+    if os.environ.get("PYTHONPATH"):
+        parts.append(os.environ["PYTHONPATH"])
+    return os.pathsep.join(dict.fromkeys(parts))
+
+
+def lammps_env(base: Mapping[str, str] | None = None) -> dict:
+    """Environment for ``lmp`` / ``mpirun lmp``: PYTHONPATH as above, one thread per rank,
+    and what OpenMPI needs to run as root and to oversubscribe small machines."""
+    env = dict(os.environ if base is None else base)
+    env["PYTHONPATH"] = pythonpath_for_lmp()
+    env.setdefault("OMP_NUM_THREADS", "1")
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+    env.setdefault("OMPI_MCA_rmaps_base_oversubscribe", "1")
+    return env
+
+
+def lmp_binary() -> str:
+    """The LAMMPS executable on PATH (``lmp``, ``lmp_mpi`` or ``lmp_serial``)."""
+    for name in ("lmp", "lmp_mpi", "lmp_serial"):
+        found = shutil.which(name)
+        if found:
+            return found
+    raise FileNotFoundError("no LAMMPS executable (lmp) on PATH: run scripts/setup.sh or "
+                            "install LAMMPS with its PYTHON package (see README)")
+
+
+def mpirun_command(nprocs: int, script: str | Path,
+                   variables: Mapping[str, object] | None = None,
+                   extra: Sequence[str] = ()) -> list[str]:
+    """``mpirun -np N lmp -in SCRIPT -var k v ...`` (oversubscribing is allowed)."""
+    cmd = [shutil.which("mpirun") or "mpirun", "-np", str(int(nprocs)), "--oversubscribe",
+           lmp_binary(), "-in", str(script)]
+    for key, value in (variables or {}).items():
+        cmd += ["-var", str(key), str(value)]
+    return cmd + list(extra)
+
+
+def run_lmp(script: str | Path, nprocs: int = 1, cwd: str | Path | None = None,
+            variables: Mapping[str, object] | None = None, extra: Sequence[str] = (),
+            timeout: float | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    """Run an input script with ``mpirun -np nprocs lmp``; output captured as text.
+    With ``check`` a non-zero exit raises RuntimeError with the end of the output."""
+    cmd = mpirun_command(nprocs, script, variables, extra)
+    proc = subprocess.run(cmd, cwd=cwd, env=lammps_env(), capture_output=True, text=True,
+                          timeout=timeout)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"LAMMPS failed (rc={proc.returncode}): {' '.join(cmd)}\n"
+                           f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+    return proc

@@ -1,0 +1,10 @@
+"""Neighbour search: a numba cell list over open point sets and periodic frames.
+
+Stage 1 of the data flow (positions -> neighbours); knows nothing about descriptors or LAMMPS.
+"""
+
+from .cell_list import TIE_RTOL, CellList, NeighborList, fix_ties, periodic_images
+from .points import NeighborQuery, Points, as_points
+
+__all__ = ["CellList", "NeighborList", "NeighborQuery", "Points", "as_points", "TIE_RTOL",
+           "fix_ties", "periodic_images"]
