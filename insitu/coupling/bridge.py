@@ -27,10 +27,18 @@ import os
 import sys
 import time
 import traceback
+from pathlib import Path
 
 import numpy as np
 
 from ..model import DEFAULT_BATCH_SIZE, Classifier
+from .attach_checks import (
+    atom_types_note,
+    atom_types_problem,
+    log_path_problem,
+    resolve_model_path,
+    units_problem,
+)
 from .compat import (
     LMP_STYLE_GLOBAL,
     LMP_TYPE_VECTOR,
@@ -58,28 +66,50 @@ class InsituAnalysis:
         self.rank = self.comm.Get_rank()
         self.n_ranks = self.comm.Get_size()
         self.units = lmp.extract_global("units") or "metal"
-        self.skin = options.skin if options.skin is not None else DEFAULT_SKIN.get(self.units, 2.0)
         self.classifier = self._load_model()
         self.classes = list(self.classifier.classes)
         self.thermo_fix = f"insitu_{analysis_id}_thermo"
         self.per_atom: dict[str, bool] = {}
         self.log = None
         self.n_calls = 0
+        self.last_step: int | None = None
+        self.reported_undescribed = False
 
     # -- setup (before the run: LAMMPS commands are allowed here) ---------------------
-    def _load_model(self):
+    def _load_model(self) -> Classifier:
         message, classifier = None, None
         try:
-            if not os.path.isfile(self.model_path):
-                raise FileNotFoundError(
-                    f"model file '{self.model_path}' not found (cwd {os.getcwd()}); give the "
-                    "path of an .onnx model, e.g. models/crystal-nm.onnx")
-            classifier = Classifier.load(self.model_path, n_threads=self.options.threads,
+            path = resolve_model_path(self.model_path)
+            classifier = Classifier.load(path, n_threads=self.options.threads,
                                          batch_size=self.options.batch or DEFAULT_BATCH_SIZE)
-        except Exception as exc:  # reported collectively below
+            self.model_path = str(path)
+        except Exception as exc:  # noqa: BLE001 - reported collectively below
             message = f"cannot load model '{self.model_path}': {exc}"
         collective_check(self.comm, message)
         return classifier
+
+    def check_setup(self) -> None:
+        """Attach-time checks, agreed by all ranks: units, atom types, log file."""
+        n_types = int(self.lmp.extract_global("ntypes"))
+        name = Path(self.model_path).name
+        problems = [units_problem(self.units, name),
+                    atom_types_problem(self.classifier.atom_types, n_types, name)]
+        if self.options.log:
+            self.options.log = os.path.abspath(self.options.log)
+            problems.append(log_path_problem(self.options.log) if self.rank == 0 else None)
+        collective_check(self.comm, "; ".join(p for p in problems if p) or None)
+        note = atom_types_note(self.classifier.atom_types, n_types,
+                               self.classifier.descriptor, name)
+        if note and self.rank == 0:
+            print(f"insitu: {note}", flush=True)
+        for prop, initial in ((f"i_{self.id}_class", -1), (f"d_{self.id}_conf", 0.0)):
+            try:
+                self.per_atom[prop] = self.lmp.extract_atom(prop) is not None
+            except Exception:  # noqa: BLE001 - an undeclared property is simply not written
+                self.per_atom[prop] = False
+            nlocal = int(self.lmp.extract_setting("nlocal"))
+            if self.per_atom[prop] and nlocal:  # "not analysed yet" until the first call
+                extract_atom_view(self.lmp, prop, nlocal)[:] = initial
 
     def define_lammps_objects(self) -> None:
         lmp = self.lmp
@@ -98,9 +128,11 @@ class InsituAnalysis:
     def __call__(self, ptr) -> None:
         try:
             self._analyse()
-        except InsituError:
+        except InsituError as exc:
             # Every rank raises it, so LAMMPS stops with error->all and nobody hangs. The
             # message says it all: keep LAMMPS's Python error print to that one line.
+            if self.rank == 0 and not exc.reported:
+                print(f"\nERROR insitu: {exc}\n", file=sys.stderr, flush=True)
             sys.tracebacklimit = 0
             raise
         except BaseException:
@@ -125,18 +157,25 @@ class InsituAnalysis:
             except ValueError as exc:
                 problems.append(f"model '{self.model_path}' and the atom types do not match: "
                                 f"{exc}")
-        if self.options.check_ghost:
+        periodic = any(self.lmp.extract_box()[5])
+        if self.options.check_ghost and (self.n_ranks > 1 or periodic):
             problem = ghost_problem(self.lmp, self.comm, points.n_centers, points.positions,
-                                    float(descriptor.required_cutoff), self.skin,
-                                    self.model_path)
+                                    float(descriptor.required_cutoff), self.options.skin,
+                                    DEFAULT_SKIN.get(self.units, 2.0), self.model_path)
             if problem:
                 problems.append(problem)
         collective_check(self.comm, "; ".join(problems) or None)
-        for prop in (f"i_{self.id}_class", f"d_{self.id}_conf"):
-            try:
-                self.per_atom[prop] = self.lmp.extract_atom(prop) is not None
-            except Exception:  # noqa: BLE001 - an undeclared property is simply not written
-                self.per_atom[prop] = False
+
+    def _check_interval(self, step: int) -> None:
+        """The fix's interval must be every=: the log reads energies on those steps."""
+        every = self.options.every
+        gap = None if self.last_step is None else step - self.last_step
+        if step % every or (gap is not None and gap != every):
+            seen = f"at step {step}" + ("" if gap is None else f", {gap} steps after the last")
+            raise InsituError(f"analysis '{self.id}' was called {seen}, but every={every}: "
+                              f"give the same interval N to 'fix {self.id} ... python/invoke N "
+                              f"end_of_step insitu_{self.id}' and to every=N")
+        self.last_step = step
 
     def _thermo_values(self, step: int) -> tuple[dict, dict]:
         lmp = self.lmp
@@ -180,6 +219,15 @@ class InsituAnalysis:
         self.log = PhaseLog(self.options.log, self.classes, STAGES, self.options.log_vars,
                             attrs, units=self.units)
 
+    def _report_undescribed(self, step: int, n_undescribed: int) -> None:
+        if n_undescribed and not self.reported_undescribed and self.rank == 0:
+            d = self.classifier.descriptor
+            print(f"insitu: warning: analysis '{self.id}', step {step}: {n_undescribed} "
+                  f"atom(s) cannot be described (fewer than {d.neighbors_needed} neighbours "
+                  f"within {d.search_radius:g} A, or an atom on top of another): labelled "
+                  "unknown. Reported once.", flush=True)
+        self.reported_undescribed = self.reported_undescribed or n_undescribed > 0
+
     @property
     def threshold(self) -> float:
         if self.options.threshold is not None:
@@ -190,6 +238,7 @@ class InsituAnalysis:
         t_start = time.perf_counter()
         lmp = self.lmp
         step = int(lmp.extract_global("ntimestep"))
+        self._check_interval(step)
         points = extract_points(lmp)
         t_extract = time.perf_counter() - t_start
         if self.n_calls == 0:
@@ -202,7 +251,8 @@ class InsituAnalysis:
 
         t0 = time.perf_counter()
         total = sum_over_ranks(self.comm, partial_sums(result))
-        counts = total[:-1].astype(np.int64)
+        counts = total[:-2].astype(np.int64)
+        self._report_undescribed(step, int(total[-2]))
         n_atoms = max(int(counts.sum()), 1)
         for name, frac in zip([*self.classes, "unknown"], counts / n_atoms):
             set_string_variable(lmp, f"{self.id}_{name}_s", repr(float(frac)))
@@ -237,8 +287,16 @@ def insitu_attach(ptr, analysis_id: str, model_path: str, *options: str) -> None
     import __main__
 
     lmp = lammps(ptr=ptr)  # made once here; the callback reuses it (0.4 ms per construction)
-    opts = Options.parse(analysis_id, options)
-    analysis = InsituAnalysis(lmp, analysis_id, model_path, opts)
+    try:
+        opts = Options.parse(analysis_id, options)
+        analysis = InsituAnalysis(lmp, analysis_id, model_path, opts)
+        analysis.check_setup()
+    except InsituError as exc:
+        # the same on every rank: one line, from rank 0, and LAMMPS stops everywhere
+        if mpi_communicator(lmp).Get_rank() == 0 and not exc.reported:
+            print(f"\nERROR insitu: {exc}\n", file=sys.stderr, flush=True)
+        sys.tracebacklimit = 0
+        raise
     analysis.define_lammps_objects()
     _ANALYSES[analysis_id] = analysis
     setattr(__main__, f"insitu_{analysis_id}", analysis)
@@ -246,7 +304,8 @@ def insitu_attach(ptr, analysis_id: str, model_path: str, *options: str) -> None
         cols = " ".join(f"v_{analysis_id}_{c}" for c in [*analysis.classes, "unknown", "conf"])
         print(f"insitu: model {model_path} ({analysis.classifier.descriptor.kind}, classes "
               f"{', '.join(analysis.classes)}) attached as '{analysis_id}' on "
-              f"{analysis.n_ranks} rank(s); thermo columns: {cols}; per-atom: "
+              f"{analysis.n_ranks} rank(s), every {opts.every} steps; thermo columns: {cols}; "
+              f"per-atom: "
               f"i_{analysis_id}_class (-1 = unknown) d_{analysis_id}_conf; log: "
               f"{opts.log or 'none'}", flush=True)
 

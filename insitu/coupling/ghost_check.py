@@ -1,63 +1,140 @@
 """Does LAMMPS's ghost shell hold every atom the descriptor needs? (first-call check)
 
-Rule (LAMMPS-NOTES): ghosts are exact images within the ghost cutoff; neighbours are complete
-within that minus the neighbor skin, so ``comm_modify cutoff >= descriptor cutoff + skin``.
+Rule (LAMMPS-NOTES): ghosts are exact images of atoms that were within the ghost cutoff of
+the subdomain at the last reneighbouring, and atoms move at most skin/2 in between, so every
+atom within the descriptor cutoff r of a local atom is present when
+``ghost cutoff >= r + skin``. This holds for orthogonal and triclinic boxes (LAMMPS sizes a
+triclinic ghost shell by perpendicular distance) and for periodic and open boundaries alike.
+
+The exact ghost cutoff is the ``ghost atom cutoff = X`` line LAMMPS prints when it sets up a
+run. The 2021 library cannot flush its log, so the C stdio buffers of the process are
+flushed directly, and the line is read from whichever file LAMMPS writes (``-log``, a
+``log`` command, or a redirected screen). Only when no such file exists (``-log none`` and
+screen to a terminal) does the check fall back on the ghosts themselves, conservatively.
 """
 
 from __future__ import annotations
 
+import ctypes
 import math
+import os
+import re
 
 import numpy as np
 
-from .compat import flush_log, ghost_cutoff_from_log
+from .compat import flush_log
 from .mpi import max_over_ranks
 
-__all__ = ["ghost_problem", "ghost_reach_upper_bound"]
+__all__ = ["ghost_problem", "read_lammps_output", "GhostSettings"]
+
+_GHOST = re.compile(r"ghost atom cutoff = ([0-9.eE+-]+)")
+_SKIN = re.compile(r"^\s*neighbor\s+([0-9.eE+-]+)\s+\w+", re.M)
+_TAIL_BYTES = 8 << 20
 
 
-def ghost_problem(lmp, comm, nlocal: int, x: np.ndarray, required: float, skin: float,
-                  model_path: str) -> str | None:
-    """Compare LAMMPS's ghost cutoff with what the descriptor needs: its cutoff plus the
-    neighbor skin (atoms move up to skin/2 between reneighbourings, so the ghost shell must
-    be that much thicker). Collective. Returns an error message or None."""
+class GhostSettings:
+    """What LAMMPS's own output says about this run: ghost cutoff and neighbor skin."""
+
+    def __init__(self, ghost_cutoff: float | None, skin: float | None, source: str | None):
+        self.ghost_cutoff = ghost_cutoff
+        self.skin = skin
+        self.source = source
+
+
+def _flush_c_streams() -> None:
+    try:
+        ctypes.CDLL(None).fflush(None)  # all FILE* of the process, LAMMPS's log included
+    except (OSError, AttributeError):  # pragma: no cover - not a glibc-like platform
+        pass
+
+
+def read_lammps_output() -> GhostSettings:
+    """The last ghost cutoff (and neighbor skin, when the input was echoed) printed in any
+    regular file this process has open for LAMMPS output; the most recently written wins."""
+    _flush_c_streams()
+    found = []
+    try:
+        fds = os.listdir("/proc/self/fd")
+    except OSError:
+        fds = []
+    seen = set()
+    for fd in fds:
+        try:
+            path = os.readlink(f"/proc/self/fd/{fd}")
+            if path in seen or not os.path.isfile(path):
+                continue
+            seen.add(path)
+            with open(path, "rb") as fh:
+                fh.seek(max(0, os.path.getsize(path) - _TAIL_BYTES))
+                text = fh.read().decode(errors="replace")
+        except OSError:
+            continue
+        ghost = _GHOST.findall(text)
+        if ghost:
+            skin = _SKIN.findall(text)
+            found.append((os.path.getmtime(path), float(ghost[-1]),
+                          float(skin[-1]) if skin else None, path))
+    if not found:
+        return GhostSettings(None, None, None)
+    _, ghost, skin, path = max(found)
+    return GhostSettings(ghost, skin, path)
+
+
+def ghost_problem(lmp, comm, nlocal: int, x: np.ndarray, required: float,
+                  skin: float | None, default_skin: float, model_path: str) -> str | None:
+    """Collective. None when every atom within ``required`` of each local atom is present,
+    else an error message naming the ``comm_modify cutoff`` to add. ``skin`` is the user's
+    ``skin=`` option (None: LAMMPS's echoed ``neighbor`` command, else ``default_skin``)."""
     if comm.Get_rank() == 0:
         flush_log(lmp)
-    ghost_cutoff = comm.bcast(ghost_cutoff_from_log() if comm.Get_rank() == 0 else None)
-    source = "LAMMPS's ghost atom cutoff"
-    if ghost_cutoff is None:
-        ghost_cutoff = ghost_reach_upper_bound(lmp, comm, nlocal, x)
-        source = "the measured reach of the ghost atoms"
-    if ghost_cutoff is None:
-        return None
-    need = required + skin
-    if ghost_cutoff + 1e-6 >= need:
-        return None
+        settings = read_lammps_output()
+    else:
+        settings = None
+    settings = comm.bcast(settings)
+    skin_used = skin if skin is not None else (
+        settings.skin if settings.skin is not None else default_skin)
+    need = required + skin_used
     fix = math.ceil(need * 10) / 10
-    return (f"{source} is {ghost_cutoff:.2f}, but the descriptor of '{model_path}' "
-            f"needs every atom within {required:.2f} (its cutoff) + {skin:.2f} "
-            f"(neighbor skin) of each local atom. Add 'comm_modify cutoff {fix:g}' to the "
-            f"input script before the run (if your neighbor skin is not {skin:g}, "
-            "pass skin=<your skin> to insitu_attach)")
+    what = (f"the descriptor of '{model_path}' needs every atom within {required:.2f} A (its "
+            f"cutoff) + {skin_used:.2f} (neighbor skin) of each local atom")
+    if settings.ghost_cutoff is not None:
+        if settings.ghost_cutoff + 1e-9 >= need:
+            return None
+        return (f"LAMMPS's ghost atom cutoff is {settings.ghost_cutoff:g} but {what}. Add "
+                f"'comm_modify cutoff {fix:g}' to the input script before the run (if your "
+                f"neighbor skin is not {skin_used:g}, pass skin=<your skin> to insitu_attach)")
+    reach = ghost_reach(lmp, comm, nlocal, x)
+    # ghosts drift up to skin/2 beyond the shell they were chosen in: discount it
+    if reach is not None and reach - 0.5 * skin_used >= need:
+        return None
+    safe = math.ceil((need + 0.5 * skin_used) * 10) / 10
+    return (f"insitu cannot read LAMMPS's ghost cutoff (no log file: run with a log, i.e. "
+            f"without '-log none') and the ghost atoms reach only "
+            f"{'-' if reach is None else f'{reach:.2f}'} A, but {what}. Add 'comm_modify "
+            f"cutoff {safe:g}' (or write a log so the exact value, {fix:g}, can be checked)")
 
 
-def ghost_reach_upper_bound(lmp, comm, nlocal: int, x: np.ndarray) -> float | None:
-    """Upper bound of the ghost cutoff from the ghost atoms themselves (orthogonal boxes;
-    collective). Beyond each subdomain face: the outermost ghost plus the widest gap
-    between ghost coordinates (atoms sit on discrete planes, the shell may end in a gap).
-    One cutoff holds for all faces of all ranks, but a face that looks onto a surface or
-    vacuum ends early, so the bound is the largest value over all faces."""
-    bound = -math.inf
-    if not lmp.extract_setting("triclinic"):
-        sublo = np.array(lmp.extract_global("sublo")[:3])
-        subhi = np.array(lmp.extract_global("subhi")[:3])
-        ghosts = x[nlocal:]
-        for d in range(3):
-            for side, face in (("lo", sublo[d]), ("hi", subhi[d])):
-                beyond = (face - ghosts[:, d]) if side == "lo" else (ghosts[:, d] - face)
-                beyond = np.sort(beyond[beyond > 0])
-                if len(beyond):
-                    gap = float(np.max(np.diff(beyond, prepend=0.0)))
-                    bound = max(bound, float(beyond[-1]) + gap)
-    bound = float(max_over_ranks(comm, np.array([bound]))[0])
-    return None if math.isinf(bound) else bound
+def ghost_reach(lmp, comm, nlocal: int, x: np.ndarray) -> float | None:
+    """How far beyond its subdomain the furthest ghost atom of any rank lies (collective;
+    perpendicular distance, in box coordinates for triclinic boxes via lamda bounds)."""
+    ghosts = x[nlocal:]
+    reach = -math.inf
+    if len(ghosts):
+        if lmp.extract_setting("triclinic"):
+            boxlo, boxhi, xy, yz, xz, *_ = lmp.extract_box()
+            h = np.array([[boxhi[0] - boxlo[0], 0, 0], [xy, boxhi[1] - boxlo[1], 0],
+                          [xz, yz, boxhi[2] - boxlo[2]]])
+            lam = (ghosts - np.asarray(boxlo)) @ np.linalg.inv(h)
+            lo = np.array(lmp.extract_global("sublo_lambda")[:3])
+            hi = np.array(lmp.extract_global("subhi_lambda")[:3])
+            # fractional distance times the plane spacing = perpendicular distance
+            spacing = abs(np.linalg.det(h)) / np.linalg.norm(
+                np.cross(h[[1, 2, 0]], h[[2, 0, 1]]), axis=1)
+            beyond = np.maximum(lo - lam, lam - hi) * spacing
+        else:
+            lo = np.array(lmp.extract_global("sublo")[:3])
+            hi = np.array(lmp.extract_global("subhi")[:3])
+            beyond = np.maximum(lo - ghosts, ghosts - hi)
+        reach = float(beyond.max())
+    reach = float(max_over_ranks(comm, np.array([reach]))[0])
+    return None if math.isinf(reach) else reach

@@ -11,7 +11,10 @@ __all__ = ["InsituError", "collective_check", "sum_over_ranks", "max_over_ranks"
 
 
 class InsituError(RuntimeError):
-    """An error every rank agrees on; raised on all ranks at once so LAMMPS stops cleanly."""
+    """An error every rank agrees on; raised on all ranks at once so LAMMPS stops cleanly.
+    ``reported`` is True once rank 0 has printed it."""
+
+    reported = False
 
 
 def collective_check(comm, message: str | None) -> None:
@@ -23,7 +26,9 @@ def collective_check(comm, message: str | None) -> None:
         rank, msg = bad[0]
         if comm.Get_rank() == 0:
             print(f"\nERROR insitu (rank {rank}): {msg}\n", file=sys.stderr, flush=True)
-        raise InsituError(msg)
+        error = InsituError(msg)
+        error.reported = True
+        raise error
 
 
 def sum_over_ranks(comm, values: np.ndarray) -> np.ndarray:

@@ -29,6 +29,8 @@ def extract_points(lmp) -> Points:
 
 
 def partial_sums(result) -> np.ndarray:
-    """[atoms per class..., unknown, sum of confidences] of this rank, to sum over ranks."""
-    return np.append(result.count_array().astype(np.float64),
-                     float(result.confidence.sum(dtype=np.float64)))
+    """[atoms per class..., unknown, atoms not describable, sum of confidences] of this
+    rank, to sum over ranks."""
+    return np.concatenate([result.count_array().astype(np.float64),
+                           [float(result.undescribed.sum()),
+                            float(result.confidence.sum(dtype=np.float64))]])

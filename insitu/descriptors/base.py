@@ -23,7 +23,11 @@ import numpy as np
 from ..locality import CellList, NeighborList, NeighborQuery, as_points
 
 __all__ = ["Descriptor", "register_descriptor", "descriptor_from_metadata", "DESCRIPTOR_KINDS",
-           "empty_array"]
+           "empty_array", "MAX_CUTOFF_ANGSTROM"]
+
+MAX_CUTOFF_ANGSTROM = 20.0
+"""Largest descriptor radius accepted (a model asking for more is corrupt or mistaken: the
+neighbour search would hold thousands of atoms per centre)."""
 
 DESCRIPTOR_KINDS: dict[str, type] = {}
 """kind string (as stored in model metadata) -> descriptor class."""
@@ -94,7 +98,10 @@ class Descriptor:
         unknown = sorted(set(params) - set(cls._param_names()))
         if unknown:
             raise ValueError(f"{cls.__name__}: unknown parameters {unknown}")
-        return cls(**params)
+        try:
+            return cls(**params)
+        except (TypeError, OverflowError) as exc:  # e.g. a string where a number belongs
+            raise ValueError(f"{cls.__name__}: bad parameter value ({exc})") from None
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

@@ -19,7 +19,7 @@ import numpy as np
 from numba import njit
 
 from ..locality import TIE_RTOL, fix_ties
-from .base import Descriptor, empty_array, register_descriptor
+from .base import MAX_CUTOFF_ANGSTROM, Descriptor, empty_array, register_descriptor
 from .sorting_network import compare_exchange, compare_exchange32, network_table
 
 __all__ = ["NeighborsMap"]
@@ -233,22 +233,30 @@ class NeighborsMap(Descriptor):
     gamma, beta : exponents of the pixel and row weights (defaults 2 and 3).
     channel_weights : list of C dicts {atom type: weight}; None -> one geometric channel
         (all weights 1).  Every atom type present must appear in every channel.
+    min_neighbors : fewer neighbours than this within the cutoff (isolated or gas-like
+        atoms) and the environment is not described: its map is NaN, which the classifier
+        reports as ``unknown``. None -> n_grid // 2.
     """
 
     kind = "neighbors_map"
     dtype = np.float32
     chunk_size = 1024
 
-    def __init__(self, cutoff, n_grid=32, gamma=2.0, beta=3.0, channel_weights=None):
-        if not float(cutoff) > 0:
-            raise ValueError(f"NeighborsMap: cutoff must be positive, got {cutoff}")
-        if int(n_grid) < 1:
-            raise ValueError(f"NeighborsMap: n_grid must be >= 1, got {n_grid}")
+    def __init__(self, cutoff, n_grid=32, gamma=2.0, beta=3.0, channel_weights=None,
+                 min_neighbors=None):
+        if not 0 < float(cutoff) <= MAX_CUTOFF_ANGSTROM:
+            raise ValueError(f"NeighborsMap: cutoff must be in (0, {MAX_CUTOFF_ANGSTROM}] "
+                             f"Angstrom, got {cutoff}")
+        if not 1 <= int(n_grid) <= 256:
+            raise ValueError(f"NeighborsMap: n_grid must be in 1..256, got {n_grid}")
+        if not (np.isfinite(float(gamma)) and np.isfinite(float(beta))):
+            raise ValueError(f"NeighborsMap: gamma and beta must be finite, got {gamma}, {beta}")
         self.cutoff = float(cutoff)
         self.n_grid = int(n_grid)
         self.gamma = float(gamma)
         self.beta = float(beta)
         self.channel_weights = _normalise_weights(channel_weights)
+        self.min_neighbors = None if min_neighbors is None else int(min_neighbors)
 
     @property
     def n_channels(self) -> int:
@@ -257,6 +265,11 @@ class NeighborsMap(Descriptor):
     @property
     def required_cutoff(self) -> float:
         return self.cutoff
+
+    @property
+    def neighbors_needed(self) -> int:
+        """Fewest neighbours within the cutoff for which an environment is described."""
+        return self.n_grid // 2 if self.min_neighbors is None else self.min_neighbors
 
     @property
     def feature_shape(self) -> tuple:
@@ -310,4 +323,5 @@ class NeighborsMap(Descriptor):
         _nm_kernel(nl.offsets, nl.index, nl.vectors, nl.distances, types[start:stop],
                    ids[start:stop], types, ids, wtab, self.n_grid, self.gamma, self.beta,
                    tie_by_id, net_off, net_i, net_j, out)
+        out[counts < self.neighbors_needed] = np.nan
         return out

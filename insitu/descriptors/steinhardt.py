@@ -29,11 +29,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Descriptor, register_descriptor
+from .base import MAX_CUTOFF_ANGSTROM, Descriptor, register_descriptor
 from .spherical import legendre_coefficients, w3j_table, wigner3j
 from .steinhardt_kernels import average_kernel, ql_kernel, qlm_kernel, select_neighbors
 
-__all__ = ["Steinhardt", "wigner3j"]
+__all__ = ["Steinhardt", "wigner3j", "COINCIDENT_ANGSTROM"]
+
+COINCIDENT_ANGSTROM = 1e-3
+"""Two atoms closer than this are one atom counted twice (a broken input), not a bond."""
 
 
 
@@ -54,6 +57,9 @@ class Steinhardt(Descriptor):
         it uses those it has, in periodic frames and in situ alike.
     averaged : Lechner-Dellago averaged q-bar_l (w-bar_l).
     wl : also the normalised third-order invariants w^_l.
+    min_neighbors : a centre with fewer selected neighbours (an isolated or gas-like atom)
+        is not described: its features are NaN, reported as ``unknown`` by the classifier.
+        None -> n_neighbors // 2 (4 without n_neighbors).
     """
 
     kind = "steinhardt"
@@ -62,7 +68,7 @@ class Steinhardt(Descriptor):
 
     def __init__(self, ls=(3, 4, 6, 8, 10, 12), n_neighbors=12, cutoff=None,
                  cross_species=False, adaptive_factor=None, search_cutoff=5.0,
-                 averaged=False, wl=False):
+                 averaged=False, wl=False, min_neighbors=None):
         self.ls = tuple(int(v) for v in ls)
         if not self.ls or min(self.ls) < 0:
             raise ValueError(f"Steinhardt: ls must be non-negative integers, got {ls}")
@@ -73,6 +79,14 @@ class Steinhardt(Descriptor):
         self.search_cutoff = float(search_cutoff)
         self.averaged = bool(averaged)
         self.wl = bool(wl)
+        self.min_neighbors = None if min_neighbors is None else int(min_neighbors)
+        if len(self.ls) > 32 or max(self.ls) > 32:
+            raise ValueError(f"Steinhardt: at most 32 values of l, each <= 32; got {ls}")
+        for name in ("cutoff", "search_cutoff"):
+            value = getattr(self, name)
+            if value is not None and not 0 < value <= MAX_CUTOFF_ANGSTROM:
+                raise ValueError(f"Steinhardt: {name} must be in (0, {MAX_CUTOFF_ANGSTROM}] "
+                                 f"Angstrom, got {value}")
         if self.n_neighbors is not None and self.n_neighbors < 1:
             raise ValueError(f"Steinhardt: n_neighbors must be >= 1, got {n_neighbors}")
         if self.cutoff is not None and not self.cutoff > 0:
@@ -121,6 +135,13 @@ class Steinhardt(Descriptor):
     def required_cutoff(self) -> float:
         r = self._base_radius()
         return 2.0 * r if self.averaged else r
+
+    @property
+    def neighbors_needed(self) -> int:
+        """Fewest selected neighbours for which an environment is described."""
+        if self.min_neighbors is not None:
+            return self.min_neighbors
+        return self.n_neighbors // 2 if self.n_neighbors else 4
 
     @property
     def search_radius(self) -> float:
@@ -227,6 +248,12 @@ class Steinhardt(Descriptor):
         feats = self._invariants(qre, qim)
         if self.cross_species:
             feats = np.concatenate([feats, self._invariants(xre, xim)], axis=1)
+        # not describable (too few neighbours, or an atom on top of another one): NaN,
+        # which the classifier reports as unknown
+        coincident = np.zeros(len(feats), bool)
+        coincident[np.repeat(np.arange(len(feats)), np.diff(nl.offsets))[
+            nl.distances <= COINCIDENT_ANGSTROM]] = True
+        feats[(nsel < self.neighbors_needed) | coincident] = np.nan
         if out is not None:
             out[...] = feats
             return out

@@ -110,28 +110,16 @@ def qlm_kernel(offsets, nbr, vectors, dists, nsel, center_types, types, ls, lmax
                     t = er * ux - ei * uy
                     ei = er * uy + ei * ux
                     er = t
-                # l = m
+                # normalised P_l^m / sin^m for l = m, m+1, ... by the three-term recurrence
+                p1 = 0.0
                 p2 = 0.0
-                p1 = pmm
-                o = lpos[m]
-                if o >= 0:
-                    are[o + m] += p1 * er
-                    aim[o + m] += p1 * ei
-                    if is_x:
-                        bre[o + m] += p1 * er
-                        bim[o + m] += p1 * ei
-                if m < lmax:
-                    p2 = p1
-                    p1 = csub[m] * uz * pmm
-                    o = lpos[m + 1]
-                    if o >= 0:
-                        are[o + m] += p1 * er
-                        aim[o + m] += p1 * ei
-                        if is_x:
-                            bre[o + m] += p1 * er
-                            bim[o + m] += p1 * ei
-                for l in range(m + 2, lmax + 1):
-                    p0 = ca[l, m] * (uz * p1 - cb[l, m] * p2)
+                for l in range(m, lmax + 1):
+                    if l == m:
+                        p0 = pmm
+                    elif l == m + 1:
+                        p0 = csub[m] * uz * pmm
+                    else:
+                        p0 = ca[l, m] * (uz * p1 - cb[l, m] * p2)
                     p2 = p1
                     p1 = p0
                     o = lpos[l]

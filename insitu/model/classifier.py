@@ -47,6 +47,9 @@ class ClassificationResult:
     label_index : (N,) int, index into ``classes``, -1 for unknown.
     probabilities : (N, K) float32.
     confidence : (N,) float32, the largest probability.
+    undescribed : (N,) bool, atoms whose environment the descriptor cannot describe
+        (isolated or gas-like atoms, coincident atoms, non-finite features): ``unknown``
+        with probabilities and confidence 0.
     timings : seconds spent computing the descriptor and in inference.
     """
 
@@ -55,16 +58,25 @@ class ClassificationResult:
     label_index: np.ndarray
     probabilities: np.ndarray
     confidence: np.ndarray
+    undescribed: np.ndarray
     timings: dict = field(default_factory=dict)
 
     @classmethod
     def from_probabilities(cls, classes, probabilities, threshold: float,
-                           timings: dict | None = None) -> ClassificationResult:
+                           timings: dict | None = None,
+                           undescribed: np.ndarray | None = None) -> ClassificationResult:
         probabilities = np.asarray(probabilities, dtype=np.float32).reshape(-1, len(classes))
+        bad = ~np.isfinite(probabilities).all(axis=1)
+        if undescribed is not None:
+            bad |= np.asarray(undescribed, bool)
+        if bad.any():
+            probabilities = probabilities.copy()
+            probabilities[bad] = 0.0
         idx, conf = labels_from_probabilities(probabilities, threshold)
+        idx[bad] = -1
         names = np.array(list(classes) + ["unknown"], dtype=object)
         labels = names[np.where(idx < 0, len(classes), idx)].astype(str)
-        return cls(list(classes), labels, idx, probabilities, conf, dict(timings or {}))
+        return cls(list(classes), labels, idx, probabilities, conf, bad, dict(timings or {}))
 
     def count_array(self) -> np.ndarray:
         """(K + 1,) int64 atoms per class, ``unknown`` last."""
@@ -165,6 +177,7 @@ class Classifier:
         self.check_types(points.types[:points.n_centers])
         n = points.n_centers
         proba = np.empty((n, len(self.classes)), dtype=np.float32)
+        undescribed = np.zeros(n, bool)
         t_desc = t_inf = 0.0
         t0 = time.perf_counter()
         if n:
@@ -173,13 +186,18 @@ class Classifier:
             for start, stop, features in chunks:
                 t1 = time.perf_counter()
                 t_desc += t1 - t0
+                bad = ~np.isfinite(features.reshape(len(features), -1)).all(axis=1)
+                if bad.any():  # NaN marks an environment the descriptor cannot describe
+                    features = np.where(bad.reshape((-1,) + (1,) * (features.ndim - 1)),
+                                        0, features)
+                    undescribed[start:stop] = bad
                 proba[start:stop] = self.predict_proba(features)
                 t0 = time.perf_counter()
                 t_inf += t0 - t1
             t_desc += time.perf_counter() - t0
         thr = self.confidence_threshold if threshold is None else float(threshold)
         return ClassificationResult.from_probabilities(
-            self.classes, proba, thr, {"descriptor": t_desc, "inference": t_inf})
+            self.classes, proba, thr, {"descriptor": t_desc, "inference": t_inf}, undescribed)
 
     def summary(self) -> str:
         d = self.metadata.get("descriptor", {})

@@ -8,11 +8,13 @@ import hashlib
 import json
 from pathlib import Path
 
-__all__ = ["ModelError", "REQUIRED_KEYS", "SUPPORTED_FORMATS", "open_session",
-           "read_metadata", "file_sha256"]
+__all__ = ["ModelError", "REQUIRED_KEYS", "SUPPORTED_FORMATS", "LENGTH_UNIT", "open_session",
+           "read_metadata", "validate_metadata", "file_sha256"]
 
 REQUIRED_KEYS = ("insitu.format", "insitu.classes", "insitu.descriptor")
 SUPPORTED_FORMATS = ("1",)
+LENGTH_UNIT = "angstrom"
+"""Length unit of every descriptor parameter (cutoffs); models without the key use it."""
 
 
 class ModelError(ValueError):
@@ -74,11 +76,42 @@ def read_metadata(session, path: str | Path) -> dict:
             metadata[key[len("insitu."):]] = json.loads(value)
         except (json.JSONDecodeError, TypeError):
             metadata[key[len("insitu."):]] = value
-    classes = metadata.get("classes")
-    if not isinstance(classes, list) or not classes:
-        raise ModelError(f"{path}: metadata insitu.classes must be a non-empty JSON list")
+        except RecursionError:
+            raise ModelError(f"{path}: metadata {key} is nested too deeply to be an insitu "
+                             "model's; the file is corrupt or not an insitu model") from None
+    validate_metadata(metadata, path)
     n_out = session.get_outputs()[0].shape[-1]
-    if isinstance(n_out, int) and n_out != len(classes):
+    if isinstance(n_out, int) and n_out != len(metadata["classes"]):
         raise ModelError(f"{path}: model has {n_out} outputs but metadata lists "
-                         f"{len(classes)} classes")
+                         f"{len(metadata['classes'])} classes")
     return metadata
+
+
+def validate_metadata(metadata: dict, path: str | Path) -> None:
+    """Check types and ranges of the metadata the runtime relies on (the descriptor's own
+    parameters are checked when it is built). Raises :class:`ModelError` naming the file."""
+    classes = metadata.get("classes")
+    if (not isinstance(classes, list) or not classes
+            or not all(isinstance(c, str) and c.strip() for c in classes)
+            or len(set(classes)) != len(classes)):
+        raise ModelError(f"{path}: metadata insitu.classes must be a non-empty JSON list of "
+                         f"distinct class names, got {str(classes)[:200]}")
+    if "unknown" in classes:
+        raise ModelError(f"{path}: 'unknown' is reserved for atoms below the thresholds and "
+                         "cannot be a class of the model")
+    threshold = metadata.get("confidence_threshold", 0.5)
+    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
+            or not 0.0 <= float(threshold) <= 1.0:
+        raise ModelError(f"{path}: metadata insitu.confidence_threshold must be a number in "
+                         f"[0, 1], got {str(threshold)[:100]!r}")
+    if not isinstance(metadata.get("descriptor"), dict):
+        raise ModelError(f"{path}: metadata insitu.descriptor must be a JSON object")
+    types = metadata.get("atom_types")
+    if types is not None and (not isinstance(types, dict) or not types or not all(
+            str(k).isdigit() and int(k) >= 1 and isinstance(v, str) for k, v in types.items())):
+        raise ModelError(f"{path}: metadata insitu.atom_types must map LAMMPS atom types "
+                         f"(1, 2, ...) to element names, got {str(types)[:200]}")
+    unit = metadata.get("length_unit", LENGTH_UNIT)
+    if unit != LENGTH_UNIT:
+        raise ModelError(f"{path}: metadata insitu.length_unit is {unit!r}; this runtime "
+                         f"supports models trained in {LENGTH_UNIT}")
