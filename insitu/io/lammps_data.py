@@ -11,8 +11,9 @@ from ..frame import Frame
 
 __all__ = ["read_lammps_data", "write_lammps_data"]
 
-# column of x in the Atoms section per atom style (id first, then type or molecule ...)
-X_COLUMN = {"atomic": 2, "charge": 3, "full": 4, "molecular": 3}
+# columns of the type and of x in the Atoms section, per atom style
+ATOM_STYLE_COLUMNS = {"atomic": (1, 2), "charge": (1, 3), "full": (2, 4), "molecular": (2, 3),
+                      "bond": (2, 3), "angle": (2, 3)}
 
 
 def read_lammps_data(path: str | Path) -> Frame:
@@ -49,12 +50,23 @@ def read_lammps_data(path: str | Path) -> Frame:
         rows.append(ln.split())
         if len(rows) == natoms:
             break
-    arr = np.array(rows, dtype=float)
-    xcol = X_COLUMN.get(style, 2)
+    style = style.split()[0] if style else "atomic"
+    if style not in ATOM_STYLE_COLUMNS:
+        raise ValueError(f"{path}: atom style '{style}' of the Atoms section is not supported "
+                         f"(supported: {', '.join(ATOM_STYLE_COLUMNS)})")
+    if len(rows) != natoms:
+        raise ValueError(f"{path}: the header declares {natoms} atoms but the Atoms section "
+                         f"holds {len(rows)} lines")
+    tcol, xcol = ATOM_STYLE_COLUMNS[style]
+    try:
+        arr = np.array([r[:xcol + 3] for r in rows], dtype=float)
+    except ValueError:
+        raise ValueError(f"{path}: malformed line in the Atoms section (style {style}: "
+                         f"expected at least {xcol + 3} numbers per line)") from None
     ids = arr[:, 0].astype(np.int64)
     order = np.argsort(ids)
     arr = arr[order]
-    return Frame.from_lammps_box(arr[:, xcol:xcol + 3], arr[:, 1].astype(np.int64), lo, hi,
+    return Frame.from_lammps_box(arr[:, xcol:xcol + 3], arr[:, tcol].astype(np.int64), lo, hi,
                                  *tilt, ids=ids[order])
 
 

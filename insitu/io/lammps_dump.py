@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gzip
+from collections import deque
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TextIO
@@ -34,35 +36,96 @@ def box_from_dump_header(lines: list[str], header: str):
     return (xlo, ylo, zlo), (xhi, yhi, zhi), (xy, xz, yz), pbc
 
 
-def iter_lammps_dump(path: str | Path) -> Iterator[Frame]:
-    """Yield the frames of a LAMMPS text dump (``dump atom`` or ``dump custom``).
+def _open_text(path: str | Path) -> TextIO:
+    """A text handle on a dump, gzip-compressed or not (by magic bytes, not by name)."""
+    with open(path, "rb") as fh:
+        magic = fh.read(2)
+    if magic == b"\x1f\x8b":
+        return gzip.open(path, "rt")
+    return open(path)
 
-    Needs ``id``, ``type`` and one of x y z / xu yu zu / xs ys zs. Extra columns are kept
-    in ``frame.info['columns']`` as float arrays (sorted like the atoms).
-    """
-    with open(path) as fh:
-        while True:
-            line = fh.readline()
-            if not line:
-                return
+
+def _raw_frames(path: str | Path) -> Iterator[tuple]:
+    """(step, header lines, column names, atom lines) of each frame, unparsed."""
+    with _open_text(path) as fh:
+        line = fh.readline()
+        while line:
             if not line.startswith("ITEM: TIMESTEP"):
+                line = fh.readline()
                 continue
-            step = int(fh.readline().split()[0])
-            fh.readline()  # ITEM: NUMBER OF ATOMS
-            n = int(fh.readline())
-            header = fh.readline()
-            lo, hi, tilt, pbc = box_from_dump_header([fh.readline() for _ in range(3)], header)
-            cols = fh.readline().split()[2:]
-            data = np.loadtxt(fh, max_rows=n, ndmin=2) if n else np.zeros((0, len(cols)))
-            col = {name: data[:, i] for i, name in enumerate(cols)}
-            if "id" not in col or "type" not in col:
-                raise ValueError(f"{path}: dump needs 'id' and 'type' columns, has {cols}")
-            order = np.argsort(col["id"], kind="stable")
-            col = {k: v[order] for k, v in col.items()}
-            frame = _frame_from_columns(col, lo, hi, tilt, pbc, step, path)
-            frame.info["columns"] = {k: v for k, v in col.items()
-                                     if k not in ("id", "type", *POSITION_COLUMNS)}
-            yield frame
+            head = [fh.readline() for _ in range(8)]
+            if not head[-1] or not head[1].startswith("ITEM: NUMBER OF ATOMS") \
+                    or not head[3].startswith("ITEM: BOX BOUNDS") \
+                    or not head[7].startswith("ITEM: ATOMS"):
+                raise ValueError(f"{path}: malformed or truncated frame header after "
+                                 f"'ITEM: TIMESTEP' (expected TIMESTEP, NUMBER OF ATOMS, "
+                                 f"BOX BOUNDS and ATOMS items)")
+            try:
+                step = int(head[0].split()[0])
+                n = int(head[2])
+            except (ValueError, IndexError):
+                raise ValueError(f"{path}: malformed timestep or atom count in a frame header "
+                                 f"({head[0].strip()!r}, {head[2].strip()!r})") from None
+            rows = [fh.readline() for _ in range(n)]
+            if n and not rows[-1].strip():
+                got = sum(1 for r in rows if r.strip())
+                raise ValueError(f"{path}: frame at step {step} declares {n} atoms but the "
+                                 f"file holds only {got} of them (truncated dump?)")
+            yield step, head, head[7].split()[2:], rows
+            line = fh.readline()
+
+
+def _parse_frame(path, step, head, names, rows) -> Frame:
+    lo, hi, tilt, pbc = box_from_dump_header(head[4:7], head[3])
+    try:  # numpy's C parser; the slow path below explains what is wrong
+        numbers = (np.loadtxt(rows, dtype=np.float64, ndmin=2) if rows
+                   else np.zeros((0, len(names)))).reshape(len(rows), len(names))
+        col = {name: numbers[:, i] for i, name in enumerate(names)}
+    except ValueError:  # a text column (element names), or a malformed line
+        fields = [r.split() for r in rows]
+        bad = next((i for i, f in enumerate(fields) if len(f) != len(names)), None)
+        if bad is not None:
+            raise ValueError(f"{path}: frame at step {step}, atom line {bad + 1}: "
+                             f"{len(fields[bad])} values for {len(names)} columns "
+                             f"{names}") from None
+        table = np.array(fields, dtype=object).reshape(len(rows), len(names))
+        col = {}
+        for i, name in enumerate(names):
+            try:
+                col[name] = table[:, i].astype(np.float64)
+            except ValueError:
+                col[name] = table[:, i].astype(str)
+        if any(col[k].dtype.kind == "U" for k in ("id", "type", *POSITION_COLUMNS)
+               if k in col):
+            raise ValueError(f"{path}: frame at step {step}: non-numeric values in the id, "
+                             "type or position columns") from None
+    if "id" not in col:
+        raise ValueError(f"{path}: dump needs an 'id' column, has {names}")
+    if "type" not in col:
+        if "element" not in col:
+            raise ValueError(f"{path}: dump needs a 'type' or an 'element' column, has {names}")
+        elements = sorted(set(col["element"].tolist()))
+        col["type"] = np.array([elements.index(e) + 1 for e in col["element"]], np.float64)
+    order = np.argsort(col["id"], kind="stable")
+    col = {k: v[order] for k, v in col.items()}
+    frame = _frame_from_columns(col, lo, hi, tilt, pbc, step, path)
+    frame.info["columns"] = {k: v for k, v in col.items()
+                             if k not in ("id", "type", *POSITION_COLUMNS)}
+    if "element" in col:
+        frame.info["type_names"] = {int(t): str(e) for t, e in zip(col["type"], col["element"])}
+    return frame
+
+
+def iter_lammps_dump(path: str | Path) -> Iterator[Frame]:
+    """Yield the frames of a LAMMPS text dump (``dump atom`` or ``dump custom``, plain or
+    gzipped), one at a time.
+
+    Needs ``id``, ``type`` (or ``element``: types then number the sorted element names) and
+    one of x y z / xu yu zu / xs ys zs. Extra columns are kept in ``frame.info['columns']``
+    (sorted like the atoms). A truncated or malformed frame raises ValueError.
+    """
+    for raw in _raw_frames(path):
+        yield _parse_frame(path, *raw)
 
 
 def _frame_from_columns(col, lo, hi, tilt, pbc, step, path) -> Frame:
@@ -81,11 +144,20 @@ def _frame_from_columns(col, lo, hi, tilt, pbc, step, path) -> Frame:
 
 
 def read_lammps_dump(path: str | Path, index: int = -1) -> Frame:
-    """Read one frame (default: the last) of a LAMMPS text dump."""
-    frames = list(iter_lammps_dump(path))
-    if not frames:
-        raise ValueError(f"{path}: no frames found in dump")
-    return frames[index]
+    """Read one frame of a LAMMPS text dump (default: the last). Only that frame's atoms
+    are parsed; ``index >= 0`` stops reading at frame ``index``."""
+    wanted = None
+    if index >= 0:
+        for i, raw in enumerate(_raw_frames(path)):
+            if i == index:
+                wanted = raw
+                break
+    else:
+        last = deque(_raw_frames(path), maxlen=-index)
+        wanted = last[0] if len(last) == -index else None
+    if wanted is None:
+        raise ValueError(f"{path}: no frame {index} in the dump")
+    return _parse_frame(path, *wanted)
 
 
 def write_lammps_dump(fh: TextIO, frame: Frame, columns: Mapping[str, np.ndarray],
