@@ -100,8 +100,9 @@ class Descriptor:
             raise ValueError(f"{cls.__name__}: unknown parameters {unknown}")
         try:
             return cls(**params)
-        except (TypeError, OverflowError) as exc:  # e.g. a string where a number belongs
-            raise ValueError(f"{cls.__name__}: bad parameter value ({exc})") from None
+        except (TypeError, ValueError, OverflowError) as exc:  # e.g. a string for a number
+            raise ValueError(f"{cls.__name__}: bad parameter value in "
+                             f"{str(params)[:300]} ({exc})") from None
 
     def __repr__(self) -> str:
         params = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())

@@ -183,10 +183,16 @@ def write_lammps_dump(fh: TextIO, frame: Frame, columns: Mapping[str, np.ndarray
                  f"{zlo} {zlo + c[2, 2]}\n")
     names = list(columns)
     fh.write("ITEM: ATOMS id type x y z" + "".join(f" {k}" for k in names) + "\n")
-    data = np.column_stack([frame.ids, frame.types, frame.positions + origin,
-                            *[np.asarray(columns[k]) for k in names]]) if n else np.zeros((0, 5))
+    if not n:
+        return
+    values = [frame.ids, frame.types, *(frame.positions + origin).T,
+              *[np.asarray(columns[k]) for k in names]]
     fmt = ["%d", "%d", "%.6f", "%.6f", "%.6f"]
     for k in names:
         kind = np.asarray(columns[k]).dtype.kind
-        fmt.append(formats.get(k, "%d" if kind in "iub" else "%.6g"))
-    np.savetxt(fh, data, fmt=fmt)
+        fmt.append(formats.get(k, "%d" if kind in "iub" else "%s" if kind in "US" else "%.6g"))
+    text = [np.char.mod(f, v) for f, v in zip(fmt, values)]
+    lines = text[0]
+    for t in text[1:]:
+        lines = np.char.add(np.char.add(lines, " "), t)
+    fh.write("\n".join(lines.tolist()) + "\n")
