@@ -14,7 +14,7 @@ MODEL="$(realpath -m "${3:-$ROOT/models/ni-fcc-liquid-amorphous.onnx}")"
 shift $(( $# < 3 ? $# : 3 ))
 [ "${1:-}" = "--" ] && shift
 if [ ! -f "$MODEL" ]; then
-    echo "ni_ramp: model not found: $MODEL (retrain: .venv/bin/python -m insitu.ramps train ni --run)" >&2
+    echo "ni_ramp: model not found: $MODEL (retrain: .venv/bin/insitu ramp train ni --run)" >&2
     exit 2
 fi
 mkdir -p "$OUTDIR"
@@ -27,9 +27,9 @@ cd "$OUTDIR"
 mpirun -np "$NPROCS" --oversubscribe "$ROOT/.venv/bin/insitu" lmp \
     -in "$ROOT/lammps_inputs/ni_melt_quench.lmp" \
     -var model "$MODEL" -var outdir "$OUTDIR" -log "$OUTDIR/log.lammps" "$@"
-"$ROOT/.venv/bin/python" -m insitu.plotting "$OUTDIR/log.h5" -o "$OUTDIR/ni_ramp.png" \
+"$ROOT/.venv/bin/insitu" plot "$OUTDIR/log.h5" -o "$OUTDIR/ni_ramp.png" \
     --title "Ni melt + quench (quick ramp), in-situ Neighbors Map CNN on $NPROCS MPI rank(s)"
-"$ROOT/.venv/bin/python" -m insitu.ramps validate "$OUTDIR/log.h5" || true
+"$ROOT/.venv/bin/insitu" validate "$OUTDIR/log.h5" || true
 echo
 echo "ni_ramp: log  $OUTDIR/log.h5  (thermo: $OUTDIR/log.lammps)"
 echo "ni_ramp: plot $OUTDIR/ni_ramp.png"

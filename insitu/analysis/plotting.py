@@ -1,4 +1,6 @@
-"""``insitu plot LOG.h5 -o PNG``: phase fractions and potential energy against temperature.
+"""Figure of a ramp log: phase fractions and potential energy against temperature
+(``insitu plot LOG.h5 -o PNG``, :mod:`insitu.cli.plot`; needs matplotlib, the ``plotting``
+extra).
 
 One column per stage of the ramp that the log holds: heating (temperature rising) and
 quench (temperature axis reversed, as in the Neighbors Map paper's Figs. 5 and 7); the hold
@@ -10,13 +12,20 @@ and the energy's jump or slope change) are marked with vertical lines.
 
 from __future__ import annotations
 
-import argparse
-import sys
+import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .ramps import HEATING, QUENCH, RampLog, read_log, validate_log
+from insitu.analysis.ramp_numerics import HEATING, QUENCH
+from insitu.analysis.validation import validate_log
+from insitu.io.phase_log import read_log
+
+if TYPE_CHECKING:
+    import matplotlib.figure
+
+__all__ = ["plot_log", "make_figure", "CLASS_COLORS"]
 
 CLASS_COLORS = {
     "fcc": "#1f77b4", "bcc": "#9467bd", "hcp": "#17becf", "cubic_diamond": "#8c564b",
@@ -29,8 +38,8 @@ def _color(name, i):
     return CLASS_COLORS.get(name, _FALLBACK[i % len(_FALLBACK)])
 
 
-def plot_log(path, png, title: str | None = None, temperature: str = "auto",
-             validation: bool = True, dpi: int = 130) -> Path:
+def plot_log(path: str | Path, png: str | Path, title: str | None = None,
+             temperature: str = "auto", validation: bool = True, dpi: int = 130) -> Path:
     """Write a PNG of the fractions and PE against temperature for an in-situ ramp log.
 
     path: HDF5 log; png: output file; temperature: 'auto' (thermostat set-point when logged),
@@ -49,8 +58,8 @@ def plot_log(path, png, title: str | None = None, temperature: str = "auto",
     return png
 
 
-def make_figure(path, title: str | None = None, temperature: str = "auto",
-                validation: bool = True):
+def make_figure(path: str | Path, title: str | None = None, temperature: str = "auto",
+                validation: bool = True) -> matplotlib.figure.Figure:
     """The matplotlib figure of :func:`plot_log` (axes: 2 rows x one column per stage)."""
     import matplotlib.pyplot as plt
 
@@ -144,33 +153,6 @@ def make_figure(path, title: str | None = None, temperature: str = "auto",
         title = f"{Path(path).name}" + (f" — model {model}" if model else "")
         if log.n_atoms:
             title += f", {int(log.n_atoms):,} atoms"
-    import textwrap
-
     fig.suptitle("\n".join(textwrap.wrap(title, width=70 * ncol)), fontsize=11)
     fig.tight_layout()
     return fig
-
-
-def main_plot(argv=None) -> int:
-    """``insitu plot LOG.h5 -o PNG [--title T] [--temperature auto|target|measured]``."""
-    p = argparse.ArgumentParser(prog="insitu plot",
-                                description="Plot phase fractions and PE against temperature.")
-    p.add_argument("log", help="in-situ HDF5 log")
-    p.add_argument("-o", "--output", default=None, help="PNG file (default: LOG with .png)")
-    p.add_argument("--title", default=None)
-    p.add_argument("--temperature", default="auto", choices=("auto", "target", "measured"))
-    p.add_argument("--no-validation", action="store_true",
-                   help="do not mark the validation temperatures")
-    args = p.parse_args(argv)
-    out = args.output or str(Path(args.log).with_suffix(".png"))
-    png = plot_log(args.log, out, title=args.title, temperature=args.temperature,
-                   validation=not args.no_validation)
-    print(f"plot written to {png}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main_plot())
-
-
-__all__ = ["plot_log", "make_figure", "main_plot", "RampLog"]

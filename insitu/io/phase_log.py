@@ -1,4 +1,5 @@
-"""Append-only HDF5 log of in-situ analysis calls, one row per call.
+"""The in-situ HDF5 log: its one writer (:class:`PhaseLog`) and its one reader
+(:func:`read_log` -> :class:`LogData`), one row per analysis call.
 
 Layout (all 1-D datasets have one entry per row):
 
@@ -7,24 +8,31 @@ Layout (all 1-D datasets have one entry per row):
 - ``fractions/<class>`` and ``counts/<class>`` for every model class and ``unknown``;
 - ``timings/<stage>``: seconds per stage (extract, descriptor = neighbour search +
   descriptor, inference, reduce, total), the maximum over ranks;
-- ``extra/<name>``: LAMMPS variables the user asked to log beside the fractions;
+- ``extra/<name>``: LAMMPS variables the user asked to log beside the fractions (the ramps
+  log ``t_target``, the thermostat set-point, and ``stage``: 1 heating, 2 hold, 3 quench);
 - root attributes: ``classes`` (JSON), ``model_path``, ``model_sha256``, ``descriptor``
   (JSON), ``lammps_version``, ``n_ranks``, ``input_script``, ``id``, ``units``.
 
 The file is opened, extended by one row and closed at every call (HDF5 file locking
 off), so between calls it is a complete, closed file: plain h5py reads it while the run
 goes on, and a run killed with SIGKILL leaves every completed row readable. The cost, a
-few milliseconds per call, is small next to the analysis.
+few milliseconds per call, is small next to the analysis. The reader cuts every column to
+the rows complete in all of them.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import h5py
 import numpy as np
+
+from insitu.analysis.ramp_numerics import infer_stages, running_mean
+
+__all__ = ["PhaseLog", "LogData", "read_log", "THERMO_FIELDS"]
 
 _UNITS = {
     "metal": {"time": "ps", "temperature": "K", "potential_energy": "eV", "pressure": "bar",
@@ -35,14 +43,27 @@ _UNITS = {
            "pressure": "epsilon/sigma^3", "volume": "sigma^3"},
 }
 THERMO_FIELDS = ("time", "temperature", "potential_energy", "pressure", "volume")
+_GROUPS = ("fractions", "counts", "timings", "extra")
+
+
+def _open(path: str | Path, mode: str) -> h5py.File:
+    """h5py file without HDF5 file locking (a reader must not block the running writer)."""
+    try:
+        return h5py.File(path, mode, locking=False)
+    except TypeError:  # h5py < 3.5
+        return h5py.File(path, mode)
 
 
 class PhaseLog:
-    """Writer for the in-situ log (used on rank 0 only)."""
+    """Writer for the in-situ log (used on rank 0 only; also by the offline log of
+    :func:`insitu.training.ramp_training.log_from_snapshots`).
+
+    ``extra`` names the ``extra/<name>`` columns and ``extra_units`` their optional units.
+    """
 
     def __init__(self, path: str | Path, classes: Sequence[str], stages: Sequence[str],
                  extra: Sequence[str] = (), attrs: Mapping | None = None,
-                 units: str = "metal"):
+                 units: str = "metal", extra_units: Mapping[str, str] | None = None):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.columns = list(classes) + ["unknown"]
@@ -50,7 +71,7 @@ class PhaseLog:
         self.extra = list(extra)
         self.n_rows = 0
         unit_names = _UNITS.get(units, {})
-        with h5py.File(self.path, "w", locking=False) as f:
+        with _open(self.path, "w") as f:
 
             def column(name, dtype=np.float64, unit=None):
                 ds = f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype,
@@ -68,7 +89,7 @@ class PhaseLog:
             for st in self.stages:
                 column(f"timings/{st}", unit="s")
             for e in self.extra:
-                column(f"extra/{e}")
+                column(f"extra/{e}", unit=(extra_units or {}).get(e))
             f.attrs["classes"] = json.dumps(list(classes))
             f.attrs["units"] = units
             for k, v in (attrs or {}).items():
@@ -91,7 +112,7 @@ class PhaseLog:
         for e in self.extra:
             values[f"extra/{e}"] = (extra or {}).get(e, np.nan)
         i = self.n_rows
-        with h5py.File(self.path, "a", locking=False) as f:
+        with _open(self.path, "a") as f:
             for key, value in values.items():
                 ds = f[key]
                 ds.resize((i + 1,))
@@ -104,19 +125,113 @@ class PhaseLog:
         """Nothing stays open between rows; kept for symmetry."""
 
 
-def read_log(path: str | Path) -> dict:
-    """Read a log into a dict of numpy arrays (nested groups flattened as 'group/name')
-    plus ``attrs``. Works while the writer is still running."""
-    out: dict = {}
-    with h5py.File(path, "r", locking=False) as f:
-        def visit(name, obj):
-            if isinstance(obj, h5py.Dataset):
-                out[name] = obj[()]
-        f.visititems(visit)
-        out["attrs"] = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f.attrs.items()}
-    n = min((len(v) for k, v in out.items() if k != "attrs"), default=0)
-    # Datasets are resized one after another: trim to the rows complete in all of them.
-    for k in list(out):
-        if k != "attrs":
-            out[k] = out[k][:n]
-    return out
+@dataclass
+class LogData:
+    """Every column of an in-situ log (all rows, equal length), the root attributes (JSON
+    ones decoded) and ``n_atoms``, the median total of the counts (None without counts)."""
+
+    step: np.ndarray
+    time: np.ndarray
+    temperature: np.ndarray
+    potential_energy: np.ndarray
+    pressure: np.ndarray
+    volume: np.ndarray
+    mean_confidence: np.ndarray
+    fractions: dict = field(default_factory=dict)
+    counts: dict = field(default_factory=dict)
+    timings: dict = field(default_factory=dict)
+    extra: dict = field(default_factory=dict)
+    attrs: dict = field(default_factory=dict)
+    n_atoms: float | None = None
+
+    def __len__(self) -> int:
+        return len(self.step)
+
+    @property
+    def classes(self) -> list:
+        """The model's classes, in its order (``unknown`` left out)."""
+        return [c for c in self.fractions if c != "unknown"]
+
+    def pe_per_atom(self) -> np.ndarray:
+        """Potential energy per atom (the total when the atom count is unknown)."""
+        return self.potential_energy / self.n_atoms if self.n_atoms else self.potential_energy
+
+    def temperature_axis(self, which: str = "auto") -> tuple[np.ndarray, str]:
+        """(T, label): the thermostat set-point if logged (``which='auto'|'target'``),
+        else the measured temperature smoothed over 5 rows (``which='measured'``)."""
+        if which in ("auto", "target") and "t_target" in self.extra:
+            return np.asarray(self.extra["t_target"], float), "Thermostat temperature (K)"
+        if which == "target":
+            raise KeyError("the log has no extra/t_target (thermostat set-point)")
+        return running_mean(self.temperature, 5), "Temperature (K, 5-row mean)"
+
+    def stages(self) -> np.ndarray:
+        """Stage of each row (1 heating, 2 hold, 3 quench): ``extra/stage`` when logged,
+        else inferred from the temperature history."""
+        if "stage" in self.extra:
+            return np.rint(np.asarray(self.extra["stage"], float)).astype(int)
+        return infer_stages(self.temperature)
+
+    def select(self, mask: np.ndarray) -> LogData:
+        """The rows where ``mask`` is true (attributes and atom count unchanged)."""
+        mask = np.asarray(mask)
+        values = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if f.name in _GROUPS:
+                v = {k: col[mask] for k, col in v.items()}
+            elif isinstance(v, np.ndarray):
+                v = v[mask]
+            values[f.name] = v
+        return LogData(**values)
+
+
+def _attr(value):
+    if isinstance(value, bytes):
+        value = value.decode()
+    if isinstance(value, str) and value[:1] in "[{":
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value.item() if isinstance(value, np.generic) else value
+
+
+def read_log(path: str | Path) -> LogData:
+    """Read an in-situ HDF5 log.  It may still be written: rows are cut to those complete in
+    every column, and the file is opened without HDF5 file locking.  Raises ValueError for
+    an HDF5 file without ``temperature`` and ``potential_energy``."""
+    with _open(path, "r") as f:
+        cols = {k: np.asarray(f[k][()]) for k in ("step", *THERMO_FIELDS, "mean_confidence")
+                if k in f and isinstance(f[k], h5py.Dataset)}
+        groups = {g: {k: np.asarray(v[()]) for k, v in f[g].items()} if g in f else {}
+                  for g in _GROUPS}
+        attrs = {k: _attr(v) for k, v in f.attrs.items()}
+    if "temperature" not in cols or "potential_energy" not in cols:
+        raise ValueError(f"{path}: not an in-situ log (no temperature / potential_energy)")
+    n = min(len(v) for v in [*cols.values(), *(c for g in groups.values() for c in g.values())])
+    fractions = groups["fractions"]
+    classes = attrs.get("classes")
+    if isinstance(classes, list):  # keep the model's class order, unknown last
+        order = [c for c in classes if c in fractions] + [c for c in fractions if c not in classes]
+        fractions = {c: fractions[c] for c in order}
+    cut = {g: {k: v[:n] for k, v in cols_g.items()}
+           for g, cols_g in dict(groups, fractions=fractions).items()}
+    for g in ("fractions", "extra", "timings"):
+        cut[g] = {k: v.astype(float) for k, v in cut[g].items()}
+    n_atoms = None
+    if cut["counts"]:
+        total = sum(cut["counts"].values())
+        if len(total) and np.all(total > 0):
+            n_atoms = float(np.median(total))
+
+    def column(name, default=np.nan):
+        return cols[name][:n] if name in cols else np.full(n, default)
+
+    return LogData(step=column("step", np.arange(n)),
+                   time=column("time", np.arange(n, dtype=float)),
+                   temperature=column("temperature").astype(float),
+                   potential_energy=column("potential_energy").astype(float),
+                   pressure=column("pressure"), volume=column("volume"),
+                   mean_confidence=column("mean_confidence"),
+                   attrs=attrs, n_atoms=n_atoms, **cut)

@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime
 import json
 import os
-import shutil
 import subprocess
 import time
 from dataclasses import asdict, dataclass
@@ -24,7 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ..frame import Frame, iter_lammps_dump
+from insitu.frame import Frame
+from insitu.io.lammps_dump import iter_lammps_dump
+from insitu.launch import lammps_env, lmp_binary
 
 POTENTIAL_DIR = Path(os.environ.get("LAMMPS_POTENTIALS", "/usr/share/lammps/potentials"))
 
@@ -104,12 +105,10 @@ def run_lammps_input(script: str, workdir: Path, name: str) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
     inp = workdir / f"{name}.lmp"
     inp.write_text(script)
-    lmp = shutil.which("lmp") or shutil.which("lmp_serial") or shutil.which("lmp_mpi")
-    if lmp is None:
-        raise RuntimeError("no LAMMPS binary (lmp) on PATH: install LAMMPS (see README)")
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    proc = subprocess.run([lmp, "-in", inp.name, "-log", f"{name}.log", "-screen", "none"],
-                          cwd=workdir, env=env, capture_output=True, text=True)
+    env = lammps_env()
+    env["OMP_NUM_THREADS"] = "1"
+    proc = subprocess.run([lmp_binary(), "-in", inp.name, "-log", f"{name}.log", "-screen",
+                           "none"], cwd=workdir, env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         log = workdir / (name + ".log")
         raise RuntimeError(f"LAMMPS failed on {inp} (rc={proc.returncode}); see {log}\n"
@@ -234,10 +233,10 @@ def default_descriptors(keys=("nm", "boo")) -> dict:
     """The descriptors of the shipped crystal models (``nm``: Neighbors Map, ``boo``: BOO)."""
     out = {}
     if "nm" in keys:
-        from ..neighbors_map import NeighborsMap
+        from insitu.descriptors import NeighborsMap
         out["nm"] = NeighborsMap(**NM_PARAMS)
     if "boo" in keys:
-        from ..steinhardt import Steinhardt
+        from insitu.descriptors import Steinhardt
         out["boo"] = Steinhardt(**BOO_PARAMS)
     return out
 

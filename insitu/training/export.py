@@ -1,6 +1,6 @@
 """Export a trained classifier to ONNX with everything inference needs in metadata_props.
 
-Graph contract (kept by :mod:`insitu.runtime`): input ``features`` float32
+Graph contract (kept by :mod:`insitu.model`): input ``features`` float32
 (batch, *feature_shape) with a dynamic batch axis; output ``probabilities`` float32
 (batch, K), softmax inside the graph (and for the MLP the standardisation too).
 """

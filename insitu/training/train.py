@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .nets import build_model, count_parameters
+from insitu.training.nets import build_model, count_parameters
 
 
 def set_seeds(seed: int) -> None:
@@ -225,9 +225,10 @@ def fit_from_hdf5(data, descriptor: str = "nm", out=None, epochs: int = 10, seed
     """
     import h5py
 
-    from ..descriptors import descriptor_from_metadata
-    from .export import export_onnx
-    from .report import validation_tables, write_model_card
+    from insitu.descriptors import descriptor_from_metadata
+    from insitu.training.export import export_onnx
+    from insitu.training.model_card import write_crystal_card
+    from insitu.training.report import validation_tables
 
     t_start = time.time()
     if descriptor not in DESCRIPTOR_KEYS:
@@ -265,5 +266,5 @@ def fit_from_hdf5(data, descriptor: str = "nm", out=None, epochs: int = 10, seed
         report["tables"] = tables
     report["seconds_total"] = round(time.time() - t_start, 1)
     if card:
-        write_model_card(out, report, provenance, desc_meta, command=command)
+        write_crystal_card(out, report, provenance, desc_meta, command=command)
     return out, report

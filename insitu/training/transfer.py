@@ -15,8 +15,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..frame import iter_lammps_dump
-from .datagen import POTENTIAL_DIR, CNACalculator, cna_correct_code, run_lammps_input
+from insitu.io.lammps_dump import iter_lammps_dump
+from insitu.resources import model_path
+from insitu.training.datagen import (
+    POTENTIAL_DIR,
+    CNACalculator,
+    cna_correct_code,
+    cna_cutoff,
+    run_lammps_input,
+)
 
 CASES = [
     # name, class, lattice, a, reps, mass, pair_style, potential file, element, T_m estimate
@@ -46,14 +53,14 @@ run 2000
 """
 
 
-def main(argv=None) -> int:
-    from ..runtime import Classifier
+def main(argv: list[str] | None = None) -> int:
+    from insitu.model import Classifier
 
-    repo = Path(__file__).resolve().parents[2]
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="*", default=[str(repo / "models" / "crystal-nm.onnx"),
-                                                   str(repo / "models" / "crystal-boo.onnx")])
-    ap.add_argument("--workdir", default=str(repo / "data" / "transfer"))
+    ap.add_argument("--models", nargs="*", default=[str(model_path("crystal-nm")),
+                                                   str(model_path("crystal-boo"))])
+    ap.add_argument("--workdir", default="data/transfer",
+                    help="LAMMPS runs (default %(default)s, relative to the current folder)")
     args = ap.parse_args(argv)
     work = Path(args.workdir)
     clfs = [Classifier.load(m) for m in args.models]
@@ -83,7 +90,6 @@ def main(argv=None) -> int:
         for clf in clfs:
             ok = [np.mean(clf.classify(fr).labels == cls) for fr in frames]
             cells.append(f"{100 * np.mean(ok):.1f}")
-        from .datagen import cna_cutoff
         structure = cls if cls != "liquid" else "fcc"
         cna_ok = [np.mean(cna_correct_code(cls, cna(fr, cna_cutoff(structure,
                                                                     fr.volume / len(fr)))))

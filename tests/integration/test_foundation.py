@@ -6,7 +6,7 @@ import sys
 
 from lammps_helpers import REPO, run_lammps
 
-from insitu.doctor import python_package_check
+from insitu.cli.doctor import python_package_check
 
 
 def test_python_package_decision_fails_without_python_invoke():
@@ -43,7 +43,7 @@ variable census_atoms string -1
 variable census_ranks string -1
 variable atoms_seen equal v_census_atoms
 variable ranks_seen equal v_census_ranks
-python census_callback here "from insitu.doctor import census_callback"
+python census_callback here "from insitu.coupling.diagnostics import census_callback"
 fix py all python/invoke 5 end_of_step census_callback
 thermo 5
 thermo_style custom step atoms v_atoms_seen v_ranks_seen

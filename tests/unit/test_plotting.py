@@ -1,23 +1,21 @@
-"""`insitu plot`: fractions and PE against temperature from a (synthetic) in-situ log."""
+"""`insitu plot` (insitu.analysis.plotting, insitu.cli.plot): fractions and PE against
+temperature from a (synthetic) in-situ log."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
+from ramp_logs import ni_ramp_log, synthetic_ramp, write_synthetic_log
+
+from insitu.analysis import plotting
+from insitu.cli import main as cli_main
 
 pytest.importorskip("matplotlib")
-
-from test_ramps import synthetic_ramp, write_synthetic_log  # noqa: E402
-
-from insitu import plotting  # noqa: E402
 
 
 @pytest.fixture
 def ni_log(tmp_path):
-    t, pe, frac, stage = synthetic_ramp(noise=0.002)
-    cna = np.clip(1.0 - (t - 300.0) / 1200.0, 0, 1) * (stage == 1)
-    return write_synthetic_log(tmp_path / "ni.h5", t, pe, frac, stage,
-                               extra={"cna_fcc": cna, "cna_hcp": 0 * t})
+    return ni_ramp_log(tmp_path / "ni.h5")
 
 
 def _png_ok(path):
@@ -71,8 +69,25 @@ def test_quench_only_log_has_one_column(tmp_path):
         plt.close(fig)
 
 
-def test_main_plot_cli(ni_log, tmp_path, capsys):
+def test_plot_command(ni_log, tmp_path, capsys):
     out = tmp_path / "cli.png"
-    assert plotting.main_plot([str(ni_log), "-o", str(out), "--no-validation"]) == 0
+    assert cli_main(["plot", str(ni_log), "-o", str(out), "--no-validation",
+                     "--temperature", "measured", "--title", "T"]) == 0
     assert _png_ok(out)
     assert str(out) in capsys.readouterr().out
+
+
+def test_plot_command_requires_output(ni_log):
+    with pytest.raises(SystemExit) as exc:
+        cli_main(["plot", str(ni_log)])
+    assert exc.value.code == 2
+
+
+def test_plot_command_without_matplotlib(ni_log, tmp_path, monkeypatch, capsys):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import -> ModuleNotFoundError
+    assert cli_main(["plot", str(ni_log), "-o", str(tmp_path / "x.png")]) == 2
+    err = capsys.readouterr().err
+    assert "matplotlib" in err and "pip install 'insitu[plotting]'" in err
+    assert not (tmp_path / "x.png").exists()

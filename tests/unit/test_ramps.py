@@ -1,5 +1,6 @@
-"""Ramp validation logic (insitu.ramps) on synthetic logs with known transition temperatures,
-and the auto-labelling of snapshots."""
+"""Ramp numerics and validation (insitu.analysis) on synthetic logs with known transition
+temperatures, the log reader (insitu.io.phase_log), the ``insitu validate`` command, and the
+auto-labelling of snapshots (insitu.training.autolabel / ramp_systems)."""
 
 from __future__ import annotations
 
@@ -8,138 +9,79 @@ import json
 import h5py
 import numpy as np
 import pytest
+from ramp_logs import N_ATOMS, ni_ramp_log, sigmoid, synthetic_ramp, write_synthetic_log
 
-from insitu import ramps
+from insitu.analysis import ramp_numerics as numerics
+from insitu.analysis.validation import format_report, goals_met, jsonable, validate_log
+from insitu.cli import main as cli_main
+from insitu.io.phase_log import LogData, PhaseLog, read_log
+from insitu.training.autolabel import (
+    Snapshot,
+    evenly,
+    fcc_energy_window,
+    label_snapshots,
+    read_snapshot_index,
+)
+from insitu.training.ramp_systems import RAMP_SYSTEMS, get_ramp_system
 
-N_ATOMS = 1000
-
-
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
-
-
-def synthetic_ramp(t_melt=2000.0, t_fcc50=2010.0, t_glass=1000.0, t_amo50=1050.0, noise=0.0,
-                   seed=0, heating=True, hold=True, quench=True, classes=("fcc", "liquid",
-                                                                          "amorphous")):
-    """Columns of a Ni-like ramp: heating 300 -> 2500 K with a PE step of 0.18 eV/atom at
-    t_melt, hold at 2500 K, quench 2500 -> 10 K with a PE slope change at t_glass."""
-    rng = np.random.default_rng(seed)
-    parts = []
-    if heating:
-        t = np.linspace(300.0, 2500.0, 221)
-        pe = -4.45 + 1.3e-4 * t + 0.18 * _sigmoid((t - t_melt) / 8.0)
-        fcc = 1.0 - _sigmoid((t - t_fcc50) / 15.0)
-        parts.append((t, pe, fcc, 1.0 - fcc, 0.0 * t, 1))
-    if hold:
-        t = np.full(40, 2500.0)
-        pe = -4.45 + 1.3e-4 * t + 0.18 + 0.0 * t
-        parts.append((t, pe, 0 * t, 1 + 0 * t, 0 * t, 2))
-    if quench:
-        t = np.linspace(2500.0, 10.0, 250)
-        # continuous hinge: slope 2.5e-4 above t_glass, 1.6e-4 below
-        pe = -4.2 + 1.6e-4 * t + (2.5e-4 - 1.6e-4) * np.maximum(t - t_glass, 0.0)
-        amo = _sigmoid((t_amo50 - t) / 40.0)
-        parts.append((t, pe, 0 * t, 1 - amo, amo, 3))
-    t = np.concatenate([p[0] for p in parts])
-    pe = np.concatenate([p[1] for p in parts]) + noise * rng.standard_normal(len(t))
-    frac = {"fcc": np.concatenate([p[2] for p in parts]),
-            "liquid": np.concatenate([p[3] for p in parts]),
-            "amorphous": np.concatenate([p[4] for p in parts])}
-    stage = np.concatenate([np.full(len(p[0]), p[5]) for p in parts])
-    frac = {c: frac[c] for c in classes}
-    return t, pe, frac, stage
-
-
-def write_synthetic_log(path, t, pe_per_atom, fractions, stage=None, extra=None,
-                        measured_noise=20.0, seed=1, truncate_last=0):
-    """An in-situ HDF5 log in the lead's schema (h5log.PhaseLog layout)."""
-    rng = np.random.default_rng(seed)
-    n = len(t)
-    classes = list(fractions)
-    unknown = np.clip(1.0 - sum(fractions.values()), 0.0, 1.0)
-    with h5py.File(path, "w") as f:
-        f["step"] = np.arange(n, dtype=np.int64) * 500
-        f["time"] = np.arange(n) * 0.5
-        f["temperature"] = t + measured_noise * rng.standard_normal(n)
-        f["potential_energy"] = pe_per_atom * N_ATOMS
-        f["pressure"] = np.zeros(n)
-        f["volume"] = np.full(n, 1.1e4)
-        f["mean_confidence"] = np.full(n, 0.95)
-        for c in classes + ["unknown"]:
-            fr = fractions[c] if c in fractions else unknown
-            f[f"fractions/{c}"] = fr[: n - truncate_last]
-            f[f"counts/{c}"] = np.rint(fr * N_ATOMS).astype(np.int64)
-        ex = {"t_target": t} if stage is None else {"t_target": t, "stage": stage}
-        ex.update(extra or {})
-        for k, v in ex.items():
-            f[f"extra/{k}"] = np.asarray(v, float)
-        for stage_name in ("extract", "neighbors", "descriptor", "inference", "reduce", "total"):
-            f[f"timings/{stage_name}"] = np.full(n, 0.01)
-        f.attrs["classes"] = json.dumps(classes)
-        f.attrs["model_path"] = "models/ni-fcc-liquid-amorphous.onnx"
-        f.attrs["units"] = "metal"
-        f.attrs["n_ranks"] = 2
-    return path
+NI, CUZR = RAMP_SYSTEMS["ni"], RAMP_SYSTEMS["cuzr"]
 
 
 @pytest.fixture
 def ni_log(tmp_path):
-    t, pe, frac, stage = synthetic_ramp(noise=0.002)
-    cna = np.clip(1.0 - (t - 300.0) / 1200.0, 0, 1) * (stage == 1)  # CNA collapses early
-    return write_synthetic_log(tmp_path / "ni.h5", t, pe, frac, stage,
-                               extra={"cna_fcc": cna, "cna_hcp": 0 * t})
+    return ni_ramp_log(tmp_path / "ni.h5")
 
 
 # ----------------------------------------------------------------------------- numerics
 
 def test_running_mean_keeps_constant_and_ends():
     y = np.full(10, 3.0)
-    assert np.allclose(ramps.running_mean(y, 5), 3.0)
+    assert np.allclose(numerics.running_mean(y, 5), 3.0)
     ramp = np.arange(10.0)
-    assert np.allclose(ramps.running_mean(ramp, 3)[1:-1], ramp[1:-1])
-    assert ramps.running_mean(ramp, 1) is not ramp
+    assert np.allclose(numerics.running_mean(ramp, 3)[1:-1], ramp[1:-1])
+    assert numerics.running_mean(ramp, 1) is not ramp
 
 
 def test_crossings_interpolate_both_directions():
     x = np.array([0.0, 1.0, 2.0, 3.0])
-    assert np.allclose(ramps.crossings(x, [1.0, 0.8, 0.2, 0.0], 0.5), [1.5])
-    assert np.allclose(ramps.crossings(x, [0.0, 0.0, 1.0, 1.0], 0.5), [1.5])
-    assert len(ramps.crossings(x, [0.9, 0.8, 0.7, 0.6], 0.5)) == 0
-    assert np.isnan(ramps.crossing_temperature(x, [0.9, 0.8, 0.7, 0.6]))
+    assert np.allclose(numerics.crossings(x, [1.0, 0.8, 0.2, 0.0], 0.5), [1.5])
+    assert np.allclose(numerics.crossings(x, [0.0, 0.0, 1.0, 1.0], 0.5), [1.5])
+    assert len(numerics.crossings(x, [0.9, 0.8, 0.7, 0.6], 0.5)) == 0
+    assert np.isnan(numerics.crossing_temperature(x, [0.9, 0.8, 0.7, 0.6]))
 
 
 def test_crossing_temperature_noisy_is_near_truth():
     rng = np.random.default_rng(3)
     t = np.linspace(300, 2500, 300)
-    f = 1 - _sigmoid((t - 1800) / 20) + 0.03 * rng.standard_normal(len(t))
-    assert abs(ramps.crossing_temperature(t, f) - 1800) < 15
+    f = 1 - sigmoid((t - 1800) / 20) + 0.03 * rng.standard_normal(len(t))
+    assert abs(numerics.crossing_temperature(t, f) - 1800) < 15
 
 
 @pytest.mark.parametrize("t_melt", [1700.0, 2000.0, 2300.0])
 def test_pe_jump_found_within_a_few_kelvin(t_melt):
     rng = np.random.default_rng(0)
     t = np.linspace(300, 2500, 221)
-    pe = -4.45 + 1.3e-4 * t + 0.18 * _sigmoid((t - t_melt) / 8) + 0.003 * rng.standard_normal(221)
-    r = ramps.pe_jump_temperature(t, pe)
+    pe = -4.45 + 1.3e-4 * t + 0.18 * sigmoid((t - t_melt) / 8) + 0.003 * rng.standard_normal(221)
+    r = numerics.pe_jump_temperature(t, pe)
     assert abs(r["t_jump"] - t_melt) < 15
     assert r["delta_pe"] == pytest.approx(0.18, abs=0.03)
 
 
 def test_pe_jump_on_a_decreasing_axis():
     t = np.linspace(2500, 300, 221)
-    pe = -4.45 + 1.3e-4 * t + 0.18 * _sigmoid((t - 1500) / 8)
-    assert abs(ramps.pe_jump_temperature(t, pe)["t_jump"] - 1500) < 15
+    pe = -4.45 + 1.3e-4 * t + 0.18 * sigmoid((t - 1500) / 8)
+    assert abs(numerics.pe_jump_temperature(t, pe)["t_jump"] - 1500) < 15
 
 
 def test_pe_jump_too_few_rows():
     with pytest.raises(ValueError, match="too few rows"):
-        ramps.pe_jump_temperature([1, 2, 3], [1, 2, 3])
+        numerics.pe_jump_temperature([1, 2, 3], [1, 2, 3])
 
 
 def test_slope_change_recovers_the_hinge():
     t = np.linspace(2500, 10, 250)
     pe = -4.2 + 1.6e-4 * t + 0.9e-4 * np.maximum(t - 950.0, 0)
-    r = ramps.slope_change_temperature(t, pe)
+    r = numerics.slope_change_temperature(t, pe)
     assert r["t_break"] == pytest.approx(950.0, abs=5)
     assert r["slope_low"] == pytest.approx(1.6e-4, rel=1e-3)
     assert r["slope_high"] == pytest.approx(2.5e-4, rel=1e-3)
@@ -151,23 +93,23 @@ def test_slope_change_with_noise_and_range():
     pe = -4.2 + 1.6e-4 * t + 0.9e-4 * np.maximum(t - 1100.0, 0) + 0.002 * rng.standard_normal(250)
     # a curved top (thermostat lag) that the range leaves out
     pe[t > 2300] += 0.05
-    r = ramps.slope_change_temperature(t, pe, t_max=2250)
+    r = numerics.slope_change_temperature(t, pe, t_max=2250)
     assert abs(r["t_break"] - 1100) < 120
 
 
 def test_infer_stages_without_logged_stage():
     t = np.concatenate([np.linspace(300, 2500, 100), np.full(30, 2500.0),
                         np.linspace(2500, 10, 100)])
-    s = ramps.infer_stages(t)
+    s = numerics.infer_stages(t)
     assert (s[:90] == 1).all() and (s[105:125] == 2).all() and (s[-90:] == 3).all()
-    q = ramps.infer_stages(np.linspace(2000, 50, 100))  # a pure quench
+    q = numerics.infer_stages(np.linspace(2000, 50, 100))  # a pure quench
     assert (q[10:] == 3).all() and not (q == 1).any()
 
 
 # ----------------------------------------------------------------------------- validation
 
 def test_validate_synthetic_ni_log_passes(ni_log):
-    rep = ramps.validate_log(ni_log)
+    rep = validate_log(ni_log)
     h, q = rep["heating"], rep["quench"]
     assert h["crystal_class"] == "fcc"
     assert h["t_pe_jump"] == pytest.approx(2000, abs=15)
@@ -183,18 +125,19 @@ def test_validate_synthetic_ni_log_passes(ni_log):
 def test_validate_reports_failure_when_fraction_is_off(tmp_path):
     t, pe, frac, stage = synthetic_ramp(t_melt=2000, t_fcc50=1700, t_glass=1000, t_amo50=500)
     path = write_synthetic_log(tmp_path / "bad.h5", t, pe, frac, stage)
-    rep = ramps.validate_log(path)
+    rep = validate_log(path)
     assert not rep["heating"]["passed"]
     assert rep["heating"]["difference"] == pytest.approx(-300, abs=20)
     assert not rep["quench"]["passed"]
-    assert ramps.main_validate([str(path)]) == 1
+    assert not goals_met(rep)
+    assert cli_main(["validate", str(path)]) == 1
 
 
 def test_validate_cuzr_like_quench_only(tmp_path):
     t, pe, frac, stage = synthetic_ramp(heating=False, t_glass=700, t_amo50=720,
                                         classes=("liquid", "amorphous"))
     path = write_synthetic_log(tmp_path / "cuzr.h5", t, pe, frac, stage=None)
-    rep = ramps.validate_log(path)  # stages inferred from the temperature
+    rep = validate_log(path)  # stages inferred from the temperature
     assert "heating" not in rep
     assert rep["quench"]["t_slope_change"] == pytest.approx(700, abs=40)
     assert rep["quench"]["passed"]
@@ -203,7 +146,7 @@ def test_validate_cuzr_like_quench_only(tmp_path):
 def test_measured_temperature_axis(tmp_path):
     t, pe, frac, stage = synthetic_ramp(quench=False, hold=False)
     path = write_synthetic_log(tmp_path / "m.h5", t, pe, frac, stage, measured_noise=10.0)
-    rep = ramps.validate_log(path, temperature="measured")
+    rep = validate_log(path, temperature="measured")
     assert rep["temperature_axis"].startswith("Temperature")
     assert abs(rep["heating"]["difference"]) < 50
 
@@ -211,7 +154,7 @@ def test_measured_temperature_axis(tmp_path):
 def test_read_log_of_a_run_in_progress(tmp_path):
     t, pe, frac, stage = synthetic_ramp()
     path = write_synthetic_log(tmp_path / "p.h5", t, pe, frac, stage, truncate_last=3)
-    log = ramps.read_log(path)
+    log = read_log(path)
     assert len(log.temperature) == len(t) - 3
     assert all(len(v) == len(t) - 3 for v in log.fractions.values())
     assert log.classes == ["fcc", "liquid", "amorphous"]
@@ -224,14 +167,14 @@ def test_read_log_rejects_other_files(tmp_path):
     with h5py.File(p, "w") as f:
         f["foo"] = np.zeros(3)
     with pytest.raises(ValueError, match="not an in-situ log"):
-        ramps.read_log(p)
+        read_log(p)
 
 
-def test_main_validate_prints_figures(ni_log, capsys):
-    assert ramps.main([ "validate", str(ni_log)]) == 0
+def test_validate_command_prints_figures(ni_log, capsys):
+    assert cli_main(["validate", str(ni_log)]) == 0
     out = capsys.readouterr().out
     assert "fcc fraction crosses 50 %" in out and "PASS" in out
-    assert ramps.main_validate([str(ni_log), "--json"]) == 0
+    assert cli_main(["validate", str(ni_log), "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data[str(ni_log)]["heating"]["passed"] is True
 
@@ -270,9 +213,9 @@ def _fake_snapshots(tmp_path, crystallise=False, premelt_from=None, spikes=()):
 
 
 def test_label_snapshots_ni_windows(tmp_path):
-    snaps = ramps.read_snapshot_index(_fake_snapshots(tmp_path))
+    snaps = read_snapshot_index(_fake_snapshots(tmp_path))
     assert len(snaps) == 111 + 20 + 26
-    lab = ramps.label_snapshots(snaps, "ni")
+    lab = label_snapshots(snaps, NI)
     info = lab["_info"]
     assert info["t_melt"] == pytest.approx(2000, abs=30)
     assert len(lab["fcc"]) == 10 and len(lab["liquid"]) == 9 and len(lab["amorphous"]) == 5
@@ -292,9 +235,9 @@ def test_fcc_window_follows_the_crystal_line_past_two_thirds_tm(tmp_path):
     """fcc = heating snapshots on the crystal line (fitted below 2/3 T_m) up to where the PE
     leaves it by 10 % of the jump, drawn evenly over that whole range; a one-snapshot PE
     spike (thermal noise) does not end the window."""
-    snaps = ramps.read_snapshot_index(_fake_snapshots(tmp_path, premelt_from=1500.0,
+    snaps = read_snapshot_index(_fake_snapshots(tmp_path, premelt_from=1500.0,
                                                       spikes=(1200.0,)))
-    lab = ramps.label_snapshots(snaps, "ni")
+    lab = label_snapshots(snaps, NI)
     info = lab["_info"]
     fcc = sorted(s.target for s in lab["fcc"])
     # residual 0.3 ((T - 1500) / 500)^2 of the jump reaches 10 % at 1789 K; its running mean
@@ -313,24 +256,24 @@ def test_fcc_window_follows_the_crystal_line_past_two_thirds_tm(tmp_path):
 
 
 def test_fcc_energy_window_margin_and_fallback():
-    snap = ramps.Snapshot
+    snap = Snapshot
     heat = [snap(1, i, t, (-4.45 + 1.3e-4 * t) * 100, t, 100, None)
             for i, t in enumerate(np.arange(400.0, 2001.0, 20.0))]
     jump = dict(t_jump=2000.0, lo=1990.0, delta_pe=0.18)
-    acc, info = ramps.fcc_energy_window(heat, 2000.0, jump, margin_k=60.0)
+    acc, info = fcc_energy_window(heat, 2000.0, jump, margin_k=60.0)
     assert acc[-1].target == pytest.approx(1920.0)          # < 1990 - 60 K
     assert info["fcc_stopped_by"].startswith("margin")
-    acc, info = ramps.fcc_energy_window(heat, 1900.0, jump, margin_k=60.0)
+    acc, info = fcc_energy_window(heat, 1900.0, jump, margin_k=60.0)
     assert acc[-1].target == pytest.approx(1820.0)          # onset = min(lo, T_m) = 1900 K
-    acc, info = ramps.fcc_energy_window(heat, 2000.0, dict(jump, delta_pe=float("nan")))
+    acc, info = fcc_energy_window(heat, 2000.0, dict(jump, delta_pe=float("nan")))
     assert info["fcc_rule"].startswith("fallback")
     assert max(s.target for s in acc) < 2 / 3 * 2000.0
 
 
 def test_label_snapshots_ni_refuses_a_crystallised_cold_end(tmp_path):
-    snaps = ramps.read_snapshot_index(_fake_snapshots(tmp_path, crystallise=True))
+    snaps = read_snapshot_index(_fake_snapshots(tmp_path, crystallise=True))
     with pytest.raises(ValueError, match="no snapshot in the amorphous window"):
-        ramps.label_snapshots(snaps, "ni")
+        label_snapshots(snaps, NI)
 
 
 def test_label_snapshots_cuzr_windows(tmp_path):
@@ -344,7 +287,7 @@ def test_label_snapshots_cuzr_windows(tmp_path):
         (d / f"cuzr.{step:09d}.dump").write_text("")
         step += 1000
     (d / "index.txt").write_text("\n".join(rows))
-    lab = ramps.label_snapshots(ramps.read_snapshot_index(tmp_path), "cuzr")
+    lab = label_snapshots(read_snapshot_index(tmp_path), CUZR)
     assert 0 < len(lab["liquid"]) <= 16 and 0 < len(lab["amorphous"]) <= 17
     assert all(s.target > 1100 for s in lab["liquid"])
     assert all(s.target < 450 for s in lab["amorphous"])
@@ -352,7 +295,7 @@ def test_label_snapshots_cuzr_windows(tmp_path):
 
 def test_snapshot_index_missing(tmp_path):
     with pytest.raises(FileNotFoundError, match="dump 1"):
-        ramps.read_snapshot_index(tmp_path)
+        read_snapshot_index(tmp_path)
 
 
 def test_validate_picks_the_crystal_the_ramp_starts_in(tmp_path):
@@ -361,7 +304,7 @@ def test_validate_picks_the_crystal_the_ramp_starts_in(tmp_path):
     fractions = {"fcc": 0 * t, "bcc": 0.02 + 0 * t, "hcp": frac["fcc"] - 0.02,
                  "liquid": frac["liquid"]}
     path = write_synthetic_log(tmp_path / "hcp.h5", t, pe, fractions, stage)
-    rep = ramps.validate_log(path)
+    rep = validate_log(path)
     assert rep["heating"]["crystal_class"] == "hcp"
     assert rep["heating"]["passed"]
     assert "quench" not in rep
@@ -370,12 +313,103 @@ def test_validate_picks_the_crystal_the_ramp_starts_in(tmp_path):
 def test_pe_jump_ignores_far_crossings_of_noisy_branches():
     """A short, noisy liquid branch extrapolates onto the solid line far below the melt;
     the jump must still be found at the step (the median of all crossings was not)."""
-    from insitu.ramps import pe_jump_temperature
-
     t = np.linspace(100, 1400, 134)
     clean = np.where(t < 1150, -1.51 + 1.6e-4 * (t - 100), -1.20 + 5e-4 * (t - 1150))
     for seed in range(12):
         e = clean + np.random.default_rng(seed).normal(0, 0.008, len(t))
-        r = pe_jump_temperature(t, e)
+        r = numerics.pe_jump_temperature(t, e)
         assert abs(r["t_jump"] - 1150) < 30, (seed, r)
         assert 0.1 < r["delta_pe"] < 0.2
+
+
+# ----------------------------------------------------------------------------- log reader
+
+def test_read_log_of_a_phase_log(tmp_path):
+    """The one writer and the one reader agree on every column."""
+    path = tmp_path / "pl.h5"
+    log = PhaseLog(path, ["fcc", "liquid"], ["extract", "total"], extra=("t_target",),
+                   attrs={"model_path": "m.onnx", "n_ranks": 2, "descriptor": {"kind": "x"}},
+                   extra_units={"t_target": "K"})
+    for i in range(4):
+        log.append(10 * i, {"time": 0.01 * i, "temperature": 300.0 + i,
+                            "potential_energy": -4.0 * 100, "volume": 1e3},
+                   np.array([60 - i, 40, i]), 0.9, {"total": 0.5}, {"t_target": 300.0})
+    data = read_log(path)
+    assert isinstance(data, LogData) and len(data) == 4
+    np.testing.assert_array_equal(data.step, [0, 10, 20, 30])
+    assert np.isnan(data.pressure).all() and np.allclose(data.volume, 1e3)
+    np.testing.assert_allclose(data.mean_confidence, 0.9)
+    assert list(data.fractions) == ["fcc", "liquid", "unknown"]
+    np.testing.assert_allclose(data.fractions["unknown"], np.arange(4) / 100)
+    np.testing.assert_array_equal(data.counts["fcc"], [60, 59, 58, 57])
+    assert data.timings["total"][0] == 0.5 and np.isnan(data.timings["extract"]).all()
+    assert data.n_atoms == 100 and np.allclose(data.pe_per_atom(), -4.0)
+    assert data.attrs["classes"] == ["fcc", "liquid"] and data.attrs["n_ranks"] == 2
+    assert data.attrs["descriptor"] == {"kind": "x"} and data.attrs["units"] == "metal"
+    with h5py.File(path) as f:
+        assert f["extra/t_target"].attrs["units"] == "K"
+        assert f["temperature"].attrs["units"] == "K"
+    half = data.select(data.step >= 20)
+    assert len(half) == 2 and half.counts["fcc"].tolist() == [58, 57]
+    assert half.timings["total"].shape == (2,) and half.attrs is data.attrs
+
+
+def test_read_log_cuts_every_column_to_complete_rows(tmp_path):
+    t, pe, frac, stage = synthetic_ramp()
+    path = write_synthetic_log(tmp_path / "p.h5", t, pe, frac, stage, truncate_last=5)
+    data = read_log(path)
+    for group in (data.fractions, data.counts, data.timings, data.extra):
+        assert all(len(v) == len(t) - 5 for v in group.values())
+    assert len(data.pressure) == len(data.volume) == len(t) - 5
+
+
+# ----------------------------------------------------------------------------- reports
+
+def test_jsonable_and_format_report(ni_log):
+    assert jsonable({"a": [1.0, float("nan")], "b": (float("inf"),)}) == {"a": [1.0, None],
+                                                                         "b": [None]}
+    rep = validate_log(read_log(ni_log))  # a LogData works as well as a path
+    assert goals_met(rep)
+    text = format_report(rep, "ni.h5")
+    assert text.startswith("ramp validation ni.h5") and "PASS" in text and "FAIL" not in text
+    assert "nothing to validate" in format_report({"temperature_axis": "T", "n_rows": 0,
+                                                   "classes": []})
+    assert goals_met({})
+
+
+# ----------------------------------------------------------------------------- registry
+
+def test_ramp_system_registry():
+    assert set(RAMP_SYSTEMS) == {"ni", "cuzr"}
+    assert get_ramp_system("ni") is NI and NI.classes == ["fcc", "liquid", "amorphous"]
+    assert set(NI.counts) == set(NI.classes) and set(CUZR.counts) == set(CUZR.classes)
+    with pytest.raises(ValueError, match="known: \\['cuzr', 'ni'\\]"):
+        get_ramp_system("fe")
+
+
+def test_a_new_system_is_one_entry(tmp_path):
+    """Another glass former reuses the quench labeller with its own windows."""
+    from dataclasses import replace
+
+    d = tmp_path / "snapshots"
+    d.mkdir()
+    rows = ["# header"]
+    for k, t in enumerate([1800.0] * 5 + list(np.linspace(1800, 100, 35))):
+        rows.append(f"{2 if k < 5 else 3} {k * 100} {t} -8000 {t} 2000")
+        (d / f"x.{k * 100:09d}.dump").write_text("")
+    (d / "index.txt").write_text("\n".join(rows))
+    other = replace(CUZR, name="other", counts={"liquid": 4, "amorphous": 3},
+                    windows=dict(liquid_above=1500.0, amorphous_below=300.0))
+    lab = other.label_snapshots(read_snapshot_index(tmp_path))
+    assert len(lab["liquid"]) == 4 and len(lab["amorphous"]) == 3
+    assert all(s.target > 1500 for s in lab["liquid"])
+    assert all(s.target < 300 for s in lab["amorphous"])
+    assert lab["_info"] == {"liquid_above": 1500.0, "amorphous_below": 300.0}
+    with pytest.raises(ValueError, match="other: no snapshot in the amorphous window"):
+        replace(other, windows=dict(liquid_above=1500.0, amorphous_below=50.0)
+                ).label_snapshots(read_snapshot_index(tmp_path))
+
+
+def test_evenly_keeps_both_ends():
+    assert evenly(range(10), 3) == [0, 4, 9]
+    assert evenly([1, 2], 5) == [1, 2] and evenly([1, 2, 3], None) == [1, 2, 3]

@@ -1,5 +1,6 @@
-"""Training pipeline: paper CNN size, ONNX export round trip, self-describing metadata,
-a short end-to-end train (LAMMPS data -> HDF5 -> fit -> ONNX -> Classifier)."""
+"""Training pipeline without LAMMPS: paper CNN size, ONNX export round trip, self-describing
+metadata, the split by group, a short fit (the LAMMPS end-to-end run is
+tests/integration/test_training_lammps.py)."""
 
 from __future__ import annotations
 
@@ -11,23 +12,12 @@ import pytest
 torch = pytest.importorskip("torch")
 pytest.importorskip("onnx")
 
-from insitu.frame import Frame  # noqa: E402
-from insitu.neighbors_map import NeighborsMap  # noqa: E402
-from insitu.runtime import Classifier  # noqa: E402
-from insitu.steinhardt import Steinhardt  # noqa: E402
+from insitu.descriptors import NeighborsMap, Steinhardt  # noqa: E402
+from insitu.model import Classifier  # noqa: E402
+from insitu.testing import lattice, thermal  # noqa: E402
 from insitu.training.export import export_onnx  # noqa: E402
 from insitu.training.nets import NeighborsMapCNN, build_model, count_parameters  # noqa: E402
 from insitu.training.train import split_by_group, train_classifier  # noqa: E402
-
-
-def lattice_frame(kind: str, a: float, reps: int, noise: float = 0.0, seed: int = 0) -> Frame:
-    basis = {"fcc": [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]],
-             "bcc": [[0, 0, 0], [0.5, 0.5, 0.5]]}[kind]
-    cells = np.array([[i, j, k] for i in range(reps) for j in range(reps) for k in range(reps)])
-    pos = (cells[:, None, :] + np.asarray(basis)[None]).reshape(-1, 3) * a
-    pos += np.random.default_rng(seed).normal(0, noise, pos.shape)
-    n = len(pos)
-    return Frame(pos, np.eye(3) * a * reps, [True] * 3, np.ones(n, int))
 
 
 def test_paper_cnn_has_26490_parameters():
@@ -85,7 +75,7 @@ def test_metadata_alone_is_enough_to_classify(tmp_path):
     assert clf.classes == ["fcc", "bcc"]
     assert clf.descriptor.to_metadata()["n_grid"] == 16
     assert clf.descriptor.cutoff == 4.0 and clf.confidence_threshold == 0.4
-    res = clf.classify(lattice_frame("fcc", 3.6, 3, noise=0.05))
+    res = clf.classify(thermal(lattice("fcc", 3.6, 3), 0.05))
     assert res.probabilities.shape == (108, 2)
     np.testing.assert_allclose(res.probabilities.sum(1), 1.0, atol=1e-5)
     assert abs(sum(res.fractions().values()) - 1.0) < 1e-9
@@ -106,7 +96,7 @@ def test_train_classifier_learns_noisy_lattices():
     feats, labels, groups = [], [], []
     for g in range(8):
         for lab, (kind, a) in enumerate((("fcc", 3.6), ("bcc", 2.9))):
-            f = lattice_frame(kind, a, 3, noise=0.12, seed=g * 2 + lab)
+            f = thermal(lattice(kind, a, 3), 0.12, seed=g * 2 + lab)
             feats.append(desc.compute(f))
             labels.append(np.full(len(f), lab))
             groups.append(np.full(len(f), g * 2 + lab))
@@ -115,35 +105,3 @@ def test_train_classifier_learns_noisy_lattices():
                                   epochs=5, seed=1, progress=False)
     assert rep["val_accuracy"] > 0.9
     assert rep["n_val"] > 0 and rep["n_train"] > 0
-
-
-def test_end_to_end_tiny_lammps_dataset(tmp_path):
-    """LAMMPS ramps (Fe bcc, Al fcc; 2 ps) -> HDF5 -> fit CNN and MLP -> ONNX -> Classifier."""
-    import h5py
-
-    from insitu.training.datagen import generate_crystal_dataset
-    from insitu.training.train import fit_from_hdf5
-
-    data = generate_crystal_dataset(
-        tmp_path / "tiny.h5", materials=["Fe", "Al"], ramp_ps=2.0, include_liquid=False,
-        missing_fractions=(0.0, 0.3),
-        descriptors={"nm": NeighborsMap(cutoff=5.0, n_grid=16),
-                     "boo": Steinhardt(ls=(4, 6, 8), n_neighbors=12, averaged=True)},
-        progress=False)
-    with h5py.File(data, "r") as h5:
-        assert h5["nm"].shape[1:] == (1, 16, 16)
-        assert set(np.unique(h5["split"][...])) == {0, 1}
-        prov = json.loads(h5.attrs["provenance"])
-        assert {m["potential"] for m in prov["materials"]} == {"Fe_mm.eam.fs", "Al_mm.eam.fs"}
-        for key in ("temperature", "missing_fraction", "copy_seed", "cna", "group"):
-            assert key in h5
-    for key, min_acc, epochs in (("boo", 0.9, 10), ("nm", 0.75, 4)):
-        out, rep = fit_from_hdf5(data, key, out=tmp_path / f"{key}.onnx", epochs=epochs,
-                                 batch_size=64, progress=False, threads=1)
-        # two classes present: chance is 0.5
-        assert rep["val_accuracy"] > min_acc, rep["history"]
-        assert (tmp_path / f"{key}.md").is_file()
-        clf = Classifier.load(out)
-        assert clf.metadata["training"]["n_train"] == rep["n_train"]
-        res = clf.classify(lattice_frame("bcc", 2.86, 4, noise=0.08), threshold=0.0)
-        assert res.fractions()["bcc"] > 0.8, (key, res.fractions(), res.probabilities[:3])

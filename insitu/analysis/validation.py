@@ -1,0 +1,156 @@
+"""Validation of a ramp's learned fractions against its energy (Neighbors Map paper, Figs. 5
+and 7), and the report of it:
+
+- heating: the temperature where the crystal fraction (e.g. ``fcc``) crosses 50 % against
+  the temperature of the potential-energy jump (melting, a first-order step in PE(T));
+- quench: the temperature where the ``amorphous`` fraction crosses 50 % against the
+  temperature where the slope of PE(T) changes (the glass transition).
+
+The temperature axis is the thermostat set-point (``extra/t_target`` in the log) when the
+run logged it, else the measured temperature smoothed over a few rows.  The stage of each row
+(1 heating, 2 hold, 3 quench) comes from ``extra/stage`` when logged, else it is inferred
+from the temperature history.  ``insitu validate`` (:mod:`insitu.cli.validate`) is the
+command line.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from insitu.analysis.ramp_numerics import (
+    HEATING,
+    QUENCH,
+    crossing_temperature,
+    pe_jump_temperature,
+    slope_change_temperature,
+)
+from insitu.io.phase_log import LogData, read_log
+
+__all__ = ["HEATING_GOAL_K", "QUENCH_GOAL_K", "CRYSTAL_CLASSES", "validate_log",
+           "goals_met", "format_report", "jsonable"]
+
+#: goals from the issue: |T(fraction 50 %) - T(energy)| on heating and on the quench
+HEATING_GOAL_K = 50.0
+QUENCH_GOAL_K = 150.0
+
+CRYSTAL_CLASSES = ("fcc", "hcp", "bcc", "cubic_diamond")
+
+
+def _crystal_class(log: LogData, rows=None):
+    """The crystal class the ramp starts in: of the model's crystal classes, the one with
+    the largest mean fraction over the first rows (e.g. hcp for a general crystal model
+    on the hcp ramp)."""
+    crystals = [c for c in log.classes if c in CRYSTAL_CLASSES]
+    if not crystals:
+        return None
+    rows = np.arange(len(log.temperature)) if rows is None else np.nonzero(rows)[0]
+    head = rows[: max(3, len(rows) // 10)]
+    return max(crystals, key=lambda c: float(np.mean(log.fractions[c][head])))
+
+
+def validate_log(log: LogData | str | Path, temperature: str = "auto",
+                 quench_t_min: float | None = None, quench_t_max: float | None = None,
+                 heating_goal: float = HEATING_GOAL_K, quench_goal: float = QUENCH_GOAL_K
+                 ) -> dict:
+    """Compare the learned fractions with the energy on each stage of a ramp log.
+
+    heating (if the log has one and the model a crystal class): T where the crystal
+    fraction crosses 50 % vs the PE-jump temperature (goal: within ``heating_goal`` K);
+    also the CNA reference's crossing (``extra/cna_<crystal>``) when logged.
+    quench (if the log has one and the model an ``amorphous`` class): T where the amorphous
+    fraction crosses 50 % vs the PE(T) slope change (goal: within ``quench_goal`` K), the
+    slope fit restricted to [quench_t_min, quench_t_max] (default: up to 90 % of the top
+    temperature of the quench, which leaves out the thermostat's lag at the start).
+    """
+    if not isinstance(log, LogData):
+        log = read_log(log)
+    t_all, t_label = log.temperature_axis(temperature)
+    pe = log.pe_per_atom()
+    stages = log.stages()
+    report = {"temperature_axis": t_label, "classes": log.classes,
+              "pe_units": "eV/atom" if log.n_atoms else "eV", "n_rows": int(len(t_all))}
+    heat = stages == HEATING
+    crystal = _crystal_class(log, heat if heat.any() else None)
+    if heat.sum() >= 20 and crystal:
+        t, e = t_all[heat], pe[heat]
+        jump = pe_jump_temperature(t, e)
+        t50 = crossing_temperature(t, log.fractions[crystal][heat], 0.5)
+        h = {"crystal_class": crystal, "t_fraction_50": t50, "t_pe_jump": jump["t_jump"],
+             "delta_pe": jump["delta_pe"], "difference": t50 - jump["t_jump"],
+             "goal": heating_goal, "passed": bool(abs(t50 - jump["t_jump"]) <= heating_goal)}
+        cna = log.extra.get(f"cna_{crystal}")
+        if cna is not None:
+            h["t_cna_50"] = crossing_temperature(t, cna[heat], 0.5)
+            h["t_cna_50_of_start"] = crossing_temperature(t, cna[heat] / max(cna[heat][:5].mean(),
+                                                                             1e-9), 0.5)
+        report["heating"] = h
+
+    quench = stages == QUENCH
+    if quench.sum() >= 20 and "amorphous" in log.classes:
+        t, e = t_all[quench], pe[quench]
+        t_max = quench_t_max if quench_t_max is not None else 0.9 * float(np.max(t))
+        sc = slope_change_temperature(t, e, t_min=quench_t_min, t_max=t_max)
+        t50 = crossing_temperature(t, log.fractions["amorphous"][quench], 0.5)
+        q = {"t_fraction_50": t50, "t_slope_change": sc["t_break"],
+             "slope_liquid": sc["slope_high"], "slope_glass": sc["slope_low"],
+             "difference": t50 - sc["t_break"], "goal": quench_goal,
+             "passed": bool(abs(t50 - sc["t_break"]) <= quench_goal),
+             "fit_range": sc["t_range"], "hinge_coef": sc["coef"]}
+        if "liquid" in log.fractions:
+            q["t_liquid_equals_amorphous"] = crossing_temperature(
+                t, log.fractions["amorphous"][quench] - log.fractions["liquid"][quench], 0.0)
+        if crystal and crystal in log.fractions:
+            q[f"final_{crystal}_fraction"] = float(np.mean(log.fractions[crystal][quench][-5:]))
+        report["quench"] = q
+    return report
+
+
+def goals_met(report: dict) -> bool:
+    """True when every goal that applies to the report (heating, quench) is met."""
+    return all(report[part]["passed"] for part in ("heating", "quench") if part in report)
+
+
+def format_report(report: dict, name: str = "") -> str:
+    """Human-readable lines of a :func:`validate_log` report (PASS / FAIL per goal)."""
+    lines = [f"ramp validation {name}".rstrip(),
+             f"  temperature axis: {report['temperature_axis']}, {report['n_rows']} rows, "
+             f"classes {report['classes']}"]
+    h = report.get("heating")
+    if h:
+        c = h["crystal_class"]
+        lines += [f"  heating: {c} fraction crosses 50 % at {h['t_fraction_50']:.0f} K;"
+                  f" PE jump at {h['t_pe_jump']:.0f} K"
+                  f" (step {h['delta_pe']:.3f} {report['pe_units']})",
+                  f"           difference {h['difference']:+.0f} K, goal within "
+                  f"{h['goal']:.0f} K: {'PASS' if h['passed'] else 'FAIL'}"]
+        if "t_cna_50" in h:
+            lines.append(f"           CNA reference: {c} fraction crosses 50 % at "
+                         f"{h['t_cna_50']:.0f} K")
+    q = report.get("quench")
+    if q:
+        lines += [f"  quench:  amorphous fraction crosses 50 % at {q['t_fraction_50']:.0f} K;"
+                  f" PE(T) slope changes at {q['t_slope_change']:.0f} K",
+                  f"           difference {q['difference']:+.0f} K, goal within "
+                  f"{q['goal']:.0f} K: {'PASS' if q['passed'] else 'FAIL'}"]
+        if "t_liquid_equals_amorphous" in q:
+            lines.append(f"           liquid = amorphous at {q['t_liquid_equals_amorphous']:.0f} K")
+        for k, v in q.items():
+            if k.startswith("final_"):
+                lines.append(f"           {k.replace('_', ' ')} at the cold end: {v:.3f}")
+    if not h and not q:
+        lines.append("  nothing to validate (no heating with a crystal class, no quench with "
+                     "an amorphous class)")
+    return "\n".join(lines)
+
+
+def jsonable(obj: object) -> object:
+    """``obj`` with non-finite floats replaced by None (for ``json.dumps``)."""
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj

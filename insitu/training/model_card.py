@@ -1,0 +1,231 @@
+"""Model cards: the ``<model>.md`` written next to every exported ``.onnx`` model, saying
+what it was trained on, how, how well it does and how to retrain it.  Two kinds share the
+helpers here: the crystal classifiers (data of the Neighbors Map paper's Sec. 3.1,
+:func:`write_crystal_card`) and the auto-labelled ramp models (Sec. 3.3.2 / 3.4.2,
+:func:`write_ramp_card`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from insitu.resources import source_checkout
+from insitu.training.ramp_systems import RampSystem
+
+__all__ = ["ARCH_TEXT", "PARAM_NOTE", "pct", "accuracy_text", "retrain_block", "write_card",
+           "write_crystal_card", "write_ramp_card"]
+
+ARCH_TEXT = {
+    "cnn": "Neighbors Map CNN of Allera et al., Appendix A: Conv(C,16,5) - ReLU - "
+           "Conv(16,32,3) - ReLU - MaxPool(2) - Conv(32,16,3) - ReLU - Conv(16,16,3,stride 2) - "
+           "ReLU - Conv(16,32,2,stride 2) - ReLU - Flatten(512) - Dropout(0.5) - Dense(24) - "
+           "ReLU - BatchNorm - Dense(K); softmax inside the exported graph. A constant input "
+           "scale (1/std of the training maps) is a graph constant, not a parameter.",
+    "mlp": "MLP on BOO features: standardisation (training mean/std, inside the graph) - "
+           "Dense(64) - ReLU - Dropout(0.1) - Dense(64) - ReLU - Dropout(0.1) - Dense(K); "
+           "softmax inside the exported graph.",
+}
+
+PARAM_NOTE = {"cnn": " (the paper's 26,490 for 1 channel and 2 classes, +75 for 5 classes)"}
+
+
+def pct(x: float | None) -> str:
+    """A fraction as a percentage with one decimal ("n/a" for None or NaN)."""
+    return "n/a" if x is None or (isinstance(x, float) and np.isnan(x)) else f"{100 * x:.1f}"
+
+
+def accuracy_text(value: float | None) -> str:
+    """A validation accuracy as "97.25 %" ("n/a" without one)."""
+    return "n/a" if value is None else f"{100 * value:.2f} %"
+
+
+def retrain_block(command: str) -> str:
+    """The retraining command as a fenced code block."""
+    return f"```\n{command}\n```"
+
+
+def write_card(out: str | Path, text: str) -> Path:
+    """Write ``text`` as the card of model ``out`` (same stem, ``.md``); returns its path."""
+    path = Path(out).with_suffix(".md")
+    path.write_text(text)
+    return path
+
+
+def _throughput_line(name: str) -> str:
+    """Measured inference throughput of model ``name`` from the source checkout's
+    ``benchmarks/results.json``; a neutral line when there is none."""
+    hint = "Inference throughput: run `.venv/bin/python benchmarks/inference.py`."
+    root = source_checkout()
+    if root is None:
+        return hint
+    try:
+        inf = json.loads((root / "benchmarks" / "results.json").read_text())["inference"]
+        m = inf["models"][name]
+        return (f"Inference throughput (onnxruntime, 1 thread, fp32, batch "
+                f"{inf.get('batch_size')}): **{m['atoms_per_s']:.0f} atoms/s** "
+                f"(model only); descriptor + model: {m.get('end_to_end_atoms_per_s', 0):.0f} "
+                f"atoms/s. From `{inf.get('command')}` ({inf.get('date')}).")
+    except Exception:  # noqa: BLE001 - results not measured yet
+        return hint
+
+
+def write_crystal_card(out: str | Path, report: dict, provenance: dict, desc_meta: dict,
+                       command: str | None = None, extra: str = "") -> Path:
+    """Card of a crystal classifier (``insitu train fit|crystal``): data, parameters,
+    validation tables, the retraining command."""
+    out = Path(out)
+    name = out.stem
+    tables = report.get("tables", {})
+    s = tables.get("summary", {})
+    mats = provenance.get("materials", [])
+    mat_lines = "\n".join(
+        f"| {m['name']} | {m['structure']} | `{m['potential']}` ({m['pair_style']}) | "
+        f"{m['t_melt']:.0f} | {round(2 / 3 * m['t_melt'])} | {m['lattice']} {m['a']} x "
+        f"{'x'.join(str(r) for r in m['reps'])} |" for m in mats)
+    desc_kind = desc_meta.get("kind")
+    key = "nm" if desc_kind == "neighbors_map" else "boo"
+    cmd = command or (f"insitu train crystal --descriptor {key} --out {out}")
+    hist = "\n".join(
+        f"| {h['epoch']} | {h['loss']:.4f} | {100 * h['train_accuracy']:.2f} | "
+        f"{100 * h.get('val_accuracy_subset', float('nan')):.2f} |"
+        for h in report.get("history", []))
+    text = f"""# {name}
+
+Per-atom crystal-structure classifier for `insitu`: classes {', '.join(report['classes'])}.
+Descriptor `{desc_kind}` with parameters (stored in the model's metadata, nothing else is
+needed at inference):
+
+```json
+{json.dumps(desc_meta)}
+```
+
+Model: {ARCH_TEXT[report['arch']]}
+Trainable parameters: {report['n_parameters']}{PARAM_NOTE.get(report['arch'], '')}.
+Confidence threshold {report.get('threshold', 0.5)} (below it the runtime says `unknown`).
+
+Use: `Classifier.load("{out.as_posix()}").classify(frame)`, `insitu classify DUMP --model
+{out.as_posix()}`, or in situ with `fix python/invoke` (see README).
+
+## Data
+
+Generated by `insitu train data` (LAMMPS {provenance.get('created', '')[:10]}), following the
+Neighbors Map paper, Sec. 3.1: NPT ramp (100 K -> 2/3 T_m over {provenance.get('ramp_ps')}
+ps, snapshot every 1 ps) for each crystal; liquids melted at 2 T_m for 6 ps, then cooled
+1.5 T_m -> 1.05 T_m over 10 ps, snapshot every 2 ps. Every snapshot gets copies with a random
+fraction x of its atoms removed, x in {provenance.get('missing_fractions')}. Training copies
+are isotropically rescaled by U(1-j, 1+j), j = {provenance.get('scale_jitter')}, so that the
+model does not key on one lattice constant (validation copies are not rescaled).
+Train/validation split **by MD run**: one ramp per material for training, an independent
+ramp (other velocity seed) for validation; no atom, snapshot or run is in both.
+
+| material | class | potential | T_m used (K) | 2/3 T_m (K) | cell |
+|---|---|---|---|---|---|
+{mat_lines}
+
+Training atoms {report['n_train']} ({report.get('n_train_groups')} snapshots), validation
+atoms {report['n_val']} ({report.get('n_val_groups')} snapshots).
+
+## Training
+
+Adam (lr {report['lr']}, one-cycle schedule), cross-entropy with class weights
+`{report['class_weights']}`, L2 (weight decay) {report['weight_decay']}, batch
+{report['batch_size']}, {report['epochs']} epochs, seed {report['seed']}; {report['seconds']} s
+of training on this machine (2 cores, shared with other jobs at the time).
+
+| epoch | loss | train acc % | val acc % (5000-atom subset) |
+|---|---|---|---|
+{hist}
+
+## Validation
+
+Overall validation accuracy **{100 * s.get('overall', float('nan')):.2f} %** (crystal atoms
+{pct(s.get('crystal'))} %, liquid atoms labelled liquid {pct(s.get('liquid_as_liquid'))} %).
+
+{tables.get('markdown', '')}
+
+{_throughput_line(name)}
+{extra}
+## Retrain from scratch
+
+{retrain_block(cmd)}
+
+(`insitu train crystal` runs the LAMMPS data generation when `data/crystal.h5` is missing, then
+the fit. Same as `insitu train data --out data/crystal.h5` followed by
+`insitu train fit --data data/crystal.h5 --descriptor {key} --out {out.as_posix()}`.)
+
+## Limitations
+
+- Trained on one element per material (Fe, Al, Zr, Si) at zero pressure; other elements of
+  the same structures are covered through the lattice-scale augmentation (+-{provenance.get(
+      'scale_jitter')}) only.
+- The descriptor treats all atom types alike (one geometric channel / no species); it is not
+  a chemical-order classifier.
+- No `amorphous` class: glasses are expected to be labelled `liquid` (or `unknown`).
+- Out-of-distribution input is not flagged reliably by the confidence: e.g. uniformly random
+  points with overlapping atoms (not a physical liquid) come out as confident
+  `cubic_diamond` for the Neighbors Map model. Physical liquids (LAMMPS melts of Fe, Al, Zr,
+  Si, Ni) are labelled `liquid`.
+- fcc with both high temperature (> 0.45 T_m) and >= 40 % missing atoms is the weakest cell
+  of the Neighbors Map model (see the table), mostly confused with hcp.
+"""
+    return write_card(out, text)
+
+
+def write_ramp_card(system: RampSystem, out: str | Path, report: dict, labelled: dict,
+                    table: Sequence[dict]) -> Path:
+    """Card of an auto-labelled ramp model (``insitu ramp train``): descriptor, labelling
+    windows, the labelled snapshots, the result and the retraining command."""
+    info = labelled["_info"]
+    classes = system.classes
+    d = system.descriptor
+    lines = [f"# {Path(out).name}", "",
+             f"Neighbors Map + CNN (paper's Appendix A architecture) classifying "
+             f"{', '.join(classes)} environments for the {system.name} ramp "
+             f"(`lammps_inputs/{system.script}`), trained without per-atom annotation: whole "
+             "snapshots are labelled from high-confidence windows of temperature and energy "
+             "(Neighbors Map paper, Sec. 3.3.2 / 3.4.2).", "",
+             "## Descriptor", "",
+             f"- Neighbors Map, cutoff {d['cutoff']} A, n_G = {d['n_grid']}, gamma = "
+             f"{d['gamma']}, beta = {d['beta']}, channels: "
+             + ("1 (geometric)" if not d["channel_weights"] else
+                f"{len(d['channel_weights'])}, weights {d['channel_weights']} "
+                f"(types {system.atom_types})"),
+             f"- atom types: {system.atom_types}", "",
+             "## Labelling windows (thermostat set-point temperatures)", ""]
+    lines += [f"- {k}: {v}" for k, v in info.items()]
+    if system.labelling_note:
+        lines += ["", system.labelling_note]
+    if system.augment:
+        lines += ["", "Augmentation (the paper's Sec. 3.2 recipe for hot crystals, crystal class "
+                  "only): " + "; ".join(f"{c}: one copy per snapshot with N(0, {a[1]} A) noise "
+                                        f"on {int(100 * a[0])} % of the atoms"
+                                        for c, a in system.augment.items())]
+    lines += ["", "## Training data", "",
+              "Snapshots per class: "
+              + ", ".join(f"{c} {len(labelled[c])}" for c in classes)
+              + f"; {report.get('n_train')} training and {report.get('n_val')} validation "
+              "environments, split by snapshot (no snapshot in both sets).", "",
+              "| class | step | set-point (K) | measured T (K) | PE (eV/atom) | atoms |",
+              "|---|---|---|---|---|---|"]
+    lines += [f"| {r['cls']} | {r['step']} | {r['target_K']} | {r['temperature_K']} | "
+              f"{r['pe_per_atom']} | {r['atoms']} |" for r in table]
+    lines += ["", "## Result", "",
+              f"- epochs {report.get('epochs')}, seed {report.get('seed')}, class weights "
+              f"{system.class_weights or 'none'}, {report.get('n_parameters')} parameters, "
+              f"{report.get('seconds')} s",
+              f"- validation accuracy (held-out snapshots): "
+              f"{accuracy_text(report.get('val_accuracy'))}",
+              f"- confusion (rows truth, columns predicted, order {classes}): "
+              f"{report.get('confusion')}", "",
+              "Caveat: the labels are per snapshot, so the accuracy measures how well the "
+              "model separates the labelled windows, not per-atom truth inside the transition.",
+              "", "## Retrain (one command)", "",
+              retrain_block(f"insitu ramp train {system.name} --run   # ramp with dumps, then "
+                            "train"), "",
+              f"Without `--run` it trains on existing snapshots in `data/{system.name}_ramp`. "
+              f"Training summary is also in the ONNX metadata (`insitu.training`).", ""]
+    return write_card(out, "\n".join(lines))

@@ -1,0 +1,160 @@
+"""Auto-labelled training on the papers' ramps (Neighbors Map paper, Sec. 3.3.2 for Ni and
+3.4.2 for Cu-Zr): run a ramp of ``lammps_inputs/`` with snapshots (:func:`run_ramp`), label
+whole snapshots from their temperature / energy windows, compute the Neighbors Maps
+(:func:`build_ramp_dataset`), train the paper's CNN and export it with its model card
+(:func:`train_ramp_model`).  :func:`log_from_snapshots` classifies a ramp's snapshots into an
+in-situ-style log, to validate or plot a ramp whose in-situ run is not available.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from insitu.frame import Frame
+from insitu.io.lammps_dump import read_lammps_dump
+from insitu.io.phase_log import PhaseLog
+from insitu.launch import lammps_env, mpirun_command
+from insitu.resources import lammps_inputs_dir, model_path
+from insitu.training.autolabel import read_snapshot_index
+from insitu.training.model_card import write_ramp_card
+from insitu.training.ramp_systems import RampSystem, get_ramp_system
+
+__all__ = ["run_ramp", "build_ramp_dataset", "train_ramp_model", "log_from_snapshots"]
+
+
+def _system(system: str | RampSystem) -> RampSystem:
+    return system if isinstance(system, RampSystem) else get_ramp_system(system)
+
+
+def run_ramp(system: str | RampSystem, outdir: str | Path, nprocs: int = 2, dump: bool = True,
+             model: str | Path | None = None,
+             extra_vars: Mapping[str, object] | None = None) -> Path:
+    """Run a system's ramp input (quick defaults) with ``mpirun -np nprocs lmp``; with
+    ``dump`` it writes the snapshots for training to ``outdir/snapshots``.  ``model`` (a
+    path or a shipped model's name) switches the in-situ analysis on.  Returns outdir."""
+    ramp = _system(system)
+    variables: dict[str, object] = {"outdir": outdir, "dump": 1 if dump else 0}
+    if model:
+        variables["model"] = model_path(str(model))
+    variables.update(extra_vars or {})
+    cmd = mpirun_command(nprocs, lammps_inputs_dir() / ramp.script, variables)
+    print(" ".join(cmd), flush=True)
+    subprocess.run(cmd, env=lammps_env(), check=True)
+    return Path(outdir)
+
+
+def build_ramp_dataset(labelled: dict, descriptor, classes: Sequence[str],
+                       atoms_per_snapshot: int | None = None, seed: int = 0,
+                       augment: dict | None = None
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[dict]]:
+    """Descriptors of the labelled snapshots: (features, labels, groups, table) where groups
+    is the snapshot number (the validation split takes whole snapshots; an augmented copy
+    stays in its snapshot's group) and table lists (class, step, set-point, PE/atom, atoms
+    used) per snapshot.  ``augment`` = {class: (fraction, sigma)} adds, for each snapshot of
+    that class, a copy with Gaussian noise N(0, sigma) on a random ``fraction`` of the atoms."""
+    rng = np.random.default_rng(seed)
+    augment = augment or {}
+    feats, labels, groups, table = [], [], [], []
+    g = 0
+    for k, c in enumerate(classes):
+        for s in labelled[c]:
+            frame = read_lammps_dump(s.path)
+            frames = [frame]
+            if c in augment:
+                frac, sigma = augment[c]
+                pos = frame.positions.copy()
+                pick = rng.random(len(pos)) < frac
+                pos[pick] += rng.normal(0.0, sigma, size=(int(pick.sum()), 3))
+                frames.append(Frame(pos, frame.cell, frame.pbc, frame.types, frame.ids,
+                                    frame.step))
+            n_used = 0
+            for fr in frames:
+                x = descriptor.compute(fr)
+                if atoms_per_snapshot and len(x) > atoms_per_snapshot:
+                    x = x[np.sort(rng.choice(len(x), atoms_per_snapshot, replace=False))]
+                feats.append(x.astype(np.float32))
+                labels.append(np.full(len(x), k, np.int64))
+                groups.append(np.full(len(x), g, np.int64))
+                n_used += len(x)
+            table.append(dict(cls=c, step=s.step, target_K=round(s.target, 1),
+                              temperature_K=round(s.temperature, 1),
+                              pe_per_atom=round(s.pe_per_atom, 5), atoms=n_used,
+                              augmented=c in augment))
+            g += 1
+    return np.concatenate(feats), np.concatenate(labels), np.concatenate(groups), table
+
+
+def train_ramp_model(system: str | RampSystem, data_dir: str | Path,
+                     out: str | Path | None = None, epochs: int = 10, seed: int = 0,
+                     atoms_per_snapshot: int | None = None, threshold: float = 0.5,
+                     t_melt: float | None = None, card: bool = True, progress: bool = False,
+                     threads: int | None = None) -> tuple[Path, dict]:
+    """Auto-labelled training on the snapshots of a ramp run (``-var dump 1``): label whole
+    snapshots (the system's windows), compute the Neighbors Maps, train the paper's CNN
+    with a split by snapshot, export ONNX (``out``, default the shipped model path) and write
+    the model card next to it.  Returns (path, report).  Needs the ``training`` extra."""
+    from insitu.analysis.validation import jsonable
+    from insitu.descriptors import NeighborsMap
+    from insitu.training.export import export_onnx
+    from insitu.training.train import train_classifier, training_summary
+
+    ramp = _system(system)
+    classes = ramp.classes
+    out = Path(out) if out else model_path(ramp.model)
+    labelled = ramp.label_snapshots(read_snapshot_index(data_dir), t_melt=t_melt)
+    descriptor = NeighborsMap(**ramp.descriptor)
+    x, y, groups, table = build_ramp_dataset(labelled, descriptor, classes, atoms_per_snapshot,
+                                             seed, augment=ramp.augment)
+    cw = ramp.class_weights
+    weights = [cw[c] for c in classes] if cw else None
+    model, report = train_classifier(x, y, groups, classes, descriptor, arch="cnn",
+                                     epochs=epochs, class_weights=weights, seed=seed,
+                                     progress=progress, threads=threads)
+    summary = training_summary(report, dataset=str(data_dir), extra={
+        "labelling": "whole snapshots from high-confidence windows of temperature and energy",
+        "windows": jsonable(labelled["_info"]), "snapshots": table,
+        "snapshots_per_class": {c: len(labelled[c]) for c in classes},
+        "augmentation": {c: {"fraction": a[0], "sigma_A": a[1]}
+                         for c, a in ramp.augment.items()},
+        "retrain": f"insitu ramp train {ramp.name}"})
+    export_onnx(model, descriptor, classes, out, threshold=threshold, training_summary=summary,
+                validation_accuracy=report.get("val_accuracy"), atom_types=ramp.atom_types)
+    if card:
+        write_ramp_card(ramp, out, report, labelled, table)
+    return out, report
+
+
+def log_from_snapshots(data_dir: str | Path, model: str | Path, out: str | Path,
+                       timestep_ps: float = 0.001) -> Path:
+    """Offline counterpart of an in-situ log: classify every snapshot of a ramp run with
+    ``-var dump 1`` and write the rows in the in-situ log's layout through
+    :class:`insitu.io.phase_log.PhaseLog` (T, PE and the set-point from
+    ``snapshots/index.txt``), with the root attribute ``source`` saying so."""
+    from insitu.model import Classifier
+
+    clf = Classifier.load(model)
+    classes = list(clf.classes)
+    columns = classes + ["unknown"]
+    rows = []
+    for snap in read_snapshot_index(data_dir):
+        frame = read_lammps_dump(snap.path)
+        res = clf.classify(frame)
+        labels = np.asarray(res.labels)
+        thermo = {"time": snap.step * timestep_ps, "temperature": snap.temperature,
+                  "potential_energy": snap.potential_energy,
+                  "volume": float(abs(np.linalg.det(frame.cell)))}
+        rows.append((snap, [int(np.sum(labels == c)) for c in columns], thermo,
+                     float(np.mean(res.confidence))))
+    log = PhaseLog(out, classes, stages=(), extra=("t_target", "stage"),
+                   attrs={"model_path": str(model), "model_sha256": clf.sha256,
+                          "descriptor": clf.descriptor.to_metadata(),
+                          "source": f"offline classification of the snapshots in {data_dir}"},
+                   units="metal", extra_units={"t_target": "K"})
+    for snap, counts, thermo, confidence in rows:
+        log.append(snap.step, thermo, np.asarray(counts), confidence, timings={},
+                   extra={"t_target": snap.target, "stage": float(snap.stage)})
+    return log.path

@@ -1,0 +1,48 @@
+"""Training end to end with real LAMMPS: ramps (Fe bcc, Al fcc; 2 ps) -> HDF5 with CNA ->
+fit CNN and MLP -> ONNX + model card -> Classifier."""
+
+from __future__ import annotations
+
+import json
+
+import h5py
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+pytest.importorskip("onnx")
+
+from insitu.descriptors import NeighborsMap, Steinhardt  # noqa: E402
+from insitu.model import Classifier  # noqa: E402
+from insitu.testing import lattice, thermal  # noqa: E402
+from insitu.training.datagen import generate_crystal_dataset  # noqa: E402
+from insitu.training.train import fit_from_hdf5  # noqa: E402
+
+
+def test_end_to_end_tiny_lammps_dataset(tmp_path):
+    """LAMMPS ramps (Fe bcc, Al fcc; 2 ps) -> HDF5 -> fit CNN and MLP -> ONNX -> Classifier."""
+    data = generate_crystal_dataset(
+        tmp_path / "tiny.h5", materials=["Fe", "Al"], ramp_ps=2.0, include_liquid=False,
+        missing_fractions=(0.0, 0.3),
+        descriptors={"nm": NeighborsMap(cutoff=5.0, n_grid=16),
+                     "boo": Steinhardt(ls=(4, 6, 8), n_neighbors=12, averaged=True)},
+        progress=False)
+    with h5py.File(data, "r") as h5:
+        assert h5["nm"].shape[1:] == (1, 16, 16)
+        assert set(np.unique(h5["split"][...])) == {0, 1}
+        prov = json.loads(h5.attrs["provenance"])
+        assert {m["potential"] for m in prov["materials"]} == {"Fe_mm.eam.fs", "Al_mm.eam.fs"}
+        for key in ("temperature", "missing_fraction", "copy_seed", "cna", "group"):
+            assert key in h5
+    for key, min_acc, epochs in (("boo", 0.9, 10), ("nm", 0.75, 4)):
+        out, rep = fit_from_hdf5(data, key, out=tmp_path / f"{key}.onnx", epochs=epochs,
+                                 batch_size=64, progress=False, threads=1)
+        # two classes present: chance is 0.5
+        assert rep["val_accuracy"] > min_acc, rep["history"]
+        card = (tmp_path / f"{key}.md").read_text()
+        assert card.startswith(f"# {key}") and "## Validation" in card
+        assert "insitu train fit --data" in card and "| Fe | bcc |" in card
+        clf = Classifier.load(out)
+        assert clf.metadata["training"]["n_train"] == rep["n_train"]
+        res = clf.classify(thermal(lattice("bcc", 2.86, 4), 0.08), threshold=0.0)
+        assert res.fractions()["bcc"] > 0.8, (key, res.fractions(), res.probabilities[:3])
