@@ -38,26 +38,19 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
+from insitu.descriptors import NeighborsMap, Steinhardt  # noqa: E402
 from insitu.frame import Frame  # noqa: E402
-from insitu.neighbors_map import NeighborsMap  # noqa: E402
-from insitu.steinhardt import Steinhardt  # noqa: E402
+from insitu.locality import CellList  # noqa: E402
+from insitu.testing import lattice, thermal, wrap  # noqa: E402
 
+RESULTS = Path(__file__).resolve().parent / "results.json"
 LS = (3, 4, 6, 8, 10, 12)
 A_CU = 3.615
 
 
 def thermal_fcc(cells: int, a: float = A_CU, sigma: float = 0.1, seed: int = 0) -> Frame:
-    basis = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
-    g = np.arange(cells)
-    grid = np.stack(np.meshgrid(g, g, g, indexing="ij"), -1).reshape(-1, 1, 3)
-    pos = (grid + basis[None]).reshape(-1, 3) * a
-    pos += np.random.default_rng(seed).normal(0.0, sigma, pos.shape)
-    frac = pos / (a * cells)
-    pos = (frac - np.floor(frac)) * (a * cells)  # inside the box (LAMMPS create_atoms)
-    return Frame(pos, np.eye(3) * a * cells, [True] * 3, np.ones(len(pos), int))
+    """Thermal fcc crystal, atoms inside the box (as LAMMPS create_atoms holds them)."""
+    return wrap(thermal(lattice("fcc", a, cells), sigma, seed))
 
 
 def timed(fn, repeats: int):
@@ -77,7 +70,6 @@ def bench_nm(frame, repeats):
     nm = NeighborsMap(cutoff=4.8, n_grid=32)
     nm.compute(thermal_fcc(3))  # compile / load the numba cache
     (dt, dc), x = timed(lambda: nm.compute(frame), repeats)
-    from insitu.neighbors import CellList
     cl = CellList.periodic(frame.positions, frame.cell, frame.pbc, frame.ids, 4.8)
     nnb = float(np.mean(cl.count(0, min(len(frame), 5000))))
 
@@ -210,7 +202,7 @@ def bench_memory(n_atoms: int, core: int):
 
 
 def merge_results(key: str, value: dict) -> Path:
-    path = REPO / "benchmarks" / "results.json"
+    path = RESULTS
     data = {}
     if path.exists():
         try:

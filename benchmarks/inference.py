@@ -22,19 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+from insitu.model import Classifier
+from insitu.resources import model_path
+from insitu.testing import lattice, thermal
 
-from insitu.frame import Frame  # noqa: E402
-from insitu.runtime import Classifier  # noqa: E402
-
-
-def thermal_fcc(a=3.52, reps=10, sigma=0.08, seed=0) -> Frame:
-    basis = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
-    cells = np.array([[i, j, k] for i in range(reps) for j in range(reps) for k in range(reps)])
-    pos = (cells[:, None, :] + basis[None]).reshape(-1, 3) * a
-    pos += np.random.default_rng(seed).normal(0, sigma, pos.shape)
-    return Frame(pos, np.eye(3) * a * reps, [True] * 3, np.ones(len(pos), int))
+RESULTS = Path(__file__).resolve().parent / "results.json"
 
 
 def best_rate(fn, n_items, repeats=3, min_time=1.0):
@@ -54,15 +46,15 @@ def best_rate(fn, n_items, repeats=3, min_time=1.0):
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", nargs="*", default=[str(REPO / "models" / "crystal-nm.onnx"),
-                                                   str(REPO / "models" / "crystal-boo.onnx")])
+    ap.add_argument("--models", nargs="*", default=["crystal-nm", "crystal-boo"],
+                    help="shipped model names or .onnx paths")
     ap.add_argument("--batch-size", type=int, default=1024)
     ap.add_argument("--reps", type=int, default=10, help="fcc cells per side (4 reps^3 atoms)")
-    ap.add_argument("--results", default=str(REPO / "benchmarks" / "results.json"))
+    ap.add_argument("--results", default=str(RESULTS))
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
 
-    frame = thermal_fcc(reps=args.reps)
+    frame = thermal(lattice("fcc", 3.52, args.reps), 0.08, seed=0)
     out = {"command": "python benchmarks/inference.py " + " ".join(argv or sys.argv[1:]),
            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
            "host": platform.node(), "cpu_count": os.cpu_count(),
@@ -72,6 +64,7 @@ def main(argv=None) -> int:
     import onnxruntime as ort
     out["onnxruntime"] = ort.__version__
     for path in args.models:
+        path = model_path(path)
         clf = Classifier.load(path, n_threads=1, batch_size=args.batch_size)
         feats = np.concatenate([f for _, _, f in clf.descriptor.iter_compute(frame)])
         feats = feats.astype(np.float32)

@@ -16,19 +16,17 @@ import argparse
 import json
 import re
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+from insitu.io.phase_log import read_log
+from insitu.launch import lammps_env, mpirun_command
+from insitu.model import Classifier
+from insitu.resources import model_path
 
-from lammps_helpers import lammps_env  # noqa: E402
-
-from insitu.h5log import read_log  # noqa: E402
-from insitu.runtime import Classifier  # noqa: E402
+RESULTS = Path(__file__).resolve().parent / "results.json"
 
 SCRIPT = """
 units metal
@@ -48,7 +46,7 @@ thermo 50
 run 20
 run {md_steps}
 python insitu_attach input 5 SELF ov {model} every={every} log=overhead.h5 format pssss &
-    here "from insitu.lammps_fix import insitu_attach"
+    here "from insitu.coupling import insitu_attach"
 python insitu_attach invoke
 fix ov all python/invoke {every} end_of_step insitu_ov
 run {an_steps}
@@ -63,19 +61,20 @@ def measure(model: Path, cells: int, nprocs: int, every: int = 20, calls: int = 
         Path(tmp, "in.lmp").write_text(SCRIPT.format(cells=cells, comm=comm, model=model,
                                                      every=every, md_steps=md_steps,
                                                      an_steps=an_steps))
-        proc = subprocess.run(["mpirun", "-np", str(nprocs), "--oversubscribe", "lmp", "-in",
-                               "in.lmp", "-log", "log.lammps"], cwd=tmp, env=lammps_env(),
-                              capture_output=True, text=True, timeout=1800)
+        env = lammps_env()
+        env.setdefault("OMPI_MCA_mpi_yield_when_idle", "1")
+        proc = subprocess.run(mpirun_command(nprocs, "in.lmp", extra=["-log", "log.lammps"]),
+                              cwd=tmp, env=env, capture_output=True, text=True, timeout=1800)
         if proc.returncode:
             raise RuntimeError(proc.stdout[-3000:] + proc.stderr[-3000:])
         loops = [float(t) for t in re.findall(r"Loop time of ([\d.eE+-]+) on", proc.stdout)]
         log = read_log(Path(tmp, "overhead.h5"))
     md_step_s = loops[1] / md_steps
-    total = log["timings/total"][1:]
+    total = log.timings["total"][1:]
     per_call = float(np.median(total))
-    stages = {s: float(np.median(log[f"timings/{s}"][1:]))
+    stages = {s: float(np.median(log.timings[s][1:]))
               for s in ("extract", "descriptor", "inference", "reduce")}
-    natoms = int(sum(log[f"counts/{c}"][-1] for c in clf.classes + ["unknown"]))
+    natoms = int(sum(log.counts[c][-1] for c in clf.classes + ["unknown"]))
     return {
         "model": model.name,
         "descriptor": clf.descriptor.kind,
@@ -85,7 +84,7 @@ def measure(model: Path, cells: int, nprocs: int, every: int = 20, calls: int = 
         "md_step_s": md_step_s,
         "analysis_call_s": per_call,
         "call_cost_in_md_steps": per_call / md_step_s,
-        "first_call_s": float(log["timings/total"][0]),
+        "first_call_s": float(log.timings["total"][0]),
         "stages_s": stages,
         "atoms_per_s_per_rank": natoms / nprocs / per_call,
     }
@@ -99,7 +98,7 @@ def main() -> int:
     args = ap.parse_args()
     results = {}
     for name in args.models:
-        path = REPO / "models" / name
+        path = model_path(name)
         if not path.exists():
             print(f"skip {name}: not found")
             continue
@@ -109,7 +108,7 @@ def main() -> int:
               f"{r['analysis_call_s']:.3f} s = {r['call_cost_in_md_steps']:.1f} MD steps "
               f"({r['md_step_s'] * 1e3:.2f} ms/step); stages "
               + ", ".join(f"{k} {v:.3f}s" for k, v in r["stages_s"].items()), flush=True)
-    out = REPO / "benchmarks" / "results.json"
+    out = RESULTS
     data = json.loads(out.read_text()) if out.exists() else {}
     data["insitu_overhead"] = results
     out.write_text(json.dumps(data, indent=2) + "\n")

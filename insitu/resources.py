@@ -9,7 +9,7 @@ own variable for potential files).
 
 from __future__ import annotations
 
-import importlib.resources
+import importlib.util
 import os
 from pathlib import Path
 
@@ -29,11 +29,13 @@ def _data_dir(env_var: str, package: str, checkout_name: str) -> Path:
     if os.environ.get(env_var):
         return Path(os.environ[env_var])
     try:
-        found = Path(str(importlib.resources.files(package)))
-        if found.is_dir():
-            return found
-    except (ModuleNotFoundError, TypeError):
-        pass
+        # a data folder without __init__.py is a namespace package: read its locations
+        spec = importlib.util.find_spec(package)
+    except ModuleNotFoundError:
+        spec = None
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        if Path(location).is_dir():
+            return Path(location)
     root = source_checkout()
     if root is not None:
         return root / checkout_name

@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
 # Set up what is missing (idempotent), then run the test suite with real LAMMPS and MPI.
+# Arguments go to pytest: `bash scripts/test.sh tests/unit` runs only the tests without
+# LAMMPS (seconds); tests/integration/ runs real LAMMPS under mpirun.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/scripts/setup.sh"

@@ -1,4 +1,11 @@
-"""Shared fixtures: small random-weight ONNX models made with the real export path."""
+"""Shared fixtures: small random-weight ONNX models made with the real export path.
+
+tests/unit/ runs without LAMMPS (seconds); tests/integration/ runs real LAMMPS under real
+mpirun (marked ``integration``: ``pytest -m "not integration"`` skips it). Test modules are
+imported with ``--import-mode=importlib`` (pyproject), so they do not import each other:
+structures come from :mod:`insitu.testing`, LAMMPS runs from ``lammps_helpers`` (this folder
+is put on sys.path below for it).
+"""
 
 from __future__ import annotations
 
@@ -8,7 +15,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))
+from insitu.testing import thermal_ni
+
+TESTS = Path(__file__).resolve().parent
+sys.path.insert(0, str(TESTS))  # lammps_helpers
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    integration = TESTS / "integration"
+    for item in items:
+        if integration in Path(str(item.fspath)).resolve().parents:
+            item.add_marker(pytest.mark.integration)
 
 
 def make_random_model(path: Path, descriptor, classes, arch: str, seed: int = 0,
@@ -43,8 +60,14 @@ def make_random_model(path: Path, descriptor, classes, arch: str, seed: int = 0,
 
 
 @pytest.fixture(scope="session")
+def random_model():
+    """:func:`make_random_model`, for tests that need a model with other parameters."""
+    return make_random_model
+
+
+@pytest.fixture(scope="session")
 def nm_model(tmp_path_factory) -> Path:
-    from insitu.neighbors_map import NeighborsMap
+    from insitu.descriptors import NeighborsMap
 
     path = tmp_path_factory.mktemp("models") / "random-nm.onnx"
     descriptor = NeighborsMap(cutoff=4.6, n_grid=16)
@@ -52,23 +75,9 @@ def nm_model(tmp_path_factory) -> Path:
                              threshold=0.5, features=descriptor.compute(thermal_ni(1200.0)))
 
 
-def thermal_ni(noise_k: float, n_cells: int = 5, seed: int = 0):
-    """fcc Ni (a = 3.52 A) with Gaussian displacements ~ sqrt(T) (0.1 A at 1200 K)."""
-    from insitu.frame import Frame
-
-    a = 3.52
-    base = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
-    grid = np.array([[i, j, k] for i in range(n_cells) for j in range(n_cells)
-                     for k in range(n_cells)])
-    pos = (grid[:, None, :] + base[None]).reshape(-1, 3) * a
-    rng = np.random.default_rng(seed)
-    pos = pos + rng.normal(0, 0.1 * np.sqrt(noise_k / 1200.0), pos.shape)
-    return Frame(pos, np.eye(3) * a * n_cells, [True] * 3, np.ones(len(pos), int))
-
-
 @pytest.fixture(scope="session")
 def boo_model(tmp_path_factory) -> Path:
-    from insitu.steinhardt import Steinhardt
+    from insitu.descriptors import Steinhardt
 
     path = tmp_path_factory.mktemp("models") / "random-boo.onnx"
     descriptor = Steinhardt(ls=(4, 6, 8), n_neighbors=12, search_cutoff=4.0)

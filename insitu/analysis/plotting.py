@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from insitu.analysis.ramp_numerics import HEATING, QUENCH
+from insitu.analysis.ramp_numerics import HEATING, QUENCH, log_stages, temperature_axis
 from insitu.analysis.validation import validate_log
 from insitu.io.phase_log import read_log
 
@@ -64,8 +64,8 @@ def make_figure(path: str | Path, title: str | None = None, temperature: str = "
     import matplotlib.pyplot as plt
 
     log = read_log(path)
-    t_all, t_label = log.temperature_axis(temperature)
-    stages = log.stages()
+    t_all, t_label = temperature_axis(log, temperature)
+    stages = log_stages(log)
     report = {}
     if validation:
         try:

@@ -13,6 +13,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 __all__ = ["HEATING", "HOLD", "QUENCH", "running_mean", "infer_stages", "crossings",
+           "temperature_axis", "log_stages",
            "crossing_temperature", "linear_fit", "pe_jump_temperature",
            "slope_change_temperature"]
 
@@ -184,3 +185,22 @@ def slope_change_temperature(temperature: ArrayLike, pe: ArrayLike, t_min: float
     return dict(t_break=float(tb), slope_low=float(coef[1]), slope_high=float(coef[1] + coef[2]),
                 rms=float(np.sqrt(sse / len(t))), coef=[float(c) for c in coef],
                 t_range=[float(t.min()), float(t.max())])
+
+
+def temperature_axis(log, which: str = "auto") -> tuple[np.ndarray, str]:
+    """(T, label) of a :class:`insitu.io.phase_log.LogData`: the thermostat set-point if
+    logged (``which='auto'|'target'``), else the measured temperature smoothed over 5 rows
+    (``which='measured'``)."""
+    if which in ("auto", "target") and "t_target" in log.extra:
+        return np.asarray(log.extra["t_target"], float), "Thermostat temperature (K)"
+    if which == "target":
+        raise KeyError("the log has no extra/t_target (thermostat set-point)")
+    return running_mean(log.temperature, 5), "Temperature (K, 5-row mean)"
+
+
+def log_stages(log) -> np.ndarray:
+    """Stage of each row of a log (1 heating, 2 hold, 3 quench): ``extra/stage`` when
+    logged, else inferred from the temperature history."""
+    if "stage" in log.extra:
+        return np.rint(np.asarray(log.extra["stage"], float)).astype(int)
+    return infer_stages(log.temperature)

@@ -23,8 +23,10 @@ from insitu.analysis.ramp_numerics import (
     HEATING,
     QUENCH,
     crossing_temperature,
+    log_stages,
     pe_jump_temperature,
     slope_change_temperature,
+    temperature_axis,
 )
 from insitu.io.phase_log import LogData, read_log
 
@@ -66,9 +68,9 @@ def validate_log(log: LogData | str | Path, temperature: str = "auto",
     """
     if not isinstance(log, LogData):
         log = read_log(log)
-    t_all, t_label = log.temperature_axis(temperature)
+    t_all, t_label = temperature_axis(log, temperature)
     pe = log.pe_per_atom()
-    stages = log.stages()
+    stages = log_stages(log)
     report = {"temperature_axis": t_label, "classes": log.classes,
               "pe_units": "eV/atom" if log.n_atoms else "eV", "n_rows": int(len(t_all))}
     heat = stages == HEATING

@@ -31,6 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..io.phase_log import PhaseLog, append_problem
 from ..model import DEFAULT_BATCH_SIZE, Classifier
 from .attach_checks import (
     atom_types_note,
@@ -96,7 +97,12 @@ class InsituAnalysis:
                     atom_types_problem(self.classifier.atom_types, n_types, name)]
         if self.options.log:
             self.options.log = os.path.abspath(self.options.log)
-            problems.append(log_path_problem(self.options.log) if self.rank == 0 else None)
+            if self.rank == 0:
+                problems.append(log_path_problem(self.options.log))
+                if self.options.log_mode == "append":
+                    problems.append(append_problem(
+                        self.options.log, self._log_identity(), self.options.log_vars,
+                        int(self.lmp.extract_global("ntimestep"))))
         collective_check(self.comm, "; ".join(p for p in problems if p) or None)
         note = atom_types_note(self.classifier.atom_types, n_types,
                                self.classifier.descriptor, name)
@@ -129,12 +135,8 @@ class InsituAnalysis:
         try:
             self._analyse()
         except InsituError as exc:
-            # Every rank raises it, so LAMMPS stops with error->all and nobody hangs. The
-            # message says it all: keep LAMMPS's Python error print to that one line.
-            if self.rank == 0 and not exc.reported:
-                print(f"\nERROR insitu: {exc}\n", file=sys.stderr, flush=True)
-            sys.tracebacklimit = 0
-            raise
+            # Every rank raises it, so LAMMPS stops with error->all and nobody hangs.
+            stop_all_ranks(exc, self.rank)
         except BaseException:
             step = self._safe_step()
             print(f"\nERROR insitu: rank {self.rank} of {self.n_ranks}, step {step}, "
@@ -198,7 +200,6 @@ class InsituAnalysis:
     def _open_log(self) -> None:
         if self.rank != 0 or not self.options.log:
             return
-        from ..io.phase_log import PhaseLog
 
         script = ""
         try:
@@ -217,7 +218,8 @@ class InsituAnalysis:
             "confidence_threshold": float(self.threshold),
         }
         self.log = PhaseLog(self.options.log, self.classes, STAGES, self.options.log_vars,
-                            attrs, units=self.units)
+                            attrs, units=self.units,
+                            append=self.options.log_mode == "append")
 
     def _report_undescribed(self, step: int, n_undescribed: int) -> None:
         if n_undescribed and not self.reported_undescribed and self.rank == 0:
@@ -227,6 +229,10 @@ class InsituAnalysis:
                   f"within {d.search_radius:g} A, or an atom on top of another): labelled "
                   "unknown. Reported once.", flush=True)
         self.reported_undescribed = self.reported_undescribed or n_undescribed > 0
+
+    def _log_identity(self) -> dict:
+        return {"id": self.id, "model_sha256": self.classifier.sha256,
+                "classes": list(self.classes)}
 
     @property
     def threshold(self) -> float:
@@ -273,6 +279,15 @@ class InsituAnalysis:
                             dict(zip(STAGES, slowest)), extra)
 
 
+def stop_all_ranks(exc: InsituError, rank: int) -> None:
+    """Raise on every rank (they all agree on ``exc``) after rank 0 printed the message
+    once; what LAMMPS prints per rank is then one short line pointing at it."""
+    if rank == 0 and not exc.reported:
+        print(f"\nERROR insitu: {exc}\n", file=sys.stderr, flush=True)
+    sys.tracebacklimit = 0
+    raise InsituError("the run was stopped by insitu (its error message is above)") from None
+
+
 _ANALYSES: dict[str, InsituAnalysis] = {}
 
 
@@ -292,11 +307,7 @@ def insitu_attach(ptr, analysis_id: str, model_path: str, *options: str) -> None
         analysis = InsituAnalysis(lmp, analysis_id, model_path, opts)
         analysis.check_setup()
     except InsituError as exc:
-        # the same on every rank: one line, from rank 0, and LAMMPS stops everywhere
-        if mpi_communicator(lmp).Get_rank() == 0 and not exc.reported:
-            print(f"\nERROR insitu: {exc}\n", file=sys.stderr, flush=True)
-        sys.tracebacklimit = 0
-        raise
+        stop_all_ranks(exc, mpi_communicator(lmp).Get_rank())
     analysis.define_lammps_objects()
     _ANALYSES[analysis_id] = analysis
     setattr(__main__, f"insitu_{analysis_id}", analysis)

@@ -18,7 +18,8 @@ class Options:
     """every: the fix's interval N; log: HDF5 path or None; batch: atoms per inference
     batch; threshold: confidence threshold; threads: onnxruntime threads per rank; skin:
     the neighbor skin; log_vars: equal-style variables logged beside the fractions;
-    check_ghost: check the ghost cutoff at the first call."""
+    check_ghost: check the ghost cutoff at the first call; log_mode: ``append`` (continue
+    an existing log of the same analysis, refuse any other) or ``overwrite``."""
 
     every: int
     log: str | None
@@ -28,6 +29,7 @@ class Options:
     skin: float | None = None
     log_vars: list = field(default_factory=list)
     check_ghost: bool = True
+    log_mode: str = "append"
 
     @classmethod
     def parse(cls, analysis_id: str, words) -> Options:
@@ -38,7 +40,7 @@ class Options:
             k, v = w.split("=", 1)
             kv[k.strip().lower()] = v.strip()
         known = {"every", "log", "batch", "threshold", "threads", "skin", "log_vars",
-                 "check_ghost"}
+                 "check_ghost", "log_mode"}
         unknown = set(kv) - known
         if unknown:
             raise InsituError(f"insitu_attach: unknown option(s) {sorted(unknown)}; "
@@ -49,7 +51,7 @@ class Options:
                               f"insitu_{analysis_id}'")
         log = kv.get("log", f"insitu_{analysis_id}.h5")
         try:
-            return cls(
+            opts = cls(
                 every=int(kv["every"]),
                 log=None if log.lower() in ("none", "no", "off") else log,
                 batch=int(kv["batch"]) if "batch" in kv else None,
@@ -58,6 +60,14 @@ class Options:
                 skin=float(kv["skin"]) if "skin" in kv else None,
                 log_vars=[v for v in kv.get("log_vars", "").split(",") if v],
                 check_ghost=kv.get("check_ghost", "yes").lower() not in ("no", "false", "0"),
+                log_mode=kv.get("log_mode", "append").lower(),
             )
         except ValueError as exc:
             raise InsituError(f"insitu_attach: bad option value: {exc}") from None
+        if opts.log_mode not in ("append", "overwrite"):
+            raise InsituError(f"insitu_attach: log_mode={opts.log_mode}; use log_mode=append "
+                              "(the default) or log_mode=overwrite")
+        if opts.every < 1:
+            raise InsituError(f"insitu_attach: every={opts.every}; give the interval N >= 1 "
+                              "of the fix")
+        return opts

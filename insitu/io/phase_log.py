@@ -30,9 +30,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from insitu.analysis.ramp_numerics import infer_stages, running_mean
-
-__all__ = ["PhaseLog", "LogData", "read_log", "THERMO_FIELDS"]
+__all__ = ["PhaseLog", "LogData", "read_log", "append_problem", "THERMO_FIELDS",
+           "IDENTITY_ATTRS"]
 
 _UNITS = {
     "metal": {"time": "ps", "temperature": "K", "potential_energy": "eV", "pressure": "bar",
@@ -59,17 +58,28 @@ class PhaseLog:
     :func:`insitu.training.ramp_training.log_from_snapshots`).
 
     ``extra`` names the ``extra/<name>`` columns and ``extra_units`` their optional units.
+    ``append=True`` continues an existing log (checked first with :func:`append_problem`):
+    a row left incomplete by a killed run is dropped, every complete row is kept.
     """
 
     def __init__(self, path: str | Path, classes: Sequence[str], stages: Sequence[str],
                  extra: Sequence[str] = (), attrs: Mapping | None = None,
-                 units: str = "metal", extra_units: Mapping[str, str] | None = None):
+                 units: str = "metal", extra_units: Mapping[str, str] | None = None,
+                 append: bool = False):
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.columns = list(classes) + ["unknown"]
         self.stages = list(stages)
         self.extra = list(extra)
         self.n_rows = 0
+        if append and self.path.exists():
+            with _open(self.path, "a") as f:
+                datasets = _datasets(f)
+                self.n_rows = min((len(ds) for ds in datasets), default=0)
+                for ds in datasets:
+                    ds.resize((self.n_rows,))
+                f.attrs["appended_runs"] = int(f.attrs.get("appended_runs", 0)) + 1
+            return
         unit_names = _UNITS.get(units, {})
         with _open(self.path, "w") as f:
 
@@ -125,6 +135,46 @@ class PhaseLog:
         """Nothing stays open between rows; kept for symmetry."""
 
 
+def _datasets(f: h5py.File) -> list:
+    found = []
+    f.visititems(lambda _, obj: found.append(obj) if isinstance(obj, h5py.Dataset) else None)
+    return found
+
+
+IDENTITY_ATTRS = ("id", "model_sha256", "classes")
+"""Root attributes that must agree for a run to continue an existing log."""
+
+
+def append_problem(path: str | Path, attrs: Mapping, extra: Sequence[str],
+                   start_step: int) -> str | None:
+    """Why a run (its log ``attrs``, ``extra`` columns, first step after ``start_step``)
+    cannot continue the log at ``path``; None when it can (or when there is no log)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        with _open(path, "r") as f:
+            old = {k: _attr(v) for k, v in f.attrs.items()}
+            steps = np.asarray(f["step"][()]) if "step" in f else np.zeros(0, np.int64)
+            old_extra = sorted(f["extra"]) if "extra" in f else []
+    except (OSError, KeyError) as exc:
+        return f"log={path} exists but is not a readable insitu log ({exc})"
+    new = {k: (json.loads(json.dumps(v)) if not isinstance(v, (str, int, float)) else v)
+           for k, v in attrs.items()}
+    differ = [k for k in IDENTITY_ATTRS if old.get(k) != new.get(k)]
+    if sorted(extra) != old_extra:
+        differ.append("logged variables")
+    if differ:
+        return (f"log={path} exists and was written by another analysis (its "
+                f"{', '.join(differ)} differ): choose another log= path, move the file "
+                "away, or pass log_mode=overwrite to replace it")
+    if len(steps) and int(steps.max()) > start_step:
+        return (f"log={path} already holds rows up to step {int(steps.max())}, after this "
+                f"run's start at step {start_step} (a rerun, or a restart from an earlier "
+                "point): choose another log= path, or pass log_mode=overwrite to replace it")
+    return None
+
+
 @dataclass
 class LogData:
     """Every column of an in-situ log (all rows, equal length), the root attributes (JSON
@@ -155,22 +205,6 @@ class LogData:
     def pe_per_atom(self) -> np.ndarray:
         """Potential energy per atom (the total when the atom count is unknown)."""
         return self.potential_energy / self.n_atoms if self.n_atoms else self.potential_energy
-
-    def temperature_axis(self, which: str = "auto") -> tuple[np.ndarray, str]:
-        """(T, label): the thermostat set-point if logged (``which='auto'|'target'``),
-        else the measured temperature smoothed over 5 rows (``which='measured'``)."""
-        if which in ("auto", "target") and "t_target" in self.extra:
-            return np.asarray(self.extra["t_target"], float), "Thermostat temperature (K)"
-        if which == "target":
-            raise KeyError("the log has no extra/t_target (thermostat set-point)")
-        return running_mean(self.temperature, 5), "Temperature (K, 5-row mean)"
-
-    def stages(self) -> np.ndarray:
-        """Stage of each row (1 heating, 2 hold, 3 quench): ``extra/stage`` when logged,
-        else inferred from the temperature history."""
-        if "stage" in self.extra:
-            return np.rint(np.asarray(self.extra["stage"], float)).astype(int)
-        return infer_stages(self.temperature)
 
     def select(self, mask: np.ndarray) -> LogData:
         """The rows where ``mask`` is true (attributes and atom count unchanged)."""

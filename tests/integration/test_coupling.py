@@ -8,14 +8,16 @@ import signal
 import subprocess
 import time
 
-import h5py
 import numpy as np
 import pytest
 from lammps_helpers import lammps_env, run_lammps
 
-from insitu.frame import iter_lammps_dump
-from insitu.h5log import read_log
-from insitu.runtime import Classifier
+from insitu.frame import Frame
+from insitu.io.lammps_dump import iter_lammps_dump
+from insitu.io.phase_log import read_log
+from insitu.launch import mpirun_command
+from insitu.model import Classifier
+from insitu.testing import NI_LATTICE, lattice, write_data
 
 CLASSES = ["fcc", "bcc", "liquid"]
 
@@ -35,7 +37,7 @@ ATTACH = """
 comm_modify cutoff {comm}
 fix nm_atoms all property/atom i_nm_class d_nm_conf
 python insitu_attach input 5 SELF nm {model} every=5 log=log.h5 format pssss &
-    here "from insitu.lammps_fix import insitu_attach"
+    here "from insitu.coupling import insitu_attach"
 python insitu_attach invoke
 fix nm all python/invoke 5 end_of_step insitu_nm
 """
@@ -49,20 +51,15 @@ run {steps}
 """
 
 
-def write_fcc_data(path, n_cells=5, n_cells_x=None, a=3.52):
+def write_fcc_data(path, n_cells=5, n_cells_x=None):
     """fcc Ni as a LAMMPS data file with ids in a fixed order, so that the same id is the
-    same atom on any number of ranks (create_atoms numbers atoms rank by rank)."""
-    nx = n_cells_x or n_cells
-    base = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
-    grid = np.array([[i, j, k] for i in range(n_cells) for j in range(n_cells)
-                     for k in range(n_cells)])
-    pos = (grid[:, None, :] + base[None]).reshape(-1, 3) * a
-    lines = ["fcc Ni for insitu tests", "", f"{len(pos)} atoms", "1 atom types", "",
-             f"0 {nx * a} xlo xhi", f"0 {n_cells * a} ylo yhi", f"0 {n_cells * a} zlo zhi",
-             "", "Atoms # atomic", ""]
-    lines += [f"{i + 1} 1 {x:.6f} {y:.6f} {z:.6f}" for i, (x, y, z) in enumerate(pos)]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    same atom on any number of ranks (create_atoms numbers atoms rank by rank). With
+    ``n_cells_x`` the box is that many cells long along x (the atoms fill n_cells)."""
+    frame = lattice("fcc", NI_LATTICE, n_cells)
+    if n_cells_x:
+        cell = np.diag([n_cells_x, n_cells, n_cells]) * NI_LATTICE
+        frame = Frame(frame.positions, cell, frame.pbc, frame.types)
+    return write_data(path, frame)
 
 
 def script(model, workdir, n=5, comm=6.8, steps=20, extra="", n_x=None):
@@ -112,25 +109,25 @@ def test_thermo_log_and_dump_agree(runs, nm_model):
     thermo = thermo[thermo[:, 0] > 0]
     log = read_log(d / "log.h5")
     labels = dump_labels(d / "labels.dump")
-    np.testing.assert_array_equal(log["step"], thermo[:, 0])
+    np.testing.assert_array_equal(log.step, thermo[:, 0])
     names = CLASSES + ["unknown"]
-    for i, step in enumerate(log["step"]):
+    for i, step in enumerate(log.step):
         ids, lab, conf = labels[int(step)]
         recount = np.array([np.sum(lab == k) for k in range(len(CLASSES))] + [np.sum(lab < 0)])
-        logged = np.array([log[f"counts/{c}"][i] for c in names])
+        logged = np.array([log.counts[c][i] for c in names])
         np.testing.assert_array_equal(logged, recount)
-        fractions = np.array([log[f"fractions/{c}"][i] for c in names])
+        fractions = np.array([log.fractions[c][i] for c in names])
         np.testing.assert_allclose(fractions, recount / len(lab))
         np.testing.assert_allclose(thermo[i, 3:7], fractions, atol=1e-5)  # thermo: 8 digits
-        np.testing.assert_allclose(log["mean_confidence"][i], conf.mean(), rtol=1e-5)
+        np.testing.assert_allclose(log.mean_confidence[i], conf.mean(), rtol=1e-5)
         np.testing.assert_allclose(thermo[i, 7], conf.mean(), rtol=1e-4)
     # thermo values logged beside the fractions come from the same steps
-    np.testing.assert_allclose(log["temperature"], thermo[:, 1], rtol=1e-4)
-    np.testing.assert_allclose(log["potential_energy"], thermo[:, 2], rtol=1e-6)
-    assert np.all(log["timings/total"] > 0)
-    attrs = log["attrs"]
+    np.testing.assert_allclose(log.temperature, thermo[:, 1], rtol=1e-4)
+    np.testing.assert_allclose(log.potential_energy, thermo[:, 2], rtol=1e-6)
+    assert np.all(log.timings["total"] > 0)
+    attrs = log.attrs
     assert attrs["n_ranks"] == 2 and attrs["lammps_version"] > 20200000
-    assert attrs["classes"] == '["fcc", "bcc", "liquid"]'
+    assert attrs["classes"] == CLASSES
     assert attrs["model_sha256"] == Classifier.load(nm_model).sha256
 
 
@@ -143,20 +140,18 @@ def test_dump_labels_match_offline_classification(runs, nm_model):
                                   frame.info["columns"]["i_nm_class"].astype(int))
 
 
-def test_ghost_cutoff_error_names_comm_modify(tmp_path):
+def test_ghost_cutoff_error_names_comm_modify(tmp_path, random_model):
     """A 6 A descriptor with a 2 A skin needs 8 A of ghosts; EAM Ni gives 4.8 + 2 A."""
-    from conftest import make_random_model
+    from insitu.descriptors import NeighborsMap
 
-    from insitu.neighbors_map import NeighborsMap
-
-    model = make_random_model(tmp_path / "wide.onnx", NeighborsMap(cutoff=6.0, n_grid=8),
+    model = random_model(tmp_path / "wide.onnx", NeighborsMap(cutoff=6.0, n_grid=8),
                               CLASSES, "cnn")
     t0 = time.time()
     proc = run_lammps(script(model, tmp_path, comm=5.0), tmp_path, nprocs=2, timeout=120,
                       check=False)
     assert proc.returncode != 0
     text = proc.stdout + proc.stderr
-    assert "comm_modify cutoff 8" in text and "6.00 (its cutoff)" in text, text[-3000:]
+    assert "comm_modify cutoff 8" in text and "6.00 A (its cutoff)" in text, text[-3000:]
     assert time.time() - t0 < 60
 
 
@@ -185,9 +180,9 @@ python sabotage invoke
 
 def test_sigkill_leaves_readable_log(nm_model, tmp_path):
     (tmp_path / "in.lmp").write_text(script(nm_model, tmp_path, n=5, steps=100000))
-    proc = subprocess.Popen(["mpirun", "-np", "2", "--oversubscribe", "lmp", "-in", "in.lmp"],
-                            cwd=tmp_path, env=lammps_env(), stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(mpirun_command(2, "in.lmp"), cwd=tmp_path, env=lammps_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
     log = tmp_path / "log.h5"
     rows = 0
     deadline = time.time() + 180
@@ -196,19 +191,18 @@ def test_sigkill_leaves_readable_log(nm_model, tmp_path):
             time.sleep(1.0)
             if log.exists():
                 try:
-                    rows = len(read_log(log)["step"])
-                except (OSError, KeyError):
+                    rows = len(read_log(log).step)
+                except (OSError, KeyError, ValueError):
                     rows = 0
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     assert rows >= 4, "the run did not log 4 rows in time"
-    with h5py.File(log, "r") as f:
-        steps = f["step"][()]
-        assert len(steps) >= rows
-        np.testing.assert_array_equal(steps, 5 * np.arange(1, len(steps) + 1))
-        total = sum(f[f"counts/{c}"][()] for c in CLASSES + ["unknown"])
-        assert np.all(total == 500)
+    after = read_log(log)
+    assert len(after.step) >= rows
+    np.testing.assert_array_equal(after.step, 5 * np.arange(1, len(after.step) + 1))
+    total = sum(after.counts[c] for c in CLASSES + ["unknown"])
+    assert np.all(total == 500)
 
 
 def test_rank_without_atoms(nm_model, tmp_path):
@@ -224,7 +218,7 @@ def test_rank_without_atoms(nm_model, tmp_path):
     thermo = thermo[thermo[:, 0] > 0]
     np.testing.assert_allclose(thermo[:, 3:7].sum(axis=1), 1.0, atol=1e-5)
     log = read_log(tmp_path / "log.h5")
-    total = sum(log[f"counts/{c}"] for c in CLASSES + ["unknown"])
+    total = sum(log.counts[c] for c in CLASSES + ["unknown"])
     np.testing.assert_array_equal(total, 500)
 
 

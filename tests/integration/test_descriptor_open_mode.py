@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from lammps_helpers import lammps_env
+from lammps_helpers import REPO, lammps_env
 
+from insitu.descriptors import NeighborsMap, Steinhardt
 from insitu.frame import Frame
-from insitu.neighbors_map import NeighborsMap
-from insitu.steinhardt import Steinhardt
+from insitu.locality import Points
 
 DRIVER = textwrap.dedent("""
     import sys
@@ -63,7 +63,7 @@ DRIVER = textwrap.dedent("""
 def rank_data(request, tmp_path_factory):
     work = tmp_path_factory.mktemp(f"open_{request.param}")
     (work / "driver.py").write_text(DRIVER)
-    cmd = [shutil.which("mpirun"), "-np", "2", "--oversubscribe", sys.executable,
+    cmd = [shutil.which("mpirun") or "mpirun", "-np", "2", "--oversubscribe", sys.executable,
            str(work / "driver.py"), str(work), request.param]
     proc = subprocess.run(cmd, cwd=work, env=lammps_env(), capture_output=True, text=True,
                           timeout=300)
@@ -99,19 +99,20 @@ def test_open_mode_on_rank_equals_periodic_gathered(rank_data, name):
     seen = 0
     for d in ranks:
         n = int(d["nlocal"])
-        got = desc.compute_open(d["x"], d["type"], d["id"], n)
+        rank_points = Points(d["x"], d["type"], d["id"], n)
+        got = desc.compute(rank_points)
         rows = [row_of[int(i)] for i in d["id"][:n]]
         if desc.kind == "neighbors_map":
             np.testing.assert_allclose(got, ref[rows], rtol=1e-6, atol=1e-9 * np.abs(ref).max())
         else:
             np.testing.assert_allclose(got, ref[rows], atol=1e-9)
         # chunked iterator (the in-situ path) gives the same
-        parts = list(desc.iter_open(d["x"], d["type"], d["id"], n, chunk_size=97))
+        parts = list(desc.iter_compute(rank_points, chunk_size=97))
         np.testing.assert_array_equal(np.concatenate([p[2] for p in parts]), got)
         seen += n
     assert seen == len(frame)
 
 
-def test_lammps_module_is_this_repo():
+def test_insitu_is_this_checkout():
     import insitu
-    assert Path(insitu.__file__).resolve().parents[1] == Path(__file__).resolve().parents[1]
+    assert Path(insitu.__file__).resolve().parents[1] == REPO

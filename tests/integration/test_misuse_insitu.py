@@ -68,6 +68,8 @@ def assert_refused(proc, *needles: str) -> None:
     text = output(proc)
     assert proc.returncode != 0, text[-3000:]
     assert text.count("ERROR insitu") == 1, text[-3000:]  # once, from rank 0
+    # the message itself once; each rank adds one short line pointing at it
+    assert text.count(needles[0]) == 1, text[-3000:]
     for needle in needles:
         assert needle in text, (needle, text[-3000:])
     assert "Loop time" not in text
@@ -215,3 +217,38 @@ def test_missing_model_is_one_short_error(tmp_path):
     proc = run_lammps(script(fcc(), "models/nope.onnx"), tmp_path, 2, check=False)
     assert_refused(proc, "model file 'models/nope.onnx' not found", "crystal-nm")
     assert "Traceback" not in output(proc)
+
+
+# -- case 7: an existing log is continued when compatible, never silently overwritten ----
+def log_rows(path) -> np.ndarray:
+    from insitu.io.phase_log import read_log
+
+    return read_log(path).step
+
+
+def test_restart_appends_to_the_log_and_a_rerun_is_refused(tmp_path):
+    first = script(fcc(), NM, options=("every=5", "log=log.h5"), extra="") + \
+        "write_restart r.restart\n"
+    run_lammps(first, tmp_path, 2)
+    np.testing.assert_array_equal(log_rows(tmp_path / "log.h5"), [5, 10])
+    again = script("read_restart r.restart", NM, options=("every=5", "log=log.h5"))
+    run_lammps(again, tmp_path, 2)
+    np.testing.assert_array_equal(log_rows(tmp_path / "log.h5"), [5, 10, 15, 20])
+    # the same script from step 0 again: refused, every row kept
+    rerun = run_lammps(first, tmp_path, 2, check=False)
+    assert_refused(rerun, "already holds rows up to step 20", "log_mode=overwrite")
+    np.testing.assert_array_equal(log_rows(tmp_path / "log.h5"), [5, 10, 15, 20])
+
+
+def test_log_of_another_analysis_is_refused_unless_overwrite(tmp_path):
+    run_lammps(script(fcc(), NM, options=("every=5", "log=log.h5")), tmp_path, 2)
+    boo = model_path("crystal-boo")
+    other = run_lammps(script(fcc(), boo, options=("every=5", "log=log.h5"), comm=12.0),
+                       tmp_path, 2, check=False)
+    assert_refused(other, "written by another analysis", "model_sha256")
+    run_lammps(script(fcc(), boo, options=("every=5", "log=log.h5", "log_mode=overwrite"),
+                      comm=12.0), tmp_path, 2)
+    from insitu.io.phase_log import read_log
+
+    log = read_log(tmp_path / "log.h5")
+    assert log.attrs["model_path"].endswith("crystal-boo.onnx") and len(log.step) == 2

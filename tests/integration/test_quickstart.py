@@ -1,13 +1,17 @@
 """The documented quickstart, end to end, with the shipped crystal model."""
 
 import re
+import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 from lammps_helpers import REPO, lammps_env
 
-from insitu.frame import iter_lammps_dump
-from insitu.h5log import read_log
+from insitu.io.lammps_dump import iter_lammps_dump
+from insitu.io.phase_log import read_log
+from insitu.resources import model_path
 
 
 def test_quickstart_on_two_ranks(tmp_path):
@@ -18,9 +22,9 @@ def test_quickstart_on_two_ranks(tmp_path):
     header = re.search(r"^Step Temp PotEng Press (v_nm_\w+ ?)+$", proc.stdout, re.M)
     assert header and "v_nm_fcc" in header.group(0) and "v_nm_conf" in header.group(0)
     log = read_log(out / "log.h5")
-    assert len(log["step"]) == 10
+    assert len(log.step) == 10
     # a thermal fcc crystal at 900 K is recognised as fcc by the shipped model
-    assert np.all(log["fractions/fcc"] > 0.95)
+    assert np.all(log.fractions["fcc"] > 0.95)
     frames = list(iter_lammps_dump(out / "labels.dump"))
     last = frames[-1]
     assert {"i_nm_class", "d_nm_conf"} <= set(last.info["columns"])
@@ -32,16 +36,15 @@ def test_python_driven_run_on_two_ranks(tmp_path):
     """`mpirun -np 2 insitu run SCRIPT -var ...`: LAMMPS driven from the venv's Python."""
     out = tmp_path / "run"
     out.mkdir()  # LAMMPS opens -log before the script runs
-    insitu_bin = REPO / ".venv" / "bin" / "insitu"
-    proc = subprocess.run(["mpirun", "-np", "2", "--oversubscribe", str(insitu_bin), "run",
-                           str(REPO / "examples/quickstart/in.quickstart.lmp"),
-                           "-var", "outdir", str(out),
-                           "-var", "model", str(REPO / "models/crystal-nm.onnx"),
-                           "-log", str(out / "log.lammps")],
-                          cwd=tmp_path, env=lammps_env(), capture_output=True, text=True,
+    insitu_bin = Path(sys.executable).parent / "insitu"
+    cmd = [shutil.which("mpirun") or "mpirun", "-np", "2", "--oversubscribe", str(insitu_bin),
+           "run", str(REPO / "examples/quickstart/in.quickstart.lmp"),
+           "-var", "outdir", str(out), "-var", "model", str(model_path("crystal-nm")),
+           "-log", str(out / "log.lammps")]
+    proc = subprocess.run(cmd, cwd=tmp_path, env=lammps_env(), capture_output=True, text=True,
                           timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     log = read_log(out / "log.h5")
-    assert log["attrs"]["n_ranks"] == 2 and len(log["step"]) == 10
-    assert log["attrs"]["input_script"].endswith("in.quickstart.lmp")
-    assert np.all(log["fractions/fcc"] > 0.95)
+    assert log.attrs["n_ranks"] == 2 and len(log.step) == 10
+    assert log.attrs["input_script"].endswith("in.quickstart.lmp")
+    assert np.all(log.fractions["fcc"] > 0.95)

@@ -7,10 +7,7 @@ import json
 
 import h5py
 import numpy as np
-import pytest
-
-torch = pytest.importorskip("torch")
-pytest.importorskip("onnx")
+import onnx  # noqa: E402,F401
 
 from insitu.descriptors import NeighborsMap, Steinhardt  # noqa: E402
 from insitu.model import Classifier  # noqa: E402

@@ -9,57 +9,8 @@ import numpy as np
 import pytest
 
 from insitu.frame import Frame
-from insitu.neighbors import CellList, NeighborList
-
-# ---------------------------------------------------------------------------------------
-# crystal builders shared by the descriptor tests (imported from this module)
-BASES = {
-    "fcc": np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]]),
-    "bcc": np.array([[0, 0, 0], [0.5, 0.5, 0.5]]),
-    "sc": np.array([[0, 0, 0]]),
-}
-
-
-def crystal(kind: str, n, a: float, noise: float = 0.0, seed: int = 0, types=None) -> Frame:
-    """Cubic supercell n (int or 3-tuple) of fcc/bcc/sc, or an orthorhombic hcp cell."""
-    n = (n, n, n) if np.isscalar(n) else tuple(n)
-    if kind == "hcp":
-        c = a * np.sqrt(8.0 / 3.0)
-        # orthorhombic cell (a, sqrt(3) a, c) with 4 atoms
-        base = np.array([[0, 0, 0], [0.5, 0.5, 0], [0.5, 5.0 / 6.0, 0.5], [0.0, 1.0 / 3.0, 0.5]])
-        lat = np.array([a, np.sqrt(3.0) * a, c])
-    else:
-        base = BASES[kind]
-        lat = np.array([a, a, a])
-    grid = np.array(list(itertools.product(*[range(k) for k in n])), dtype=float)
-    frac = (grid[:, None, :] + base[None]).reshape(-1, 3)
-    pos = frac * lat
-    rng = np.random.default_rng(seed)
-    if noise:
-        pos = pos + rng.normal(0.0, noise, pos.shape)
-    cell = np.diag(lat * np.array(n))
-    if types is None:
-        t = np.ones(len(pos), int)
-    else:
-        t = rng.choice(np.asarray(types), size=len(pos))
-    return Frame(pos, cell, [True] * 3, t)
-
-
-def replicate(frame: Frame, reps=(3, 3, 3)) -> Frame:
-    """Explicit supercell; atom i of copy (0,0,0) keeps index i, ids are fresh."""
-    shifts = np.array(list(itertools.product(*[range(r) for r in reps])), dtype=float)
-    pos = (frame.positions[None] + (shifts @ frame.cell)[:, None]).reshape(-1, 3)
-    types = np.tile(frame.types, len(shifts))
-    cell = frame.cell * np.asarray(reps)[:, None]
-    return Frame(pos, cell, frame.pbc, types)
-
-
-def random_rotation(seed: int) -> np.ndarray:
-    q, r = np.linalg.qr(np.random.default_rng(seed).normal(size=(3, 3)))
-    q = q * np.sign(np.diag(r))
-    if np.linalg.det(q) < 0:
-        q[:, 0] *= -1
-    return q
+from insitu.locality import CellList, NeighborList
+from insitu.testing import lattice, thermal
 
 
 def brute_force(frame: Frame, cutoff: float):
@@ -106,7 +57,7 @@ def _check_against_brute(frame, cutoff, nl: NeighborList):
 
 
 def test_orthogonal_matches_brute_force():
-    f = crystal("fcc", 3, 3.615, noise=0.1, seed=1)
+    f = thermal(lattice("fcc", 3.615, 3), 0.1, seed=1)
     cl = CellList.periodic(f.positions, f.cell, f.pbc, f.ids, 4.8)
     _check_against_brute(f, 4.8, cl.query())
 
@@ -126,7 +77,7 @@ def test_triclinic_matches_brute_force(cutoff):
 def test_cutoff_larger_than_box_multiple_images():
     # 4-atom fcc cell, a = 3.6; cutoff 5 > box: the same atom (and the centre itself)
     # appears several times as a neighbour
-    f = crystal("fcc", 1, 3.6, noise=0.05, seed=3)
+    f = thermal(lattice("fcc", 3.6, 1), 0.05, seed=3)
     cl = CellList.periodic(f.positions, f.cell, f.pbc, f.ids, 5.0)
     nl = cl.query()
     _check_against_brute(f, 5.0, nl)
@@ -135,7 +86,7 @@ def test_cutoff_larger_than_box_multiple_images():
 
 
 def test_atoms_outside_cell_are_wrapped():
-    f = crystal("bcc", 3, 3.0, noise=0.05, seed=4)
+    f = thermal(lattice("bcc", 3.0, 3), 0.05, seed=4)
     jumps = np.random.default_rng(4).integers(-3, 4, (len(f), 3))
     shifted = Frame(f.positions + jumps @ f.cell, f.cell, f.pbc, f.types)
     nl1 = CellList.periodic(f.positions, f.cell, f.pbc, f.ids, 4.5).query()
@@ -146,7 +97,7 @@ def test_atoms_outside_cell_are_wrapped():
 
 
 def test_non_periodic_direction_is_open():
-    f = crystal("sc", 4, 2.5, noise=0.02, seed=5)
+    f = thermal(lattice("sc", 2.5, 4), 0.02, seed=5)
     f = Frame(f.positions, f.cell, [True, True, False], f.types)
     nl = CellList.periodic(f.positions, f.cell, f.pbc, f.ids, 3.0).query()
     _check_against_brute(f, 3.0, nl)
@@ -159,7 +110,7 @@ def test_non_periodic_direction_is_open():
 def test_chunks_equal_full_query_and_ties_by_id():
     # perfect crystal: many exact ties; order inside a shell must follow the global id,
     # whatever the atom order in the arrays
-    f = crystal("fcc", 3, 3.615)
+    f = lattice("fcc", 3.615, 3)
     rng = np.random.default_rng(6)
     ids = rng.permutation(len(f)) + 100
     cl = CellList.periodic(f.positions, f.cell, f.pbc, ids, 4.0)

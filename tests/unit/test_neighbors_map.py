@@ -8,11 +8,17 @@ import json
 
 import numpy as np
 import pytest
-from test_neighbors import crystal, random_rotation, replicate
 
-from insitu.descriptors import descriptor_from_metadata
+from insitu.descriptors import NeighborsMap, descriptor_from_metadata
 from insitu.frame import Frame
-from insitu.neighbors_map import NeighborsMap
+from insitu.testing import (
+    image_points,
+    lattice,
+    random_rotation,
+    random_types,
+    replicate,
+    thermal,
+)
 
 
 def reference_nm(frame: Frame, rc: float, n_g: int = 32, gamma: float = 2.0,
@@ -66,8 +72,8 @@ def _rel(a, b):
 
 @pytest.mark.parametrize("n_g,rc", [(32, 4.8), (16, 4.0), (32, 3.0)])
 def test_equals_numpy_reference_one_channel(n_g, rc):
-    f = crystal("fcc", 3, 3.615, noise=0.1, seed=11)
-    got = NeighborsMap(rc, n_grid=n_g).compute(f)
+    f = thermal(lattice("fcc", 3.615, 3), 0.1, seed=11)
+    got = NeighborsMap(rc, n_grid=n_g, min_neighbors=1).compute(f)
     ref = reference_nm(f, rc, n_g)
     assert got.dtype == np.float32 and got.shape == (len(f), 1, n_g, n_g)
     assert _rel(got, ref) < 1e-5
@@ -77,7 +83,7 @@ def test_equals_numpy_reference_one_channel(n_g, rc):
 
 
 def test_equals_numpy_reference_two_channels_and_triclinic():
-    f = crystal("fcc", 3, 3.615, noise=0.1, seed=12, types=[1, 2])
+    f = random_types(thermal(lattice("fcc", 3.615, 3), 0.1, seed=12), [1, 2], seed=12)
     cw = [{1: 1.0, 2: 1.0}, {1: 1.0, 2: 1.2}]
     got = NeighborsMap(4.6, channel_weights=cw).compute(f)
     ref = reference_nm(f, 4.6, weights=cw)
@@ -100,10 +106,26 @@ def test_equals_numpy_reference_two_channels_and_triclinic():
     np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-7 * np.abs(ref).max())
 
 
+def test_too_few_neighbours_is_nan():
+    """Fewer than min_neighbors (default n_grid // 2) within the cutoff: the environment is
+    not described (NaN map, reported unknown by the classifier); the others are finite."""
+    f = thermal(lattice("fcc", 3.615, 3), 0.1, seed=21)
+    f = Frame(np.vstack([f.positions, [[40.0, 40.0, 40.0]]]), np.eye(3) * 80.0, [True] * 3,
+              np.ones(len(f) + 1, int))  # a crystallite and one isolated atom in a big box
+    x = NeighborsMap(4.8).compute(f)
+    counts = np.array([np.sum(np.linalg.norm(f.positions - p, axis=1) <= 4.8) - 1
+                       for p in f.positions])
+    undescribed = np.isnan(x).all(axis=(1, 2, 3))
+    np.testing.assert_array_equal(undescribed, counts < 16)
+    assert undescribed[-1] and not undescribed.all() and np.isfinite(x[~undescribed]).all()
+    assert not np.isnan(NeighborsMap(4.8, min_neighbors=0).compute(f)).any()
+
+
 def test_invariances():
-    f = crystal("fcc", 4, 3.615, noise=0.1, seed=14, types=[1, 2])
+    f = random_types(thermal(lattice("fcc", 3.615, 4), 0.1, seed=14), [1, 2], seed=14)
     cw = [{1: 1.0, 2: 1.0}, {1: 1.0, 2: 1.2}]
-    nm = NeighborsMap(4.8, channel_weights=cw, chunk_size=50)
+    nm = NeighborsMap(4.8, channel_weights=cw)
+    nm.chunk_size = 50
     base = nm.compute(f)
     # rotation (cell rotated too) and translation
     rot = random_rotation(1)
@@ -123,7 +145,7 @@ def test_invariances():
 def test_perfect_crystal_ties_do_not_depend_on_order():
     # many exactly equal distances: the id tie-break makes the 2-channel image independent
     # of the atom order and of rotations
-    f = crystal("bcc", 4, 3.0, types=[1, 2], seed=15)
+    f = random_types(lattice("bcc", 3.0, 4), [1, 2], seed=15)
     cw = [{1: 1.0, 2: 1.0}, {1: 1.0, 2: 1.2}]
     nm = NeighborsMap(5.0, channel_weights=cw)
     base = nm.compute(f)
@@ -135,7 +157,7 @@ def test_perfect_crystal_ties_do_not_depend_on_order():
 
 def test_small_cell_equals_replicated():
     # 2x2x2 fcc cell (7.2 A) with cutoff 4.8 > half the box, vs the same crystal 3x3x3
-    small = crystal("fcc", 2, 3.615, noise=0.1, seed=16, types=[1, 2])
+    small = random_types(thermal(lattice("fcc", 3.615, 2), 0.1, seed=16), [1, 2], seed=16)
     big = replicate(small, (3, 3, 3))
     cw = [{1: 1.0, 2: 1.0}, {1: 1.0, 2: 1.2}]
     nm = NeighborsMap(4.8, channel_weights=cw)
@@ -162,16 +184,19 @@ def test_small_cell_equals_replicated():
 
 
 def test_chunking_and_iterators_agree():
-    f = crystal("fcc", 3, 3.615, noise=0.1, seed=18)
-    nm = NeighborsMap(4.8, chunk_size=10)
+    f = thermal(lattice("fcc", 3.615, 3), 0.1, seed=18)
+    nm = NeighborsMap(4.8)
+    nm.chunk_size = 10
     full = nm.compute(f)
     got = np.concatenate([x for _, _, x in nm.iter_compute(f, chunk_size=23)])
     np.testing.assert_array_equal(got, full)
-    assert NeighborsMap(4.8, chunk_size=100000).compute(f).tobytes() == full.tobytes()
+    big = NeighborsMap(4.8)
+    big.chunk_size = 100000
+    assert big.compute(f).tobytes() == full.tobytes()
 
 
 def test_channel_weights_errors_and_metadata():
-    f = crystal("fcc", 2, 3.615, noise=0.05, seed=19, types=[1, 2])
+    f = random_types(thermal(lattice("fcc", 3.615, 2), 0.05, seed=19), [1, 2], seed=19)
     nm = NeighborsMap(4.8, channel_weights=[{1: 1.0, 2: 1.0}, {1: 1.0}])
     with pytest.raises(ValueError, match="type 2.*channel 2"):
         nm.compute(f)
@@ -190,19 +215,14 @@ def test_channel_weights_errors_and_metadata():
 
 
 def test_open_mode_equals_periodic_mode():
-    f = crystal("fcc", 3, 3.615, noise=0.1, seed=20, types=[1, 2])
+    f = random_types(thermal(lattice("fcc", 3.615, 3), 0.1, seed=20), [1, 2], seed=20)
     cw = [{1: 1.0, 2: 1.0}, {1: 1.0, 2: 1.2}]
     nm = NeighborsMap(4.8, channel_weights=cw)
     base = nm.compute(f)
     # local atoms = all atoms, ghosts = explicit images within the required cutoff
-    shifts = np.array([s for s in itertools.product((-1, 0, 1), repeat=3) if any(s)], float)
-    ghosts = (f.positions[None] + (shifts @ f.cell)[:, None]).reshape(-1, 3)
-    gidx = np.tile(np.arange(len(f)), len(shifts))
-    pts = np.vstack([f.positions, ghosts])
-    types = np.concatenate([f.types, f.types[gidx]])
-    ids = np.concatenate([f.ids, f.ids[gidx]])
-    got = nm.compute_open(pts, types, ids, len(f))
+    points = image_points(f)
+    got = nm.compute(points)
     np.testing.assert_allclose(got, base, rtol=1e-6, atol=1e-9)
-    parts = list(nm.iter_open(pts, types, ids, len(f), chunk_size=31))
+    parts = list(nm.iter_compute(points, chunk_size=31))
     assert parts[0][:2] == (0, 31)
     np.testing.assert_array_equal(np.concatenate([p[2] for p in parts]), got)

@@ -3,14 +3,13 @@ temperature from a (synthetic) in-situ log."""
 
 from __future__ import annotations
 
+import matplotlib  # noqa: E402,F401
 import numpy as np
 import pytest
 from ramp_logs import ni_ramp_log, synthetic_ramp, write_synthetic_log
 
 from insitu.analysis import plotting
 from insitu.cli import main as cli_main
-
-pytest.importorskip("matplotlib")
 
 
 @pytest.fixture

@@ -8,11 +8,11 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import onnx  # noqa: E402,F401
 import pytest
+import torch  # noqa: E402,F401
 
-pytest.importorskip("torch")
-pytest.importorskip("onnx")
-
+from insitu.analysis.ramp_numerics import log_stages, temperature_axis  # noqa: E402
 from insitu.analysis.validation import validate_log  # noqa: E402
 from insitu.cli import main as cli_main  # noqa: E402
 from insitu.io.phase_log import read_log  # noqa: E402
@@ -89,9 +89,9 @@ def test_train_ramp_model_and_offline_log(ramp_dir, tmp_path, capsys):
     assert log.attrs["model_sha256"] == clf.sha256 and log.attrs["descriptor"]["n_grid"] == 16
     np.testing.assert_allclose(sum(log.fractions.values()), 1.0)
     assert log.n_atoms == 108 and np.isnan(log.pressure).all()
-    np.testing.assert_array_equal(log.stages(), [2] * 4 + [3] * 18)
+    np.testing.assert_array_equal(log_stages(log), [2] * 4 + [3] * 18)
     np.testing.assert_allclose(log.time, log.step * 0.001)
-    assert log.temperature_axis()[0][-1] == 100.0
+    assert temperature_axis(log)[0][-1] == 100.0
     assert "quench" not in validate_log(log)  # 18 quench rows: too few to validate
 
     assert cli_main(["ramp", "offline-log", str(ramp_dir), str(out), "-o",

@@ -1,5 +1,6 @@
 """Steinhardt / LESS bond-orientational order: independent NumPy references (addition
-theorem, explicit Legendre derivatives), LAMMPS compute orientorder/atom, invariances."""
+theorem, explicit Legendre derivatives), invariances, metadata. The comparison with LAMMPS's
+compute orientorder/atom is in tests/integration/test_steinhardt_lammps.py."""
 
 from __future__ import annotations
 
@@ -8,12 +9,17 @@ import json
 
 import numpy as np
 import pytest
-from lammps_helpers import run_lammps
-from test_neighbors import crystal, random_rotation, replicate
 
-from insitu.descriptors import descriptor_from_metadata
+from insitu.descriptors import Steinhardt, descriptor_from_metadata, wigner3j
 from insitu.frame import Frame
-from insitu.steinhardt import Steinhardt, wigner3j
+from insitu.testing import (
+    image_points,
+    lattice,
+    random_rotation,
+    random_types,
+    replicate,
+    thermal,
+)
 
 LS = (3, 4, 6, 8, 10, 12)
 
@@ -102,91 +108,13 @@ def wl_hat_explicit(q, l):
     return acc / np.sum(np.abs(q) ** 2) ** 1.5
 
 
-# ---------------------------------------------------------------------------------------
-# LAMMPS compute orientorder/atom
-def lammps_orientorder(frame: Frame, tmp_path, nnn, cutoff, ls=LS, wl_hat=False):
-    cell = frame.cell
-    frac = frame.positions @ np.linalg.inv(cell)
-    frac -= np.floor(frac)
-    pos = (frac @ cell).tolist()
-    cell = cell.tolist()
-    lines = ["insitu test\n", f"{len(pos)} atoms", f"{int(frame.types.max())} atom types",
-             f"0 {cell[0][0]!r} xlo xhi", f"0 {cell[1][1]!r} ylo yhi",
-             f"0 {cell[2][2]!r} zlo zhi", f"{cell[1][0]!r} {cell[2][0]!r} {cell[2][1]!r} xy xz yz",
-             "", "Atoms # atomic", ""]
-    for i, (p, t) in enumerate(zip(pos, frame.types)):
-        lines.append(f"{int(frame.ids[i])} {int(t)} {p[0]!r} {p[1]!r} {p[2]!r}")
-    tmp_path.mkdir(parents=True, exist_ok=True)
-    (tmp_path / "data.lmp").write_text("\n".join(lines) + "\n")
-    nnn_s = "NULL" if nnn is None else str(nnn)
-    degrees = f"{len(ls)} {' '.join(map(str, ls))}"
-    wlh = "yes" if wl_hat else "no"
-    script = f"""
-units metal
-atom_style atomic
-boundary p p p
-read_data data.lmp
-mass * 63.5
-pair_style zero {cutoff + 0.5}
-pair_coeff * *
-neighbor 0.5 bin
-compute q all orientorder/atom degrees {degrees} nnn {nnn_s} cutoff {cutoff} wl/hat {wlh}
-dump d all custom 1 q.dump id c_q[*]
-dump_modify d sort id format float %.17g
-run 0
-"""
-    run_lammps(script, tmp_path, 1, timeout=120)
-    rows = (tmp_path / "q.dump").read_text().splitlines()
-    k = rows.index(next(r for r in rows if r.startswith("ITEM: ATOMS")))
-    data = np.array([list(map(float, r.split())) for r in rows[k + 1:]])
-    ids = data[:, 0].astype(np.int64)
-    order = np.argsort(np.argsort(frame.ids))  # dump sorted by id -> frame order
-    assert np.array_equal(ids[order], frame.ids)
-    return data[order, 1:]
-
-
-IDEAL = {  # kind, lattice, nnn, cutoff (between shells), literature q4, q6
-    "fcc": ("fcc", 3.615, 12, 3.0, 0.19094, 0.57452),
-    "bcc8": ("bcc", 3.0, 8, 2.8, 0.50918, 0.62854),
-    "bcc14": ("bcc", 3.0, 14, 3.5, 0.03637, 0.51069),
-    "hcp": ("hcp", 2.556, 12, 3.0, 0.09722, 0.48476),
-    "sc": ("sc", 2.5, 6, 3.0, 0.76376, 0.35355),
-}
-
-
-@pytest.mark.parametrize("name", list(IDEAL))
-def test_ideal_crystals_match_lammps(name, tmp_path):
-    kind, a, nnn, rc, q4, q6 = IDEAL[name]
-    f = crystal(kind, 3, a)
-    st = Steinhardt(ls=(4, 6), n_neighbors=nnn)
-    got = st.compute(f)
-    lmp = lammps_orientorder(f, tmp_path, nnn, rc + 1.0, ls=(4, 6))
-    np.testing.assert_allclose(got, lmp, atol=1e-9)
-    np.testing.assert_allclose(got[:, 0], q4, atol=5e-5)
-    np.testing.assert_allclose(got[:, 1], q6, atol=5e-5)
-    # same values when the neighbours are chosen by the cutoff between shells
-    np.testing.assert_allclose(Steinhardt(ls=(4, 6), n_neighbors=None, cutoff=rc).compute(f),
-                               got, atol=1e-12)
-
-
-def test_thermal_per_atom_matches_lammps(tmp_path):
-    f = crystal("fcc", 4, 3.615, noise=0.12, seed=21)
-    st = Steinhardt(wl=True)
-    got = st.compute(f)
-    lmp = lammps_orientorder(f, tmp_path, 12, 4.0, wl_hat=True)
-    assert got.shape == lmp.shape == (len(f), 12)
-    np.testing.assert_allclose(got[:, :6], lmp[:, :6], atol=1e-6, rtol=0)
-    np.testing.assert_allclose(got[:, 6:], lmp[:, 6:], atol=1e-6, rtol=0)
-    assert np.abs(got[:, :6] - lmp[:, :6]).max() < 1e-10
-
-
 def test_matches_addition_theorem_reference():
-    f = crystal("fcc", 3, 3.615, noise=0.15, seed=22, types=[1, 2])
+    f = random_types(thermal(lattice("fcc", 3.615, 3), 0.15, seed=22), [1, 2], seed=22)
     nb = neighbour_vectors(f, 6.0)
     cases = [dict(n_neighbors=12), dict(n_neighbors=8, cutoff=2.6),
              dict(n_neighbors=None, cutoff=3.1), dict(n_neighbors=12, adaptive_factor=1.2)]
     for kw in cases:
-        st = Steinhardt(cross_species=True, **kw)
+        st = Steinhardt(cross_species=True, min_neighbors=0, **kw)
         got = st.compute(f)
         assert got.shape == (len(f), 12)
         for i in range(len(f)):
@@ -198,13 +126,13 @@ def test_matches_addition_theorem_reference():
 
 
 def test_cross_species_zero_for_single_species():
-    f = crystal("bcc", 3, 3.0, noise=0.1, seed=23)
+    f = thermal(lattice("bcc", 3.0, 3), 0.1, seed=23)
     got = Steinhardt(cross_species=True).compute(f)
     assert np.all(got[:, 6:] == 0.0) and np.all(got[:, :6] > 0)
 
 
 def test_wl_and_averaged_match_explicit_ylm():
-    f = crystal("bcc", 3, 3.0, noise=0.12, seed=24, types=[1, 2])
+    f = random_types(thermal(lattice("bcc", 3.0, 3), 0.12, seed=24), [1, 2], seed=24)
     nb = neighbour_vectors(f, 6.0)
     st = Steinhardt(ls=(4, 6), n_neighbors=14, wl=True, averaged=True, cross_species=True)
     got = st.compute(f)
@@ -234,8 +162,9 @@ def test_wl_and_averaged_match_explicit_ylm():
 
 
 def test_invariances_and_small_cell():
-    f = crystal("fcc", 3, 3.615, noise=0.1, seed=25, types=[1, 2])
-    st = Steinhardt(cross_species=True, wl=True, averaged=True, chunk_size=20)
+    f = random_types(thermal(lattice("fcc", 3.615, 3), 0.1, seed=25), [1, 2], seed=25)
+    st = Steinhardt(cross_species=True, wl=True, averaged=True)
+    st.chunk_size = 20
     base = st.compute(f)
     rot = random_rotation(6)
     fr = Frame(f.positions @ rot.T + 5.5, f.cell @ rot.T, f.pbc, f.types, f.ids)
@@ -247,7 +176,7 @@ def test_invariances_and_small_cell():
     fs = Frame(f.positions + jumps @ f.cell, f.cell, f.pbc, f.types, f.ids)
     np.testing.assert_allclose(st.compute(fs), base, atol=1e-10)
     # 4-atom cell (box 3.6 A, far below the 5 A search radius) vs the crystal 3x3x3
-    unit = crystal("fcc", 1, 3.615, noise=0.1, seed=26, types=[1, 2])
+    unit = random_types(thermal(lattice("fcc", 3.615, 1), 0.1, seed=26), [1, 2], seed=26)
     big = replicate(unit, (3, 3, 3))
     for s in (Steinhardt(cross_species=True, averaged=True, wl=True),
               Steinhardt(adaptive_factor=1.25), Steinhardt(n_neighbors=None, cutoff=4.2)):
@@ -257,25 +186,36 @@ def test_invariances_and_small_cell():
 
 
 def test_open_mode_and_search_radius():
-    f = crystal("fcc", 3, 3.615, noise=0.1, seed=27, types=[1, 2])
-    shifts = np.array([s for s in itertools.product((-1, 0, 1), repeat=3) if any(s)], float)
-    ghosts = (f.positions[None] + (shifts @ f.cell)[:, None]).reshape(-1, 3)
-    gidx = np.tile(np.arange(len(f)), len(shifts))
-    pts = np.vstack([f.positions, ghosts])
-    types = np.concatenate([f.types, f.types[gidx]])
-    ids = np.concatenate([f.ids, f.ids[gidx]])
+    f = random_types(thermal(lattice("fcc", 3.615, 3), 0.1, seed=27), [1, 2], seed=27)
+    points = image_points(f)
     for st in (Steinhardt(cross_species=True, wl=True), Steinhardt(averaged=True),
                Steinhardt(adaptive_factor=1.2, n_neighbors=12)):
-        np.testing.assert_allclose(st.compute_open(pts, types, ids, len(f)), st.compute(f),
+        np.testing.assert_allclose(st.compute(points), st.compute(f),
                                    atol=1e-12)
     assert Steinhardt(averaged=True).required_cutoff == 10.0
     assert Steinhardt(cutoff=3.0, n_neighbors=None).required_cutoff == 3.0
-    # too few neighbours within search_cutoff: the centres use those they have, the
+    # too few neighbours within search_cutoff: the centres use those they have (down to
+    # min_neighbors, below which they are NaN = undescribed), the
     # same rule in open (in-situ) and periodic (offline) mode, and nothing raises
-    short = Steinhardt(search_cutoff=2.4)
-    q_open = short.compute_open(pts, types, ids, len(f))
-    np.testing.assert_allclose(q_open, short.compute(f), atol=1e-12)
-    assert np.abs(q_open - Steinhardt().compute(f)).max() > 1e-3
+    short = Steinhardt(search_cutoff=2.4, min_neighbors=1)
+    q_open = short.compute(points)
+    np.testing.assert_allclose(q_open, short.compute(f), atol=1e-12)  # NaN at the same rows
+    assert np.isfinite(q_open).any()
+    assert np.nanmax(np.abs(q_open - Steinhardt().compute(f))) > 1e-3
+
+
+def test_too_few_neighbours_is_nan():
+    """A centre with fewer selected neighbours than min_neighbors (default n_neighbors // 2)
+    is not described: NaN features (unknown for the classifier); the others are finite."""
+    f = thermal(lattice("bcc", 3.0, 3), 0.1, seed=28)
+    f = Frame(np.vstack([f.positions, [[40.0, 40.0, 40.0]]]), np.eye(3) * 80.0, [True] * 3,
+              np.ones(len(f) + 1, int))  # a crystallite and one isolated atom in a big box
+    q = Steinhardt(n_neighbors=12, cutoff=3.0).compute(f)
+    counts = np.array([np.sum(np.linalg.norm(f.positions - p, axis=1) <= 3.0) - 1
+                       for p in f.positions])
+    undescribed = np.isnan(q).all(axis=1)
+    np.testing.assert_array_equal(undescribed, np.minimum(counts, 12) < 6)
+    assert undescribed[-1] and not undescribed.all() and np.isfinite(q[~undescribed]).all()
 
 
 def test_metadata_round_trip_and_validation():

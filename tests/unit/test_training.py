@@ -7,10 +7,9 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import onnx  # noqa: E402,F401
 import pytest
-
-torch = pytest.importorskip("torch")
-pytest.importorskip("onnx")
+import torch  # noqa: E402 - the training extra is part of the test environment
 
 from insitu.descriptors import NeighborsMap, Steinhardt  # noqa: E402
 from insitu.model import Classifier  # noqa: E402
@@ -62,7 +61,6 @@ def test_onnx_round_trip_matches_torch(tmp_path, arch):
     assert float(meta["insitu.confidence_threshold"]) == 0.6
     assert json.loads(meta["insitu.training"]) == {"test": 1}
     assert float(meta["insitu.validation_accuracy"]) == 0.5
-    import onnx
     assert onnx.load(str(path)).opset_import[0].version >= 17
 
 
