@@ -37,7 +37,24 @@ def make_random_model(path: Path, descriptor, classes, arch: str, seed: int = 0,
     from insitu.training.export import export_onnx
     from insitu.training.nets import build_model
 
+    # One thread and a fixed seed: the same model on every machine and for any
+    # OMP_NUM_THREADS (multi-threaded reductions change the last bits, and 60 Adam steps
+    # amplify them into other labels).
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
     torch.manual_seed(seed)
+    try:
+        model = train_fixture_model(build_model, descriptor, classes, arch, features, steps)
+    finally:
+        torch.set_num_threads(threads)
+    return export_onnx(model, descriptor, classes, path, threshold=threshold,
+                       training_summary={"note": "random weights, tests only"},
+                       validation_accuracy=0.0)
+
+
+def train_fixture_model(build_model, descriptor, classes, arch, features, steps):
+    import torch
+
     model = build_model(arch, descriptor.feature_shape, len(classes), features=features)
     if features is not None:
         # A few optimiser steps towards labels derived from the descriptor itself (terciles
@@ -54,9 +71,7 @@ def make_random_model(path: Path, descriptor, classes, arch: str, seed: int = 0,
             torch.nn.functional.cross_entropy(model(x), y).backward()
             opt.step()
     model.eval()
-    return export_onnx(model, descriptor, classes, path, threshold=threshold,
-                       training_summary={"note": "random weights, tests only"},
-                       validation_accuracy=0.0)
+    return model
 
 
 @pytest.fixture(scope="session")

@@ -85,6 +85,10 @@ def missing_dependency_message(command: str, exc: ModuleNotFoundError) -> str | 
     return f"insitu {command}: needs the Python module '{top}', which is not installed: {hint}"
 
 
+EXIT_OK, EXIT_FAILED, EXIT_BAD_INPUT, EXIT_CRASH = 0, 1, 2, 3
+"""Exit codes: success; a check failed (``validate``, ``doctor``); bad input; a bug."""
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``insitu`` console script; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -102,6 +106,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ModuleNotFoundError as exc:
         message = missing_dependency_message(args.command, exc)
         if message is None:
-            raise
+            return crashed(args.command)
         print(message, file=sys.stderr)
-        return 2
+        return EXIT_BAD_INPUT
+    except (FileNotFoundError, ValueError) as exc:  # bad input: a file, a model, a value
+        print(f"insitu {args.command}: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except Exception:  # noqa: BLE001 - a bug, not the user's input: say so, distinctly
+        return crashed(args.command)
+
+
+def crashed(command: str) -> int:
+    """Print the traceback of an unexpected error; exit code 3."""
+    import traceback
+
+    traceback.print_exc()
+    print(f"insitu {command}: unexpected error (a bug in insitu: please report the traceback "
+          "above)", file=sys.stderr)
+    return EXIT_CRASH

@@ -16,6 +16,7 @@ for ``insitu validate`` / ``insitu plot`` when the in-situ run is not available.
 from __future__ import annotations
 
 import argparse
+import sys
 
 HELP = ("ramps of lammps_inputs/: run one (run), auto-labelled training (train), offline "
         "log of its snapshots (offline-log)")
@@ -56,21 +57,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     o.add_argument("-o", "--output", required=True, help="HDF5 log to write")
 
 
+def _system(args: argparse.Namespace):
+    """The ramp system named on the command line (ValueError for an unknown name)."""
+    from insitu.training.ramp_systems import get_ramp_system
+
+    return get_ramp_system(args.system)
+
+
 def _train(args: argparse.Namespace) -> int:
-    import sys
     from pathlib import Path
 
     import torch  # noqa: F401 - fail now (missing extra), not after the ramp ran
 
     from insitu.training.model_card import accuracy_text
-    from insitu.training.ramp_systems import get_ramp_system
     from insitu.training.ramp_training import run_ramp, train_ramp_model
 
-    try:
-        system = get_ramp_system(args.system)
-    except ValueError as exc:
-        print(f"insitu ramp train: {exc}", file=sys.stderr)
-        return 2
+    system = _system(args)
     data = Path(args.data or f"data/{system.name}_ramp")
     if args.run:
         run_ramp(system, data, args.nprocs, dump=True)
@@ -83,16 +85,9 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    import sys
-
-    from insitu.training.ramp_systems import get_ramp_system
     from insitu.training.ramp_training import run_ramp
 
-    try:
-        system = get_ramp_system(args.system)
-    except ValueError as exc:
-        print(f"insitu ramp run: {exc}", file=sys.stderr)
-        return 2
+    system = _system(args)
     out = run_ramp(system, args.outdir or f"out/{system.name}_ramp", args.nprocs,
                    dump=args.dump, model=args.model)
     print(f"ramp written to {out}")
@@ -109,4 +104,8 @@ def _offline_log(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     """Run the chosen subcommand."""
     commands = {"run": _run, "train": _train, "offline-log": _offline_log}
-    return commands[args.ramp_command](args)
+    try:
+        return commands[args.ramp_command](args)
+    except ValueError as exc:  # an unknown ramp system
+        print(f"insitu ramp {args.ramp_command}: {exc}", file=sys.stderr)
+        return 2

@@ -3,7 +3,9 @@
 * ``data`` runs the LAMMPS ramps and writes the descriptors to HDF5;
 * ``fit`` trains a CNN (Neighbors Map) or an MLP (bond-orientational order) on such a dataset
   and exports ONNX with its metadata (and a model card);
-* ``crystal`` does both for the shipped crystal models (data only if missing).
+* ``crystal`` does both for the shipped crystal models (data only if missing);
+* ``card`` rewrites a crystal model's card from the model and its dataset;
+* ``transfer`` checks the crystal models on elements they were not trained on.
 
 Needs the ``training`` extra (PyTorch): ``pip install 'insitu[training]'``. The ramp models
 are trained by ``insitu ramp train``.
@@ -21,8 +23,8 @@ HELP = "generate training data, fit and export classifiers (needs the training e
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``data``, ``fit`` and ``crystal`` subcommands and their arguments."""
-    sub = parser.add_subparsers(dest="train_command", metavar="{data,fit,crystal}",
-                                required=True)
+    sub = parser.add_subparsers(dest="train_command",
+                                metavar="{data,fit,crystal,card,transfer}", required=True)
     d = sub.add_parser("data", help="generate the crystal/liquid dataset with LAMMPS")
     d.add_argument("--out", default="data/crystal.h5", help="HDF5 output (default %(default)s)")
     d.add_argument("--workdir", default=None, help="LAMMPS run folder (default: next to --out)")
@@ -42,6 +44,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_fit_arguments(c)
     c.add_argument("--scale-jitter", type=float, default=0.1,
                    help="augmentation of the dataset, when it must be generated")
+
+    k = sub.add_parser("card", help="rewrite a crystal model's card from model + dataset")
+    k.add_argument("model", help="the .onnx model whose card (.md beside it) is rewritten")
+    k.add_argument("--data", default="data/crystal.h5", help="its dataset (default %(default)s)")
+    k.add_argument("--command", default=None, help="retraining command shown in the card")
+    k.add_argument("--extra", default=None, help="markdown file appended before 'Retrain'")
+
+    t = sub.add_parser("transfer", help="the crystal models on Ni, Cu and Mg (not trained on)")
+    t.add_argument("--models", nargs="*", default=["crystal-nm", "crystal-boo"],
+                   help="models (paths or shipped names; default %(default)s)")
+    t.add_argument("--workdir", default="data/transfer",
+                   help="folder for the LAMMPS runs (default %(default)s)")
 
 
 def add_fit_arguments(f: argparse.ArgumentParser) -> None:
@@ -118,14 +132,32 @@ def _crystal(args: argparse.Namespace) -> int:
     return _fit(args)
 
 
+def _card(args: argparse.Namespace) -> int:
+    from insitu.training.report import rebuild_card
+
+    extra = Path(args.extra).read_text() if args.extra else ""
+    print(rebuild_card(args.model, args.data, args.command, extra))
+    return 0
+
+
+def _transfer(args: argparse.Namespace) -> int:
+    from insitu.resources import model_path
+    from insitu.training.transfer import transfer_table
+
+    for row in transfer_table([model_path(m) for m in args.models], args.workdir):
+        print(row, flush=True)
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the chosen subcommand. A missing ``torch`` (fit, crystal) or ``tqdm`` raises
     ModuleNotFoundError before any work: ``insitu`` then names the extra to install."""
-    if args.train_command in ("fit", "crystal"):
+    if args.train_command in ("fit", "crystal", "card"):
         import torch  # noqa: F401 - fail now, not after the dataset was generated
     import tqdm  # noqa: F401 - every subcommand reports progress with it
 
-    commands = {"data": _data, "fit": _fit, "crystal": _crystal}
+    commands = {"data": _data, "fit": _fit, "crystal": _crystal, "card": _card,
+                "transfer": _transfer}
     try:
         return commands[args.train_command](args)
     except FileNotFoundError as exc:  # a dataset or LAMMPS input that is not there

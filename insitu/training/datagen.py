@@ -48,9 +48,18 @@ class Material:
     t_melt: float           # melting point of the potential, K (literature / estimate)
     barostat: str = "iso"
 
+    def md_head(self) -> str:
+        """The start of an input script for this material (box, potential, neighbours);
+        fields ``r0 r1 r2`` may override the replication."""
+        return MD_HEAD.format(lattice=self.lattice, a=self.a, r0=self.reps[0],
+                              r1=self.reps[1], r2=self.reps[2], mass=self.mass,
+                              pair=self.pair_lines())
+
     def pair_lines(self) -> str:
         pot = POTENTIAL_DIR / self.potential
-        return f"pair_style {self.pair_style}\npair_coeff * * {pot} {self.element}\n"
+        # a funcfl file (pair_style eam) names no elements
+        element = "" if self.pair_style == "eam" else f" {self.element}"
+        return f"pair_style {self.pair_style}\npair_coeff * * {pot}{element}\n"
 
 
 MATERIALS = {
@@ -66,7 +75,7 @@ MATERIALS = {
 
 MISSING_FRACTIONS = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5)
 
-_HEAD = """units metal
+MD_HEAD = """units metal
 atom_style atomic
 boundary p p p
 lattice {lattice} {a}
@@ -81,14 +90,14 @@ thermo 500
 thermo_style custom step temp pe vol press
 """
 
-CRYSTAL_RAMP = _HEAD + """velocity all create 200 {seed} mom yes rot yes dist gaussian
+CRYSTAL_RAMP = MD_HEAD + """velocity all create 200 {seed} mom yes rot yes dist gaussian
 fix ramp all npt temp 100 {t_end} 0.1 {baro} 0 0 1.0
 dump snap all custom {every} {dump} id type x y z
 dump_modify snap sort id
 run {steps}
 """
 
-LIQUID = _HEAD + """velocity all create {t_hot} {seed} mom yes rot yes dist gaussian
+LIQUID = MD_HEAD + """velocity all create {t_hot} {seed} mom yes rot yes dist gaussian
 fix melt all npt temp {t_hot} {t_hot} 0.1 iso 0 0 1.0
 run {melt_steps}
 unfix melt

@@ -153,17 +153,3 @@ def rebuild_card(model_path: str | Path, data_path: str | Path, command: str | N
     return write_crystal_card(model_path, report, provenance, clf.metadata["descriptor"],
                               command=command, extra=extra)
 
-
-if __name__ == "__main__":
-    import argparse
-    import sys
-
-    ap = argparse.ArgumentParser(description="rewrite a model card from model + dataset")
-    ap.add_argument("model")
-    ap.add_argument("--data", default="data/crystal.h5")
-    ap.add_argument("--command", default=None, help="retraining command shown in the card")
-    ap.add_argument("--extra", default=None, help="markdown file appended before 'Retrain'")
-    a = ap.parse_args()
-    extra = Path(a.extra).read_text() if a.extra else ""
-    print(rebuild_card(a.model, a.data, a.command, extra))
-    sys.exit(0)

@@ -95,7 +95,9 @@ def test_labels_identical_on_1_2_4_ranks(runs):
     assert steps == [5, 10, 15, 20]
     for s in steps:
         ids1, lab1, conf1 = labels[1][s]
-        assert len(np.unique(lab1)) >= 2, "test model should give varied labels"
+        known = lab1[lab1 >= 0]
+        assert len(np.unique(known)) >= 2 and len(known) > 0.5 * len(lab1), \
+            f"the test model should give varied labels at step {s}: {np.unique(lab1)}"
         for n in (2, 4):
             ids, lab, conf = labels[n][s]
             np.testing.assert_array_equal(ids, ids1)

@@ -175,3 +175,31 @@ def test_zero_threshold_never_labels_an_undescribed_atom():
 
 def test_public_api_is_importable():
     assert insitu.Classifier is Classifier
+
+
+# -- case 14: the log promise is open-append-close per row --------------------------------
+def open_paths() -> set:
+    import os
+
+    found = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            found.add(os.path.realpath(os.readlink(f"/proc/self/fd/{fd}")))
+        except OSError:
+            pass
+    return found
+
+
+def test_log_is_closed_between_rows(tmp_path):
+    import os
+
+    from insitu.io.phase_log import PhaseLog, read_log
+
+    path = tmp_path / "log.h5"
+    log = PhaseLog(path, ["fcc", "liquid"], ["total"], attrs={"id": "nm"})
+    for step in (10, 20, 30):
+        assert os.path.realpath(path) not in open_paths()
+        log.append(step, {"temperature": 300.0, "potential_energy": -4.4}, np.array([3, 1, 0]),
+                   0.9, {"total": 0.01})
+        assert os.path.realpath(path) not in open_paths()  # closed again after the row
+    np.testing.assert_array_equal(read_log(path).step, [10, 20, 30])

@@ -82,6 +82,19 @@ def test_equals_numpy_reference_one_channel(n_g, rc):
         assert np.all(got[:, :, :, 13:] == 0) and np.all(got[:, :, 13:, :] == 0)
 
 
+@pytest.mark.parametrize("cw", [None, [{1: 1.0, 2: 1.0}, {1: 1.0, 2: 1.2}]])
+def test_float32_output_is_the_rounded_exact_value(cw):
+    """1/d^2 comes from a float32 reciprocal refined by a Newton step in float64 (relative
+    error ~1e-14), so each pixel is the float64 value rounded to float32: within 1 ulp of
+    the reference (an unrefined float32 reciprocal is off by several ulp)."""
+    f = random_types(thermal(lattice("fcc", 3.615, 3), 0.1, seed=21), [1, 2], seed=21)
+    got = NeighborsMap(4.8, channel_weights=cw).compute(f)
+    ref = reference_nm(f, 4.8, weights=cw)
+    nonzero = ref != 0
+    np.testing.assert_array_equal(got == 0, ~nonzero)
+    np.testing.assert_array_max_ulp(got[nonzero], ref[nonzero], maxulp=1)
+
+
 def test_equals_numpy_reference_two_channels_and_triclinic():
     f = random_types(thermal(lattice("fcc", 3.615, 3), 0.1, seed=12), [1, 2], seed=12)
     cw = [{1: 1.0, 2: 1.0}, {1: 1.0, 2: 1.2}]
