@@ -108,14 +108,21 @@ class InsituAnalysis:
                                self.classifier.descriptor, name)
         if note and self.rank == 0:
             print(f"insitu: {note}", flush=True)
-        for prop, initial in ((f"i_{self.id}_class", -1), (f"d_{self.id}_conf", 0.0)):
+        nlocal = int(self.lmp.extract_setting("nlocal"))
+        for prop, initial in self._find_per_atom().items():
+            if self.per_atom[prop] and nlocal:  # "not analysed yet" until the first call
+                extract_atom_view(self.lmp, prop, nlocal)[:] = initial
+
+    def _find_per_atom(self) -> dict:
+        """Which of the per-atom properties the script declared (fix property/atom);
+        returns their "not analysed" values."""
+        initial = {f"i_{self.id}_class": -1, f"d_{self.id}_conf": 0.0}
+        for prop in initial:
             try:
                 self.per_atom[prop] = self.lmp.extract_atom(prop) is not None
             except Exception:  # noqa: BLE001 - an undeclared property is simply not written
                 self.per_atom[prop] = False
-            nlocal = int(self.lmp.extract_setting("nlocal"))
-            if self.per_atom[prop] and nlocal:  # "not analysed yet" until the first call
-                extract_atom_view(self.lmp, prop, nlocal)[:] = initial
+        return initial
 
     def define_lammps_objects(self) -> None:
         lmp = self.lmp
@@ -167,6 +174,7 @@ class InsituAnalysis:
             if problem:
                 problems.append(problem)
         collective_check(self.comm, "; ".join(problems) or None)
+        self._find_per_atom()  # also those declared after insitu_attach
 
     def _check_interval(self, step: int) -> None:
         """The fix's interval must be every=: the log reads energies on those steps."""

@@ -26,12 +26,11 @@ import numpy as np
 from insitu.frame import Frame
 from insitu.io.lammps_dump import iter_lammps_dump
 from insitu.launch import lammps_env, lmp_binary
+from insitu.training.cna_reference import CNACalculator, cna_cutoff
 
 POTENTIAL_DIR = Path(os.environ.get("LAMMPS_POTENTIALS", "/usr/share/lammps/potentials"))
 
 CLASSES = ["fcc", "bcc", "hcp", "cubic_diamond", "liquid"]
-# LAMMPS cna/atom codes: 1 fcc, 2 hcp, 3 bcc, 4 icosahedral, 5 other
-CNA_CODE = {"fcc": 1, "hcp": 2, "bcc": 3}
 
 
 @dataclass
@@ -49,8 +48,7 @@ class Material:
     barostat: str = "iso"
 
     def md_head(self) -> str:
-        """The start of an input script for this material (box, potential, neighbours);
-        fields ``r0 r1 r2`` may override the replication."""
+        """The start of an input script for this material (box, potential, neighbours)."""
         return MD_HEAD.format(lattice=self.lattice, a=self.a, r0=self.reps[0],
                               r1=self.reps[1], r2=self.reps[2], mass=self.mass,
                               pair=self.pair_lines())
@@ -90,14 +88,14 @@ thermo 500
 thermo_style custom step temp pe vol press
 """
 
-CRYSTAL_RAMP = MD_HEAD + """velocity all create 200 {seed} mom yes rot yes dist gaussian
+CRYSTAL_RAMP = """velocity all create 200 {seed} mom yes rot yes dist gaussian
 fix ramp all npt temp 100 {t_end} 0.1 {baro} 0 0 1.0
 dump snap all custom {every} {dump} id type x y z
 dump_modify snap sort id
 run {steps}
 """
 
-LIQUID = MD_HEAD + """velocity all create {t_hot} {seed} mom yes rot yes dist gaussian
+LIQUID = """velocity all create {t_hot} {seed} mom yes rot yes dist gaussian
 fix melt all npt temp {t_hot} {t_hot} 0.1 iso 0 0 1.0
 run {melt_steps}
 unfix melt
@@ -137,21 +135,20 @@ def md_runs(materials, workdir: Path, n_train_runs: int = 1, n_val_runs: int = 1
                 rseed = 1000 + 97 * k + 13 * len(runs) + seed
                 name = f"{mat.name}_{phase}_run{k}"
                 dump = workdir / f"{name}.dump"
-                fmt = dict(lattice=mat.lattice, a=mat.a, r0=mat.reps[0], r1=mat.reps[1],
-                           r2=mat.reps[2], mass=mat.mass, pair=mat.pair_lines(), seed=rseed,
-                           dump=dump.name, steps=steps)
+                fmt = dict(seed=rseed, dump=dump.name, steps=steps)
                 if phase == "crystal":
                     t_end = round(2.0 / 3.0 * mat.t_melt, 1)
                     every = int(round(snapshot_ps * 1000))
-                    script = CRYSTAL_RAMP.format(t_end=t_end, baro=mat.barostat, every=every,
-                                                 **fmt)
+                    script = mat.md_head() + CRYSTAL_RAMP.format(
+                        t_end=t_end, baro=mat.barostat, every=every, **fmt)
                     temps = (100.0, t_end)
                 else:
                     every = int(round(liquid_snapshot_ps * 1000))
                     t_hot = round(2.0 * mat.t_melt)
                     temps = (round(1.5 * mat.t_melt, 1), round(1.05 * mat.t_melt, 1))
-                    script = LIQUID.format(t_hot=t_hot, melt_steps=int(round(melt_ps * 1000)),
-                                           t_start=temps[0], t_end=temps[1], every=every, **fmt)
+                    script = mat.md_head() + LIQUID.format(
+                        t_hot=t_hot, melt_steps=int(round(melt_ps * 1000)), t_start=temps[0],
+                        t_end=temps[1], every=every, **fmt)
                 if not dump.exists():
                     run_lammps_input(script, workdir, name)
                 runs.append(dict(name=name, material=mat.name, phase=phase, split=split,
@@ -160,78 +157,6 @@ def md_runs(materials, workdir: Path, n_train_runs: int = 1, n_val_runs: int = 1
                 if progress is not None:
                     progress.update(1)
     return runs
-
-
-class CNACalculator:
-    """LAMMPS ``compute cna/atom`` on arbitrary frames through the LAMMPS Python module."""
-
-    def __init__(self):
-        from lammps import lammps
-        self.lmp = lammps(cmdargs=["-log", "none", "-screen", "none", "-nocite"])
-
-    def __call__(self, frame: Frame, cutoff: float) -> np.ndarray:
-        lmp = self.lmp
-        c = frame.cell
-        lmp.command("clear")
-        lmp.command("units metal")
-        lmp.command("atom_style atomic")
-        lmp.command("boundary p p p")
-        if abs(c[1, 0]) + abs(c[2, 0]) + abs(c[2, 1]) > 0:
-            lmp.command(f"region box prism 0 {c[0, 0]} 0 {c[1, 1]} 0 {c[2, 2]} "
-                        f"{c[1, 0]} {c[2, 0]} {c[2, 1]}")
-        else:
-            lmp.command(f"region box block 0 {c[0, 0]} 0 {c[1, 1]} 0 {c[2, 2]}")
-        ntypes = int(frame.types.max())
-        lmp.command(f"create_box {ntypes} box")
-        lmp.command("mass * 1.0")
-        n = len(frame)
-        lmp.create_atoms(n, frame.ids.astype(int).tolist(), frame.types.astype(int).tolist(),
-                         frame.positions.ravel().tolist(), shrinkexceed=False)
-        lmp.command(f"pair_style zero {cutoff + 0.1}")
-        lmp.command("pair_coeff * *")
-        lmp.command("neighbor 0.5 bin")
-        lmp.command(f"compute cna all cna/atom {cutoff}")
-        lmp.command("run 0")
-        natoms = lmp.get_natoms()
-        if natoms != n:
-            raise RuntimeError(f"CNA: LAMMPS kept {natoms} of {n} atoms")
-        ids = np.array(lmp.numpy.extract_atom("id", nelem=n)).astype(np.int64)
-        vals = np.array(lmp.numpy.extract_compute("cna", 1, 1)[:n]).astype(np.int64)
-        out = np.empty(n, dtype=np.int64)
-        order = np.argsort(frame.ids)
-        pos = np.searchsorted(frame.ids[order], ids)
-        out[order[pos]] = vals
-        return out
-
-    def close(self):
-        self.lmp.close()
-
-
-def cna_correct_code(cls_name: str, cna: np.ndarray):
-    """Whether LAMMPS cna/atom agrees with the true class; None where CNA has no such class
-    (cubic diamond). A liquid atom counts as correct when CNA says 'other' or 'icosahedral'."""
-    if cls_name in CNA_CODE:
-        return cna == CNA_CODE[cls_name]
-    if cls_name == "liquid":
-        return (cna == 4) | (cna == 5)
-    return None
-
-
-def cna_cutoff(structure: str, volume_per_atom: float) -> float:
-    """Cutoff midway between the shells that CNA needs, from the (unaltered) atomic volume."""
-    if structure == "fcc":
-        a = (4 * volume_per_atom) ** (1 / 3)
-        return 0.8536 * a
-    if structure == "bcc":
-        a = (2 * volume_per_atom) ** (1 / 3)
-        return 1.207 * a
-    if structure == "hcp":  # ideal-c/a equivalent: same as fcc with a_fcc = sqrt(2) a_hcp
-        a = (4 * volume_per_atom) ** (1 / 3)
-        return 0.8536 * a
-    if structure == "cubic_diamond":  # CNA has no diamond class; midway 1st-2nd shell
-        a = (8 * volume_per_atom) ** (1 / 3)
-        return 0.5 * (np.sqrt(3) / 4 + np.sqrt(2) / 2) * a
-    raise ValueError(structure)
 
 
 NM_PARAMS = dict(cutoff=6.5, n_grid=32, gamma=2.0, beta=3.0)

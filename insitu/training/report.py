@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from insitu.training.datagen import cna_correct_code
+from insitu.training.cna_reference import cna_correct_code
 from insitu.training.model_card import pct, write_crystal_card
 
 T_BINS = ((0.0, 0.25), (0.25, 0.45), (0.45, 0.70), (0.70, 9.9))

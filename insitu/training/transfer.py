@@ -15,13 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from insitu.io.lammps_dump import iter_lammps_dump
-from insitu.training.datagen import (
-    CNACalculator,
-    Material,
-    cna_correct_code,
-    cna_cutoff,
-    run_lammps_input,
-)
+from insitu.training.cna_reference import CNACalculator, cna_correct_code, cna_cutoff
+from insitu.training.datagen import Material, run_lammps_input
 
 __all__ = ["TRANSFER_MATERIALS", "transfer_table"]
 

@@ -17,7 +17,7 @@ from insitu.io.lammps_dump import iter_lammps_dump
 from insitu.io.phase_log import read_log
 from insitu.launch import mpirun_command
 from insitu.model import Classifier
-from insitu.testing import NI_LATTICE, lattice, write_data
+from insitu.testing import NI_LATTICE, lattice, thermal, write_data
 
 CLASSES = ["fcc", "bcc", "liquid"]
 
@@ -55,7 +55,11 @@ def write_fcc_data(path, n_cells=5, n_cells_x=None):
     """fcc Ni as a LAMMPS data file with ids in a fixed order, so that the same id is the
     same atom on any number of ranks (create_atoms numbers atoms rank by rank). With
     ``n_cells_x`` the box is that many cells long along x (the atoms fill n_cells)."""
+    # thermal like the fixture models' training frames (thermal_ni at 1200 K), so that
+    # their labels vary from atom to atom at every analysed step
     frame = lattice("fcc", NI_LATTICE, n_cells)
+    if not n_cells_x:  # (a perfect lattice keeps every atom in the left half of a long box)
+        frame = thermal(frame, 0.1, seed=7)
     if n_cells_x:
         cell = np.diag([n_cells_x, n_cells, n_cells]) * NI_LATTICE
         frame = Frame(frame.positions, cell, frame.pbc, frame.types)
