@@ -4,8 +4,10 @@ EAM Ni, 32,000 atoms (20x20x20 fcc cells) at 900 K, 2 MPI ranks. One LAMMPS job 
 model: ``run`` without the analysis (time per MD step, same ghost cutoff), then ``run``
 with the analysis every 20 steps. The per-call cost is the median over calls (the first,
 which pays for JIT compilation and session start, excluded) of the slowest rank's time,
-with the stage breakdown from the HDF5 log. Results go to benchmarks/results.json under
-"insitu_overhead".
+with the stage breakdown from the HDF5 log. A model with MC dropout is attached twice in
+the same run, with its default passes T and with ``mc_passes=1`` (dropout off), so the
+cost of the T passes is a ratio measured under the same conditions. Results go to
+benchmarks/results.json under "insitu_overhead".
 
 Usage: .venv/bin/python benchmarks/insitu_overhead.py [--cells 20] [--nprocs 2]
 """
@@ -49,18 +51,26 @@ python insitu_attach input 5 SELF ov {model} every={every} log=overhead.h5 forma
     here "from insitu.coupling import insitu_attach"
 python insitu_attach invoke
 fix ov all python/invoke {every} end_of_step insitu_ov
-run {an_steps}
+{single_pass}run {an_steps}
+"""
+
+
+SINGLE_PASS = """python insitu_attach input 6 SELF t1 {model} every={every} log=t1.h5 mc_passes=1 &
+    format psssss here "from insitu.coupling import insitu_attach"
+python insitu_attach invoke
+fix t1 all python/invoke {every} end_of_step insitu_t1
 """
 
 
 def measure(model: Path, cells: int, nprocs: int, every: int = 20, calls: int = 6) -> dict:
     clf = Classifier.load(model)
+    single = SINGLE_PASS.format(model=model, every=every) if clf.mc_passes > 1 else ""
     comm = float(np.ceil(clf.descriptor.required_cutoff + 2.0 + 0.1))
     md_steps, an_steps = 100, every * calls
     with tempfile.TemporaryDirectory() as tmp:
         Path(tmp, "in.lmp").write_text(SCRIPT.format(cells=cells, comm=comm, model=model,
                                                      every=every, md_steps=md_steps,
-                                                     an_steps=an_steps))
+                                                     an_steps=an_steps, single_pass=single))
         env = lammps_env()
         env.setdefault("OMPI_MCA_mpi_yield_when_idle", "1")
         proc = subprocess.run(mpirun_command(nprocs, "in.lmp", extra=["-log", "log.lammps"]),
@@ -69,6 +79,7 @@ def measure(model: Path, cells: int, nprocs: int, every: int = 20, calls: int = 
             raise RuntimeError(proc.stdout[-3000:] + proc.stderr[-3000:])
         loops = [float(t) for t in re.findall(r"Loop time of ([\d.eE+-]+) on", proc.stdout)]
         log = read_log(Path(tmp, "overhead.h5"))
+        one_pass = read_log(Path(tmp, "t1.h5")) if single else None
     md_step_s = loops[1] / md_steps
     total = log.timings["total"][1:]
     per_call = float(np.median(total))
@@ -87,7 +98,11 @@ def measure(model: Path, cells: int, nprocs: int, every: int = 20, calls: int = 
         "first_call_s": float(log.timings["total"][0]),
         "stages_s": stages,
         "atoms_per_s_per_rank": natoms / nprocs / per_call,
-    }
+        "mc_passes": clf.mc_passes,
+        "one_pass_call_s": (float(np.median(one_pass.timings["total"][1:]))
+                            if one_pass is not None else per_call),
+    } | ({"mc_overhead_vs_one_pass": per_call / float(np.median(one_pass.timings["total"][1:]))
+          - 1.0} if one_pass is not None else {})
 
 
 def main() -> int:
@@ -106,7 +121,9 @@ def main() -> int:
         results[name] = r
         print(f"{name}: {r['atoms']} atoms on {r['ranks']} ranks: one call "
               f"{r['analysis_call_s']:.3f} s = {r['call_cost_in_md_steps']:.1f} MD steps "
-              f"({r['md_step_s'] * 1e3:.2f} ms/step); stages "
+              f"({r['md_step_s'] * 1e3:.2f} ms/step); MC dropout T={r['mc_passes']}: "
+              f"{100 * r.get('mc_overhead_vs_one_pass', 0.0):+.1f} % vs one pass "
+              f"({r['one_pass_call_s']:.3f} s, same run); stages "
               + ", ".join(f"{k} {v:.3f}s" for k, v in r["stages_s"].items()), flush=True)
     out = RESULTS
     data = json.loads(out.read_text()) if out.exists() else {}

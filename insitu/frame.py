@@ -73,6 +73,21 @@ class Frame:
         frame.info["origin"] = lo  # LAMMPS's boxlo, restored by the dump writer
         return frame
 
+    @classmethod
+    def from_ase(cls, atoms, model=None) -> Frame:
+        """Frame from an :class:`ase.Atoms`; types from the chemical symbols (the model's
+        type names when ``model`` is given). See :func:`insitu.io.ase_bridge.frame_from_ase`."""
+        from .io.ase_bridge import frame_from_ase
+
+        return frame_from_ase(atoms, model)
+
+    def to_ase(self, symbols=None):
+        """This frame as an :class:`ase.Atoms` (needs ASE). See
+        :func:`insitu.io.ase_bridge.frame_to_ase`."""
+        from .io.ase_bridge import frame_to_ase
+
+        return frame_to_ase(self, symbols)
+
     def to_points(self, cutoff: float):
         """The atoms (wrapped into the cell) followed by their periodic images within
         ``cutoff``: the open point set the descriptors run on, as on an MPI rank."""

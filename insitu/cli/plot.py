@@ -19,7 +19,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Arguments of ``insitu plot``."""
     parser.add_argument("log", help="in-situ HDF5 log")
     parser.add_argument("-o", "--output", required=True, help="PNG file to write")
-    parser.add_argument("--title", default=None, help="figure title (default: log and model)")
+    parser.add_argument("--title", default=None, help="figure title (default: the system, atom "
+                        "and MPI rank counts, and the model, from the log)")
     parser.add_argument("--temperature", default="auto", choices=("auto", "target", "measured"),
                         help="temperature axis: thermostat set-point when logged (auto), or "
                         "the measured temperature")

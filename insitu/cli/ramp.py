@@ -43,9 +43,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--nprocs", type=int, default=2, help="MPI ranks of the ramp run")
     t.add_argument("-o", "--output", default=None,
                    help="model path (default: the shipped model's)")
-    t.add_argument("--epochs", type=int, default=10)
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--atoms-per-snapshot", type=int, default=None)
+    t.add_argument("--epochs", type=int, default=10,
+                   help="passes over the training atoms (default %(default)s)")
+    t.add_argument("--seed", type=int, default=0,
+                   help="seed of the weights, batches and subsets (default %(default)s)")
+    t.add_argument("--atoms-per-snapshot", type=int, default=None,
+                   help="atoms drawn from each labelled snapshot (default: the system's)")
     t.add_argument("--threads", type=int, default=None, help="torch threads")
     t.add_argument("--t-melt", type=float, default=None,
                    help="Ni: melting temperature for the fcc window (default: the PE jump)")

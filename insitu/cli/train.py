@@ -4,8 +4,17 @@
 * ``fit`` trains a CNN (Neighbors Map) or an MLP (bond-orientational order) on such a dataset
   and exports ONNX with its metadata (and a model card);
 * ``crystal`` does both for the shipped crystal models (data only if missing);
+* ``material`` trains a model for your own material in one command: from an element, its
+  structure, a LAMMPS ``pair_style``/``pair_coeff`` and the melting point (LAMMPS generates
+  the data), or from your labelled frames; writes the model, its card and the validation
+  table, and exits 1 when the validation accuracy is below ``--min-accuracy``;
 * ``card`` rewrites a crystal model's card from the model and its dataset;
+* ``mc`` gives a trained model MC dropout (mask input, MI threshold from validation data);
 * ``transfer`` checks the crystal models on elements they were not trained on.
+
+Classes follow the data: a dataset without hcp atoms gives a model without an hcp class.
+Progress bars on data generation and training (``--quiet``: none); every random choice
+comes from ``--seed``.
 
 Needs the ``training`` extra (PyTorch): ``pip install 'insitu[training]'``. The ramp models
 are trained by ``insitu ramp train``.
@@ -14,6 +23,7 @@ are trained by ``insitu ramp train``.
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -24,7 +34,8 @@ HELP = "generate training data, fit and export classifiers (needs the training e
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The ``data``, ``fit`` and ``crystal`` subcommands and their arguments."""
     sub = parser.add_subparsers(dest="train_command",
-                                metavar="{data,fit,crystal,card,transfer}", required=True)
+                                metavar="{data,fit,crystal,material,card,transfer,mc}",
+                                required=True)
     d = sub.add_parser("data", help="generate the crystal/liquid dataset with LAMMPS")
     d.add_argument("--out", default="data/crystal.h5", help="HDF5 output (default %(default)s)")
     d.add_argument("--workdir", default=None, help="LAMMPS run folder (default: next to --out)")
@@ -33,7 +44,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d.add_argument("--scale-jitter", type=float, default=0.1,
                    help="isotropic rescaling U(1-j,1+j) of training copies (augmentation)")
     d.add_argument("--materials", default="Fe,Al,Zr,Si", help="comma list of Fe,Al,Zr,Si")
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--seed", type=int, default=0,
+                   help="seed of the velocities and removed atoms (default %(default)s)")
     d.add_argument("--quiet", action="store_true", help="no progress bars")
 
     f = sub.add_parser("fit", help="train a classifier on a dataset and export it to ONNX")
@@ -44,6 +56,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_fit_arguments(c)
     c.add_argument("--scale-jitter", type=float, default=0.1,
                    help="augmentation of the dataset, when it must be generated")
+
+    m = sub.add_parser("material", help="train a model for your own material: LAMMPS data from "
+                       "an element, structure, potential and melting point, or your labelled "
+                       "frames")
+    add_material_arguments(m)
+
+    u = sub.add_parser("mc", help="MC dropout for a trained model: re-export it with the "
+                       "dropout-mask input from its own weights, set its MI threshold on "
+                       "validation data")
+    u.add_argument("model", help="the .onnx model (rewritten in place)")
+    u.add_argument("--data", default=None, help="its crystal dataset (validation split)")
+    u.add_argument("--ramp", default=None, help="or its ramp system (ni, cuzr) ...")
+    u.add_argument("--ramp-data", default=None, help="... and that ramp's output folder with "
+                   "snapshots/ (default data/<system>_ramp)")
+    u.add_argument("--passes", type=int, default=None,
+                   help="default MC passes T stored in the model (default 20)")
+    u.add_argument("--percentile", type=float, default=99.0,
+                   help="MI threshold = this percentile of the validation MI (default 99)")
 
     k = sub.add_parser("card", help="rewrite a crystal model's card from model + dataset")
     k.add_argument("model", help="the .onnx model whose card (.md beside it) is rewritten")
@@ -66,19 +96,131 @@ def add_fit_arguments(f: argparse.ArgumentParser) -> None:
                    help="nm: Neighbors Map + paper CNN; boo: Steinhardt q_l + MLP")
     f.add_argument("--out", default=None,
                    help="ONNX output (default models/crystal-<descriptor>.onnx)")
-    f.add_argument("--epochs", type=int, default=10)
-    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--epochs", type=int, default=10,
+                   help="passes over the training atoms (default %(default)s)")
+    f.add_argument("--seed", type=int, default=0,
+                   help="seed of the weights, batches and subsets (default %(default)s)")
     f.add_argument("--threshold", type=float, default=0.5, help="confidence threshold")
     f.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
     f.add_argument("--max-train", type=int, default=None, help="cap on training atoms")
-    f.add_argument("--batch-size", type=int, default=256)
-    f.add_argument("--lr", type=float, default=2e-3)
+    f.add_argument("--batch-size", type=int, default=256,
+                   help="atoms per optimiser step (default %(default)s)")
+    f.add_argument("--lr", type=float, default=2e-3,
+                   help="peak learning rate of the one-cycle schedule (default %(default)s)")
     f.add_argument("--no-card", action="store_true", help="do not write the model card .md")
     f.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
+def add_material_arguments(m: argparse.ArgumentParser) -> None:
+    """Arguments of ``insitu train material``."""
+    g = m.add_argument_group("material simulated with LAMMPS")
+    g.add_argument("--element", help="chemical symbol, e.g. Cu")
+    g.add_argument("--structure", choices=("fcc", "bcc", "hcp", "cubic_diamond"),
+                   help="its crystal structure at low temperature")
+    g.add_argument("--pair-style", help="LAMMPS pair_style, e.g. eam or 'eam/alloy'")
+    g.add_argument("--pair-coeff", help="LAMMPS pair_coeff arguments, e.g. '* * Cu_u3.eam' "
+                   "(potential files as given or in LAMMPS_POTENTIALS)")
+    g.add_argument("--melting-point", type=float,
+                   help="melting point of the potential in K (sets the temperature ranges)")
+    g.add_argument("--mass", type=float, default=None,
+                   help="atomic mass in g/mol (default: ASE's table)")
+    g.add_argument("--lattice-constant", type=float, default=None,
+                   help="in Angstrom (default: relaxed at 0 K with the potential)")
+    g.add_argument("--cells", type=int, default=None,
+                   help="unit cells per box edge (default: edges of at least 15 A)")
+    g.add_argument("--ramp-ps", type=float, default=10.0,
+                   help="length of each ramp in ps (default %(default)s)")
+    g.add_argument("--scale-jitter", type=float, default=0.0,
+                   help="isotropic rescaling U(1-j,1+j) of training copies (default "
+                   "%(default)s)")
+    g.add_argument("--workdir", default=None,
+                   help="folder of the LAMMPS runs (default: next to --data)")
+    lab = m.add_argument_group("or labelled frames")
+    lab.add_argument("--labelled", nargs="+", metavar="FILE", default=None,
+                     help="LAMMPS dumps (or files ASE reads) with a per-atom label column")
+    lab.add_argument("--label-column", default="StructureType",
+                     help="the column with the labels: class names, or indices with "
+                     "--classes (default %(default)s, as written by insitu classify -o)")
+    lab.add_argument("--classes", default=None,
+                     help="comma list naming integer labels in index order (-1: unknown)")
+    m.add_argument("--missing", default=",".join(str(x) for x in (0, 0.1, 0.2, 0.3, 0.4, 0.5)),
+                   help="fractions of atoms removed in the copies of each snapshot "
+                   "(default %(default)s)")
+    m.add_argument("--min-accuracy", type=float, default=0.99,
+                   help="exit 1 when the validation accuracy is below this (default "
+                   "%(default)s)")
+    add_fit_arguments(m)
+    m.set_defaults(data=None, threads=1)
+    helps = {"data": "HDF5 dataset written here (default data/<model name>.h5)",
+             "out": "ONNX output (default models/<element>-<descriptor>.onnx)",
+             "threads": "torch threads (default 1: the same model from the same seed)"}
+    for action in m._actions:
+        action.help = helps.get(action.dest, action.help)
+
+
+def material_command(args: argparse.Namespace) -> str:
+    """The ``insitu train material`` command line that retrains this model (for its card)."""
+    words = ["insitu", "train", "material"]
+    for option in ("element", "structure", "pair_style", "pair_coeff", "melting_point", "mass",
+                   "lattice_constant", "cells", "ramp_ps", "scale_jitter", "labelled",
+                   "label_column", "classes", "missing", "descriptor", "epochs", "seed",
+                   "threshold", "threads", "max_train", "batch_size", "lr", "out"):
+        value = getattr(args, option)
+        if value is None or (option == "label_column" and not args.labelled):
+            continue
+        flag = "--" + option.replace("_", "-")
+        words += [flag, *map(str, value)] if isinstance(value, list) else [flag, str(value)]
+    return shlex.join(words)
+
+
+def _material(args: argparse.Namespace) -> int:
+    from insitu.training.material_train import train_material
+
+    if args.labelled:
+        labelled = dict(files=args.labelled, label_column=args.label_column,
+                        classes=args.classes.split(",") if args.classes else None)
+        material, name = None, Path(args.labelled[0]).name.split(".")[0]
+    else:
+        need = {"--element": args.element, "--structure": args.structure,
+                "--pair-style": args.pair_style, "--pair-coeff": args.pair_coeff,
+                "--melting-point": args.melting_point}
+        missing = [k for k, v in need.items() if v is None]
+        if missing:
+            print(f"insitu train material: give {', '.join(missing)} (or --labelled FILE ...)",
+                  file=sys.stderr)
+            return 2
+        material = dict(element=args.element, structure=args.structure,
+                        pair_style=args.pair_style, pair_coeff=args.pair_coeff,
+                        t_melt=args.melting_point, mass=args.mass,
+                        lattice_constant=args.lattice_constant, cells=args.cells)
+        labelled, name = None, args.element
+    out = Path(args.out or f"models/{name.lower()}-{args.descriptor}.onnx")
+    args.out = str(out)  # the card's retraining command names it
+    data = Path(args.data or f"data/{out.stem}.h5")
+    out, report = train_material(
+        out, data, args.descriptor, material=material, labelled=labelled,
+        workdir=args.workdir, ramp_ps=args.ramp_ps,
+        missing_fractions=[float(x) for x in args.missing.split(",")],
+        scale_jitter=args.scale_jitter, seed=args.seed, epochs=args.epochs,
+        threshold=args.threshold, batch_size=args.batch_size, lr=args.lr, threads=args.threads,
+        max_train=args.max_train, card=not args.no_card, progress=not args.quiet,
+        command=material_command(args))
+    if "tables" in report:
+        print(report["tables"]["markdown"])
+    acc = report["val_accuracy"]
+    print(f"wrote {out} (classes {report['classes']}): validation accuracy {acc:.4f} on "
+          f"{report['n_val']} held-out atoms; data {data}"
+          + (f"; card {report['card']}" if "card" in report else ""))
+    if acc < args.min_accuracy:
+        print(f"insitu train material: validation accuracy {acc:.4f} is below "
+              f"--min-accuracy {args.min_accuracy}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _data(args: argparse.Namespace) -> int:
     from insitu.training.datagen import default_descriptors, generate_crystal_dataset
+    from insitu.training.material import compact_classes
 
     keys = tuple(k.strip() for k in args.descriptors.split(",") if k.strip())
     t0 = time.time()
@@ -87,13 +229,17 @@ def _data(args: argparse.Namespace) -> int:
                                    descriptors=default_descriptors(keys),
                                    ramp_ps=args.ramp_ps, scale_jitter=args.scale_jitter,
                                    seed=args.seed, progress=not args.quiet)
-    print(f"wrote {out} in {time.time() - t0:.0f} s")
+    classes = compact_classes(out)  # classes follow the data
+    print(f"wrote {out} (classes {classes}) in {time.time() - t0:.0f} s")
     return 0
 
 
 def _fit(args: argparse.Namespace) -> int:
+    from insitu.training.material import compact_classes
     from insitu.training.train import fit_from_hdf5
 
+    if Path(args.data).is_file():
+        compact_classes(args.data)  # classes follow the data (also for older datasets)
     t0 = time.time()
     out, report = fit_from_hdf5(args.data, args.descriptor, out=args.out, epochs=args.epochs,
                                 seed=args.seed, threshold=args.threshold,
@@ -132,6 +278,25 @@ def _crystal(args: argparse.Namespace) -> int:
     return _fit(args)
 
 
+def _mc(args: argparse.Namespace) -> int:
+    from insitu.training import mc_calibration as mc
+
+    if (args.data is None) == (args.ramp is None):
+        print("insitu train mc: give --data DATASET or --ramp SYSTEM", file=sys.stderr)
+        return 2
+    mc.reexport_with_mc(args.model, passes=args.passes or mc.DEFAULT_MC_PASSES)
+    if args.data:
+        cal = mc.calibrate_on_dataset(args.model, args.data, args.percentile)
+    else:
+        cal = mc.calibrate_on_ramp(args.model, args.ramp,
+                                   args.ramp_data or f"data/{args.ramp}_ramp",
+                                   percentile=args.percentile)
+    print(f"{args.model}: MC dropout T={cal['passes']}, MI threshold "
+          f"{cal['mi_threshold']:.4f} bits (percentile {cal['percentile']:g} of "
+          f"{cal['atoms']} validation atoms)")
+    return 0
+
+
 def _card(args: argparse.Namespace) -> int:
     from insitu.training.report import rebuild_card
 
@@ -152,12 +317,12 @@ def _transfer(args: argparse.Namespace) -> int:
 def run(args: argparse.Namespace) -> int:
     """Run the chosen subcommand. A missing ``torch`` (fit, crystal) or ``tqdm`` raises
     ModuleNotFoundError before any work: ``insitu`` then names the extra to install."""
-    if args.train_command in ("fit", "crystal", "card"):
+    if args.train_command in ("fit", "crystal", "card", "material", "mc"):
         import torch  # noqa: F401 - fail now, not after the dataset was generated
     import tqdm  # noqa: F401 - every subcommand reports progress with it
 
-    commands = {"data": _data, "fit": _fit, "crystal": _crystal, "card": _card,
-                "transfer": _transfer}
+    commands = {"data": _data, "fit": _fit, "crystal": _crystal, "card": _card, "mc": _mc,
+                "transfer": _transfer, "material": _material}
     try:
         return commands[args.train_command](args)
     except FileNotFoundError as exc:  # a dataset or LAMMPS input that is not there

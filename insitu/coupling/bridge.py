@@ -51,12 +51,20 @@ from .ghost_check import ghost_problem
 from .mpi import InsituError, collective_check, max_over_ranks, sum_over_ranks
 from .options import DEFAULT_SKIN, Options
 from .rank_analysis import STAGES, extract_points, partial_sums
+from .uncertainty import UNCERTAINTY_NAMES, per_atom_mi, reduce_uncertainty
 
 __all__ = ["InsituAnalysis", "insitu_attach", "close_all"]
 
 
 class InsituAnalysis:
-    """State of one attached analysis: the model, the LAMMPS handle, the log."""
+    """State of one attached analysis: the model, the LAMMPS handle, the log.
+
+    This class is the ``fix python/invoke`` coupling; :mod:`.driver` subclasses it for
+    ``fix external`` (LAMMPS without the PYTHON package), overriding only how results are
+    published, how a run is stopped and when a log row is written."""
+
+    FIX_USAGE = "fix {id} ... python/invoke {every} end_of_step insitu_{id}"
+    """The input-script line the analysis is called from (for error messages)."""
 
     def __init__(self, lmp, analysis_id: str, model_path: str, options: Options):
         self.lmp = lmp
@@ -75,6 +83,7 @@ class InsituAnalysis:
         self.n_calls = 0
         self.last_step: int | None = None
         self.reported_undescribed = False
+        self.uncertainty: dict = {}
 
     # -- setup (before the run: LAMMPS commands are allowed here) ---------------------
     def _load_model(self) -> Classifier:
@@ -82,7 +91,8 @@ class InsituAnalysis:
         try:
             path = resolve_model_path(self.model_path)
             classifier = Classifier.load(path, n_threads=self.options.threads,
-                                         batch_size=self.options.batch or DEFAULT_BATCH_SIZE)
+                                         batch_size=self.options.batch or DEFAULT_BATCH_SIZE,
+                                         mc_passes=self.options.mc_passes)
             self.model_path = str(path)
         except Exception as exc:  # noqa: BLE001 - reported collectively below
             message = f"cannot load model '{self.model_path}': {exc}"
@@ -116,7 +126,7 @@ class InsituAnalysis:
     def _find_per_atom(self) -> dict:
         """Which of the per-atom properties the script declared (fix property/atom);
         returns their "not analysed" values."""
-        initial = {f"i_{self.id}_class": -1, f"d_{self.id}_conf": 0.0}
+        initial = {f"i_{self.id}_class": -1, f"d_{self.id}_conf": 0.0, per_atom_mi(self.id): 0.0}
         for prop in initial:
             try:
                 self.per_atom[prop] = self.lmp.extract_atom(prop) is not None
@@ -125,31 +135,58 @@ class InsituAnalysis:
         return initial
 
     def define_lammps_objects(self) -> None:
-        lmp = self.lmp
-        for name in [*self.classes, "unknown", "conf"]:
+        for name in [*self.classes, "unknown", "conf", *UNCERTAINTY_NAMES]:
             var = f"{self.id}_{name}"
-            lmp.command(f"variable {var}_s string 0")
-            lmp.command(f"variable {var} equal v_{var}_s")
+            self.lmp.command(f"variable {var}_s string 0")
+            self.lmp.command(f"variable {var} equal v_{var}_s")
+        self.define_thermo_fix()
+
+    def define_thermo_fix(self) -> None:
+        """The helper fix of the log's thermo values (a LAMMPS command: before the run)."""
         # fix ave/time makes LAMMPS tally the energy on the analysis steps, so the
         # potential energy and pressure can be read there even off thermo steps.
         values = "c_thermo_temp c_thermo_pe c_thermo_press " + " ".join(
             f"v_{v}" for v in self.options.log_vars)
         every = self.options.every
-        lmp.command(f"fix {self.thermo_fix} all ave/time {every} 1 {every} {values}")
+        self.lmp.command(f"fix {self.thermo_fix} all ave/time {every} 1 {every} {values}")
 
     # -- the callback ----------------------------------------------------------------
     def __call__(self, ptr) -> None:
         try:
             self._analyse()
         except InsituError as exc:
-            # Every rank raises it, so LAMMPS stops with error->all and nobody hangs.
-            stop_all_ranks(exc, self.rank)
+            self._stop_agreed(exc)
         except BaseException:
             step = self._safe_step()
             print(f"\nERROR insitu: rank {self.rank} of {self.n_ranks}, step {step}, "
                   f"analysis '{self.id}':\n{traceback.format_exc()}"
                   "Aborting all ranks.", file=sys.stderr, flush=True)
-            self.comm.Abort(1)
+            self._abort()
+
+    def _abort(self) -> None:
+        """End every rank now (the others may be waiting in a collective call)."""
+        self.comm.Abort(1)
+
+    def _stop_agreed(self, exc: InsituError) -> None:
+        """Every rank raises it, so LAMMPS stops with error->all and nobody hangs."""
+        stop_all_ranks(exc, self.rank)
+
+    def thermo_columns(self) -> list[str]:
+        """What the input script prints: the classes, unknown, mean confidence."""
+        return [f"v_{self.id}_{c}" for c in [*self.classes, "unknown", "conf",
+                                              *UNCERTAINTY_NAMES]]
+
+    def announce(self) -> None:
+        """Register the analysis (its log is closed at exit); rank 0 says what it defined."""
+        _ANALYSES[self.id] = self
+        if self.rank == 0:
+            print(f"insitu: model {self.model_path} ({self.classifier.descriptor.kind}, "
+                  f"classes {', '.join(self.classes)}) attached as '{self.id}' on "
+                  f"{self.n_ranks} rank(s), every {self.options.every} steps; thermo columns: "
+                  f"{' '.join(self.thermo_columns())}; per-atom: i_{self.id}_class "
+                  f"(-1 = unknown) d_{self.id}_conf {per_atom_mi(self.id)}; MC dropout "
+                  f"T={self.classifier.mc_passes}; log: {self.options.log or 'none'}",
+                  flush=True)
 
     def _safe_step(self):
         try:
@@ -182,28 +219,46 @@ class InsituAnalysis:
         gap = None if self.last_step is None else step - self.last_step
         if step % every or (gap is not None and gap != every):
             seen = f"at step {step}" + ("" if gap is None else f", {gap} steps after the last")
+            usage = self.FIX_USAGE.format(id=self.id, every="N")
             raise InsituError(f"analysis '{self.id}' was called {seen}, but every={every}: "
-                              f"give the same interval N to 'fix {self.id} ... python/invoke N "
-                              f"end_of_step insitu_{self.id}' and to every=N")
+                              f"give the same interval N to '{usage}' and to every=N")
         self.last_step = step
 
-    def _thermo_values(self, step: int) -> tuple[dict, dict]:
+    def _time_and_volume(self, step: int) -> dict:
         lmp = self.lmp
-        thermo, extra = {}, {}
         dt = lmp.extract_global("dt")
-        thermo["time"] = lmp.extract_global("atime") + (step - lmp.extract_global("atimestep")) * dt
         boxlo, boxhi, *_ = lmp.extract_box()
-        thermo["volume"] = float(np.prod(np.subtract(boxhi, boxlo)))
-        if step % self.options.every == 0:
-            def value(i):
-                return float(lmp.extract_fix(self.thermo_fix, LMP_STYLE_GLOBAL, LMP_TYPE_VECTOR,
-                                             i))
-            thermo["temperature"] = value(0)
-            thermo["potential_energy"] = value(1)
-            thermo["pressure"] = value(2)
-            for i, name in enumerate(self.options.log_vars):
-                extra[name] = value(3 + i)
-        return thermo, extra
+        return {"time": lmp.extract_global("atime") + (step - lmp.extract_global("atimestep")) * dt,
+                "volume": float(np.prod(np.subtract(boxhi, boxlo)))}
+
+    def _averaged_thermo(self) -> tuple[dict, dict]:
+        """Temperature, potential energy, pressure and the log_vars as the helper fix
+        ave/time computed them at its last step (its end_of_step of an analysis step)."""
+        def value(i):
+            return float(self.lmp.extract_fix(self.thermo_fix, LMP_STYLE_GLOBAL,
+                                              LMP_TYPE_VECTOR, i))
+        thermo = {"temperature": value(0), "potential_energy": value(1), "pressure": value(2)}
+        return thermo, {name: value(3 + i) for i, name in enumerate(self.options.log_vars)}
+
+    def _log_row(self, step: int, counts, mean_confidence: float, timings: dict) -> None:
+        """Rank 0: one log row. fix python/invoke runs at end_of_step, after the helper fix
+        ave/time of the same step, so its values are this step's."""
+        thermo = self._time_and_volume(step)
+        averaged, extra = self._averaged_thermo()
+        thermo.update(averaged)
+        self.log.append(step, thermo, counts, mean_confidence, timings, extra, self.uncertainty)
+
+    def _publish(self, fractions, mean_confidence: float) -> None:
+        """Fractions (the model's classes, then unknown) and the mean confidence into the
+        string variables that the equal-style ``v_<ID>_<class>`` wrap."""
+        for name, value in zip([*self.classes, "unknown", "conf"], [*fractions, mean_confidence]):
+            set_string_variable(self.lmp, f"{self.id}_{name}_s", repr(float(value)))
+
+    def _publish_uncertainty(self) -> None:
+        """``v_<ID>_mi`` and ``v_<ID>_uncertain`` (0 without MC dropout)."""
+        for name, value in zip(UNCERTAINTY_NAMES, self.uncertainty.values()):
+            value = float(np.nan_to_num(value))
+            set_string_variable(self.lmp, f"{self.id}_{name}_s", repr(value))
 
     def _open_log(self) -> None:
         if self.rank != 0 or not self.options.log:
@@ -261,37 +316,43 @@ class InsituAnalysis:
         self.n_calls += 1
 
         result = self.classifier.classify(points, threshold=self.threshold,
-                                          chunk_size=self.options.batch)
+                                          chunk_size=self.options.batch, step=step)
 
         t0 = time.perf_counter()
         total = sum_over_ranks(self.comm, partial_sums(result))
         counts = total[:-2].astype(np.int64)
         self._report_undescribed(step, int(total[-2]))
         n_atoms = max(int(counts.sum()), 1)
-        for name, frac in zip([*self.classes, "unknown"], counts / n_atoms):
-            set_string_variable(lmp, f"{self.id}_{name}_s", repr(float(frac)))
-        set_string_variable(lmp, f"{self.id}_conf_s", repr(float(total[-1] / n_atoms)))
+        self._publish(counts / n_atoms, total[-1] / n_atoms)
         nlocal = points.n_centers
         if self.per_atom.get(f"i_{self.id}_class") and nlocal:
             extract_atom_view(lmp, f"i_{self.id}_class", nlocal)[:] = result.label_index
         if self.per_atom.get(f"d_{self.id}_conf") and nlocal:
             extract_atom_view(lmp, f"d_{self.id}_conf", nlocal)[:] = result.confidence
+        if self.per_atom.get(per_atom_mi(self.id)) and nlocal:
+            extract_atom_view(lmp, per_atom_mi(self.id), nlocal)[:] = result.mutual_information
+        self.uncertainty = reduce_uncertainty(self.comm, result)
+        self._publish_uncertainty()
         t_reduce = time.perf_counter() - t0
 
         timings = dict(result.timings, extract=t_extract, reduce=t_reduce,
                        total=time.perf_counter() - t_start)
         slowest = max_over_ranks(self.comm, np.array([timings.get(s, 0.0) for s in STAGES]))
         if self.rank == 0 and self.log is not None:
-            thermo, extra = self._thermo_values(step)
-            self.log.append(step, thermo, counts, total[-1] / n_atoms,
-                            dict(zip(STAGES, slowest)), extra)
+            self._log_row(step, counts, total[-1] / n_atoms, dict(zip(STAGES, slowest)))
+
+
+def report_error(exc: InsituError, rank: int) -> None:
+    """Rank 0 prints an error all ranks agree on, once."""
+    if rank == 0 and not exc.reported:
+        print(f"\nERROR insitu: {exc}\n", file=sys.stderr, flush=True)
+        exc.reported = True
 
 
 def stop_all_ranks(exc: InsituError, rank: int) -> None:
     """Raise on every rank (they all agree on ``exc``) after rank 0 printed the message
     once; what LAMMPS prints per rank is then one short line pointing at it."""
-    if rank == 0 and not exc.reported:
-        print(f"\nERROR insitu: {exc}\n", file=sys.stderr, flush=True)
+    report_error(exc, rank)
     sys.tracebacklimit = 0
     raise InsituError("the run was stopped by insitu (its error message is above)") from None
 
@@ -317,16 +378,8 @@ def insitu_attach(ptr, analysis_id: str, model_path: str, *options: str) -> None
     except InsituError as exc:
         stop_all_ranks(exc, mpi_communicator(lmp).Get_rank())
     analysis.define_lammps_objects()
-    _ANALYSES[analysis_id] = analysis
     setattr(__main__, f"insitu_{analysis_id}", analysis)
-    if analysis.rank == 0:
-        cols = " ".join(f"v_{analysis_id}_{c}" for c in [*analysis.classes, "unknown", "conf"])
-        print(f"insitu: model {model_path} ({analysis.classifier.descriptor.kind}, classes "
-              f"{', '.join(analysis.classes)}) attached as '{analysis_id}' on "
-              f"{analysis.n_ranks} rank(s), every {opts.every} steps; thermo columns: {cols}; "
-              f"per-atom: "
-              f"i_{analysis_id}_class (-1 = unknown) d_{analysis_id}_conf; log: "
-              f"{opts.log or 'none'}", flush=True)
+    analysis.announce()
 
 
 def close_all() -> None:

@@ -19,7 +19,8 @@ class Options:
     batch; threshold: confidence threshold; threads: onnxruntime threads per rank; skin:
     the neighbor skin; log_vars: equal-style variables logged beside the fractions;
     check_ghost: check the ghost cutoff at the first call; log_mode: ``append`` (continue
-    an existing log of the same analysis, refuse any other) or ``overwrite``."""
+    an existing log of the same analysis, refuse any other) or ``overwrite``; mc_passes:
+    MC-dropout passes T (None: the model's default, 1: dropout off)."""
 
     every: int
     log: str | None
@@ -30,6 +31,7 @@ class Options:
     log_vars: list = field(default_factory=list)
     check_ghost: bool = True
     log_mode: str = "append"
+    mc_passes: int | None = None
 
     @classmethod
     def parse(cls, analysis_id: str, words) -> Options:
@@ -40,7 +42,7 @@ class Options:
             k, v = w.split("=", 1)
             kv[k.strip().lower()] = v.strip()
         known = {"every", "log", "batch", "threshold", "threads", "skin", "log_vars",
-                 "check_ghost", "log_mode"}
+                 "check_ghost", "log_mode", "mc_passes"}
         unknown = set(kv) - known
         if unknown:
             raise InsituError(f"insitu_attach: unknown option(s) {sorted(unknown)}; "
@@ -61,12 +63,16 @@ class Options:
                 log_vars=[v for v in kv.get("log_vars", "").split(",") if v],
                 check_ghost=kv.get("check_ghost", "yes").lower() not in ("no", "false", "0"),
                 log_mode=kv.get("log_mode", "append").lower(),
+                mc_passes=int(kv["mc_passes"]) if "mc_passes" in kv else None,
             )
         except ValueError as exc:
             raise InsituError(f"insitu_attach: bad option value: {exc}") from None
         if opts.log_mode not in ("append", "overwrite"):
             raise InsituError(f"insitu_attach: log_mode={opts.log_mode}; use log_mode=append "
                               "(the default) or log_mode=overwrite")
+        if opts.mc_passes is not None and opts.mc_passes < 1:
+            raise InsituError(f"insitu_attach: mc_passes={opts.mc_passes}; give T >= 1 "
+                              "(1: dropout off)")
         if opts.every < 1:
             raise InsituError(f"insitu_attach: every={opts.every}; give the interval N >= 1 "
                               "of the fix")

@@ -59,7 +59,8 @@ class Steinhardt(Descriptor):
     wl : also the normalised third-order invariants w^_l.
     min_neighbors : a centre with fewer selected neighbours (an isolated or gas-like atom)
         is not described: its features are NaN, reported as ``unknown`` by the classifier.
-        None -> n_neighbors // 2 (4 without n_neighbors).
+        None -> 4 (a gas atom has 0-3 neighbours; crystals with half their atoms
+        missing keep more than 3 of their 12 nearest).
     """
 
     kind = "steinhardt"
@@ -139,9 +140,7 @@ class Steinhardt(Descriptor):
     @property
     def neighbors_needed(self) -> int:
         """Fewest selected neighbours for which an environment is described."""
-        if self.min_neighbors is not None:
-            return self.min_neighbors
-        return self.n_neighbors // 2 if self.n_neighbors else 4
+        return 4 if self.min_neighbors is None else self.min_neighbors
 
     @property
     def search_radius(self) -> float:

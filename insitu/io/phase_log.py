@@ -5,6 +5,10 @@ Layout (all 1-D datasets have one entry per row):
 
 - ``step`` (int64), ``time``, ``temperature``, ``potential_energy``, ``pressure``,
   ``volume``, ``mean_confidence`` (float64; each with a ``units`` attribute);
+- ``mean_mi`` (bits) and ``uncertain_fraction``: the mean mutual information of the
+  atoms under MC dropout and the fraction above the model's MI threshold (ARISE Supp.
+  Eq. 5; NaN when the analysis ran without MC dropout, absent from logs of older
+  versions, which the reader fills with NaN);
 - ``fractions/<class>`` and ``counts/<class>`` for every model class and ``unknown``;
 - ``timings/<stage>``: seconds per stage (extract, descriptor = neighbour search +
   descriptor, inference, reduce, total), the maximum over ranks;
@@ -31,7 +35,7 @@ import h5py
 import numpy as np
 
 __all__ = ["PhaseLog", "LogData", "read_log", "append_problem", "THERMO_FIELDS",
-           "IDENTITY_ATTRS"]
+           "UNCERTAINTY_FIELDS", "IDENTITY_ATTRS"]
 
 _UNITS = {
     "metal": {"time": "ps", "temperature": "K", "potential_energy": "eV", "pressure": "bar",
@@ -42,6 +46,8 @@ _UNITS = {
            "pressure": "epsilon/sigma^3", "volume": "sigma^3"},
 }
 THERMO_FIELDS = ("time", "temperature", "potential_energy", "pressure", "volume")
+UNCERTAINTY_FIELDS = {"mean_mi": "bit", "uncertain_fraction": None}
+"""Root columns of the MC-dropout uncertainty and their units."""
 _GROUPS = ("fractions", "counts", "timings", "extra")
 
 
@@ -78,21 +84,24 @@ class PhaseLog:
                 self.n_rows = min((len(ds) for ds in datasets), default=0)
                 for ds in datasets:
                     ds.resize((self.n_rows,))
+                for name, unit in UNCERTAINTY_FIELDS.items():  # a log of an older version
+                    if name not in f:
+                        _column(f, name, np.float64, unit).resize((self.n_rows,))
+                        f[name][:] = np.nan
                 f.attrs["appended_runs"] = int(f.attrs.get("appended_runs", 0)) + 1
             return
         unit_names = _UNITS.get(units, {})
         with _open(self.path, "w") as f:
 
             def column(name, dtype=np.float64, unit=None):
-                ds = f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype,
-                                      chunks=(256,))
-                if unit:
-                    ds.attrs["units"] = unit
+                _column(f, name, dtype, unit)
 
             column("step", np.int64)
             for name in THERMO_FIELDS:
                 column(name, unit=unit_names.get(name))
             column("mean_confidence")
+            for name, unit in UNCERTAINTY_FIELDS.items():
+                column(name, unit=unit)
             for c in self.columns:
                 column(f"fractions/{c}")
                 column(f"counts/{c}", np.int64)
@@ -107,11 +116,15 @@ class PhaseLog:
 
     def append(self, step: int, thermo: Mapping[str, float], counts: np.ndarray,
                mean_confidence: float, timings: Mapping[str, float],
-               extra: Mapping[str, float] | None = None) -> None:
-        """Append one row and flush it to disk."""
+               extra: Mapping[str, float] | None = None,
+               uncertainty: Mapping[str, float] | None = None) -> None:
+        """Append one row and flush it to disk. ``uncertainty``: ``mean_mi`` and
+        ``uncertain_fraction`` of the row (NaN when not given)."""
         counts = np.asarray(counts, dtype=np.int64)
         total = max(int(counts.sum()), 1)
         values = {"step": step, "mean_confidence": mean_confidence}
+        for name in UNCERTAINTY_FIELDS:
+            values[name] = (uncertainty or {}).get(name, np.nan)
         for name in THERMO_FIELDS:
             values[name] = thermo.get(name, np.nan)
         for c, n in zip(self.columns, counts):
@@ -133,6 +146,14 @@ class PhaseLog:
 
     def close(self) -> None:
         """Nothing stays open between rows; kept for symmetry."""
+
+
+def _column(f: h5py.File, name: str, dtype=np.float64, unit: str | None = None):
+    """An empty resizable 1-D column (with a ``units`` attribute when given)."""
+    ds = f.create_dataset(name, shape=(0,), maxshape=(None,), dtype=dtype, chunks=(256,))
+    if unit:
+        ds.attrs["units"] = unit
+    return ds
 
 
 def _datasets(f: h5py.File) -> list:
@@ -178,7 +199,8 @@ def append_problem(path: str | Path, attrs: Mapping, extra: Sequence[str],
 @dataclass
 class LogData:
     """Every column of an in-situ log (all rows, equal length), the root attributes (JSON
-    ones decoded) and ``n_atoms``, the median total of the counts (None without counts)."""
+    ones decoded) and ``n_atoms``, the median total of the counts (None without counts).
+    ``mean_mi`` (bits) and ``uncertain_fraction`` are NaN where not logged."""
 
     step: np.ndarray
     time: np.ndarray
@@ -193,6 +215,8 @@ class LogData:
     extra: dict = field(default_factory=dict)
     attrs: dict = field(default_factory=dict)
     n_atoms: float | None = None
+    mean_mi: np.ndarray | None = None
+    uncertain_fraction: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.step)
@@ -236,7 +260,8 @@ def read_log(path: str | Path) -> LogData:
     every column, and the file is opened without HDF5 file locking.  Raises ValueError for
     an HDF5 file without ``temperature`` and ``potential_energy``."""
     with _open(path, "r") as f:
-        cols = {k: np.asarray(f[k][()]) for k in ("step", *THERMO_FIELDS, "mean_confidence")
+        cols = {k: np.asarray(f[k][()]) for k in ("step", *THERMO_FIELDS, "mean_confidence",
+                                                   *UNCERTAINTY_FIELDS)
                 if k in f and isinstance(f[k], h5py.Dataset)}
         groups = {g: {k: np.asarray(v[()]) for k, v in f[g].items()} if g in f else {}
                   for g in _GROUPS}
@@ -268,4 +293,6 @@ def read_log(path: str | Path) -> LogData:
                    potential_energy=column("potential_energy").astype(float),
                    pressure=column("pressure"), volume=column("volume"),
                    mean_confidence=column("mean_confidence"),
+                   mean_mi=column("mean_mi").astype(float),
+                   uncertain_fraction=column("uncertain_fraction").astype(float),
                    attrs=attrs, n_atoms=n_atoms, **cut)

@@ -7,7 +7,9 @@ from .classifier import (
            Classifier,
            labels_from_probabilities,
 )
+from .mc_dropout import McDropout, dropout_masks, mutual_information
 from .onnx_format import ModelError, file_sha256
 
 __all__ = ["Classifier", "ClassificationResult", "ModelError", "file_sha256",
-           "labels_from_probabilities", "DEFAULT_BATCH_SIZE"]
+           "labels_from_probabilities", "DEFAULT_BATCH_SIZE", "McDropout", "dropout_masks",
+           "mutual_information"]

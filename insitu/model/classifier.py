@@ -5,6 +5,12 @@ and in situ on an MPI rank's local + ghost atoms: a frame becomes an open point 
 its periodic images (:meth:`insitu.Frame.to_points`), the descriptor named in the model's
 metadata runs chunk by chunk, and each chunk goes through onnxruntime before the next, so
 memory is bounded by the batch size.
+
+With MC dropout (``mc_passes`` T > 1, ARISE Supp. Eqs. 4-5, :mod:`.mc_dropout`) the
+probabilities are the mean of T stochastic passes of the model's head, and every atom
+also gets the mutual information between prediction and weights; an atom is ``unknown``
+when its MI exceeds the model's threshold or its mean probability is below the confidence
+threshold. T = 1 is the deterministic network (dropout off).
 """
 
 from __future__ import annotations
@@ -16,7 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from ..descriptors import descriptor_from_metadata
+from ..io.ase_bridge import as_frame
 from ..locality import NeighborQuery, as_points
+from .mc_dropout import MASK_INPUT, PASS_OUTPUT, McDropout, entropy_bits, mutual_information
 from .onnx_format import ModelError, file_sha256, open_session, read_metadata
 
 __all__ = ["Classifier", "ClassificationResult", "labels_from_probabilities",
@@ -25,6 +33,8 @@ __all__ = ["Classifier", "ClassificationResult", "labels_from_probabilities",
 # Atoms per inference batch: it bounds the memory of a rank. For the paper's CNN one batch
 # of 1024 needs ~130 MB of activations (~540 MB at 4096) at the same throughput.
 DEFAULT_BATCH_SIZE = 1024
+# Mask values per onnxruntime call under MC dropout (atoms x passes x units): 16 MiB.
+MC_MASK_VALUES = 1 << 22
 
 
 def labels_from_probabilities(probabilities: np.ndarray, threshold: float):
@@ -51,6 +61,11 @@ class ClassificationResult:
         (isolated or gas-like atoms, coincident atoms, non-finite features): ``unknown``
         with probabilities and confidence 0.
     timings : seconds spent computing the descriptor and in inference.
+    mutual_information : (N,) float32, bits (ARISE Supp. Eq. 5); 0 with one pass and for
+        undescribed atoms.
+    predictive_entropy : (N,) float32, bits, entropy of the (mean) probabilities.
+    mi_threshold : MI above which an atom is ``unknown`` (None: no MI criterion).
+    mc_passes : number of stochastic passes T (1: dropout off).
     """
 
     classes: list
@@ -60,23 +75,47 @@ class ClassificationResult:
     confidence: np.ndarray
     undescribed: np.ndarray
     timings: dict = field(default_factory=dict)
+    mutual_information: np.ndarray | None = None
+    predictive_entropy: np.ndarray | None = None
+    mi_threshold: float | None = None
+    mc_passes: int = 1
 
     @classmethod
     def from_probabilities(cls, classes, probabilities, threshold: float,
                            timings: dict | None = None,
-                           undescribed: np.ndarray | None = None) -> ClassificationResult:
+                           undescribed: np.ndarray | None = None,
+                           mutual_information: np.ndarray | None = None,
+                           mi_threshold: float | None = None,
+                           mc_passes: int = 1) -> ClassificationResult:
+        """Labels from (mean) probabilities: argmax, ``unknown`` below ``threshold``, above
+        ``mi_threshold`` in mutual information (bits), or where ``undescribed``."""
         probabilities = np.asarray(probabilities, dtype=np.float32).reshape(-1, len(classes))
         bad = ~np.isfinite(probabilities).all(axis=1)
         if undescribed is not None:
             bad |= np.asarray(undescribed, bool)
+        mi = np.zeros(len(probabilities)) if mutual_information is None \
+            else np.asarray(mutual_information, np.float64).reshape(-1)
+        bad |= ~np.isfinite(mi)
         if bad.any():
             probabilities = probabilities.copy()
             probabilities[bad] = 0.0
+        mi = np.where(bad, 0.0, mi).astype(np.float32)
+        entropy = entropy_bits(probabilities).astype(np.float32)
         idx, conf = labels_from_probabilities(probabilities, threshold)
         idx[bad] = -1
+        if mi_threshold is not None:
+            idx[mi > mi_threshold] = -1
         names = np.array(list(classes) + ["unknown"], dtype=object)
         labels = names[np.where(idx < 0, len(classes), idx)].astype(str)
-        return cls(list(classes), labels, idx, probabilities, conf, bad, dict(timings or {}))
+        return cls(list(classes), labels, idx, probabilities, conf, bad, dict(timings or {}),
+                   mi, entropy, mi_threshold, int(mc_passes))
+
+    @property
+    def uncertain(self) -> np.ndarray:
+        """(N,) bool, MI above the model's threshold (all False without one)."""
+        if self.mi_threshold is None:
+            return np.zeros(len(self.label_index), bool)
+        return self.mutual_information > self.mi_threshold
 
     def count_array(self) -> np.ndarray:
         """(K + 1,) int64 atoms per class, ``unknown`` last."""
@@ -98,11 +137,13 @@ class Classifier:
 
     Attributes: ``classes``, ``descriptor`` (built from the metadata),
     ``confidence_threshold``, ``metadata`` (all insitu.* metadata, JSON decoded), ``path``,
-    ``sha256``, ``batch_size``, ``n_threads``, ``atom_types`` (dict or None).
+    ``sha256``, ``batch_size``, ``n_threads``, ``atom_types`` (dict or None), ``mc``
+    (:class:`McDropout` of a model with a dropout head, else None), ``mc_passes`` (T),
+    ``mi_threshold`` (bits, None without MC dropout).
     """
 
     def __init__(self, session, metadata: dict, path: Path, sha256: str, batch_size: int,
-                 n_threads: int):
+                 n_threads: int, mc_passes: int | None = None):
         self.session = session
         self.metadata = metadata
         self.path = Path(path)
@@ -125,18 +166,47 @@ class Classifier:
             raise ModelError(f"{path}: the model expects features of shape {self.feature_shape} "
                              f"but its descriptor metadata gives "
                              f"{tuple(self.descriptor.feature_shape)}")
+        self.mc = self._mc_dropout(session, metadata, path)
+        default = self.mc.passes if self.mc else 1
+        self.mc_passes = default if mc_passes is None else int(mc_passes)
+        if self.mc_passes < 1 or (self.mc is None and self.mc_passes > 1):
+            raise ModelError(f"{path}: mc_passes={self.mc_passes}: " + (
+                "give T >= 1" if self.mc_passes < 1 else "the model has no dropout mask input "
+                "(export it with insitu.training.export.export_onnx from a net with dropout, "
+                "e.g. `insitu train mc`)"))
+        self.mi_threshold = self.mc.mi_threshold if self.mc else None
+
+    @staticmethod
+    def _mc_dropout(session, metadata: dict, path) -> McDropout | None:
+        """The model's MC-dropout head (metadata ``mc_dropout`` + graph input and output)."""
+        if "mc_dropout" not in metadata:
+            return None
+        try:
+            mc = McDropout.from_metadata(metadata["mc_dropout"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{path}: bad metadata insitu.mc_dropout ({exc})") from None
+        masks = {i.name: i.shape for i in session.get_overridable_initializers()}
+        outputs = [o.name for o in session.get_outputs()]
+        if masks.get(MASK_INPUT, [None])[-1] != mc.n_units or PASS_OUTPUT not in outputs:
+            raise ModelError(f"{path}: metadata insitu.mc_dropout describes {mc.n_units} "
+                             f"dropout units but the graph has no matching '{MASK_INPUT}' "
+                             f"input and '{PASS_OUTPUT}' output; re-export the model")
+        return mc
 
     @classmethod
-    def load(cls, path, n_threads: int = 1, batch_size: int = DEFAULT_BATCH_SIZE) -> Classifier:
+    def load(cls, path, n_threads: int = 1, batch_size: int = DEFAULT_BATCH_SIZE,
+             mc_passes: int | None = None) -> Classifier:
         """Load an ``.onnx`` model written by :func:`insitu.training.export.export_onnx`.
 
         ``n_threads`` is onnxruntime's intra-op thread count (1 by default: one per MPI rank).
-        Raises FileNotFoundError for a missing file and :class:`ModelError` (a ValueError)
-        for a corrupt or non-insitu file.
+        ``mc_passes``: stochastic passes T of MC dropout (None: the model's default; 1:
+        dropout off, the deterministic network). Raises FileNotFoundError for a missing
+        file and :class:`ModelError` (a ValueError) for a corrupt or non-insitu file.
         """
         session = open_session(path, n_threads)
         metadata = read_metadata(session, path)
-        return cls(session, metadata, Path(path), file_sha256(path), batch_size, n_threads)
+        return cls(session, metadata, Path(path), file_sha256(path), batch_size, n_threads,
+                   mc_passes)
 
     # --- inference -------------------------------------------------------------------------
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
@@ -154,6 +224,31 @@ class Classifier:
                                                      {self.input_name: chunk})[0]
         return out
 
+    def predict_mc(self, features: np.ndarray, ids, step: int = 0,
+                   n_passes: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """MC dropout on features (n, *feature_shape) of the atoms with global ``ids`` at
+        MD ``step``: (mean probabilities (n, K) float32, ARISE Supp. Eq. 4; mutual
+        information (n,) and predictive entropy (n,) in bits, Supp. Eq. 5). The trunk runs
+        once per atom and the head once per (atom, pass), in one onnxruntime call per
+        batch; the masks depend on (model seed, id, step, pass) only."""
+        t = self.mc_passes if n_passes is None else int(n_passes)
+        x = np.asarray(features)
+        n = len(x)
+        if self.mc is None or t < 2:
+            p = self.predict_proba(x)
+            return p, np.zeros(n), entropy_bits(p)
+        ids = np.asarray(ids, np.int64).reshape(n)
+        rows = max(1, min(self.batch_size, MC_MASK_VALUES // (t * self.mc.n_units)))
+        passes = np.empty((n, t, len(self.classes)), np.float32)
+        buffer = np.empty((min(rows, n), t, self.mc.n_units), np.float32)
+        for s in range(0, n, rows):
+            chunk = np.ascontiguousarray(x[s:s + rows], dtype=np.float32)
+            masks = self.mc.masks(ids[s:s + rows], step, t, buffer[:len(chunk)])
+            passes[s:s + len(chunk)] = self.session.run([PASS_OUTPUT], {
+                self.input_name: chunk, MASK_INPUT: masks})[0]
+        mi, entropy = mutual_information(passes)
+        return passes.mean(axis=1), mi, entropy
+
     def check_types(self, types) -> None:
         """Raise ValueError if the atoms have types the model does not know about."""
         if not self.atom_types:
@@ -168,15 +263,21 @@ class Classifier:
 
     def classify(self, system, threshold: float | None = None,
                  neighbors: NeighborQuery | None = None,
-                 chunk_size: int | None = None) -> ClassificationResult:
-        """Classify every centre of ``system``: an :class:`insitu.Frame` (all its atoms) or
+                 chunk_size: int | None = None,
+                 step: int | None = None) -> ClassificationResult:
+        """Classify every centre of ``system``: an :class:`insitu.Frame` or an
+        :class:`ase.Atoms` (all its atoms; ASE symbols map to the model's atom types) or
         :class:`insitu.locality.Points` (the first ``n_centers``, e.g. a rank's local atoms
-        among local + ghost). ``neighbors`` may be a query shared with other analyses."""
+        among local + ghost). ``neighbors`` may be a query shared with other analyses.
+        ``step``: the MD step seeding the dropout masks (default the frame's step, or 0)."""
+        system = as_frame(system, self)
         points = as_points(system, self.descriptor.required_cutoff) if neighbors is None \
             else neighbors.points
         self.check_types(points.types[:points.n_centers])
         n = points.n_centers
+        step = int(step if step is not None else getattr(system, "step", None) or 0)
         proba = np.empty((n, len(self.classes)), dtype=np.float32)
+        mi = np.zeros(n)
         undescribed = np.zeros(n, bool)
         t_desc = t_inf = 0.0
         t0 = time.perf_counter()
@@ -191,19 +292,23 @@ class Classifier:
                     features = np.where(bad.reshape((-1,) + (1,) * (features.ndim - 1)),
                                         0, features)
                     undescribed[start:stop] = bad
-                proba[start:stop] = self.predict_proba(features)
+                proba[start:stop], mi[start:stop], _ = self.predict_mc(
+                    features, points.ids[start:stop], step)
                 t0 = time.perf_counter()
                 t_inf += t0 - t1
             t_desc += time.perf_counter() - t0
         thr = self.confidence_threshold if threshold is None else float(threshold)
         return ClassificationResult.from_probabilities(
-            self.classes, proba, thr, {"descriptor": t_desc, "inference": t_inf}, undescribed)
+            self.classes, proba, thr, {"descriptor": t_desc, "inference": t_inf}, undescribed,
+            mi, self.mi_threshold if self.mc_passes > 1 else None, self.mc_passes)
 
     def summary(self) -> str:
         d = self.metadata.get("descriptor", {})
         acc = self.metadata.get("validation_accuracy")
         return (f"{self.path.name}: classes {self.classes}, descriptor {d.get('kind')}, "
-                f"threshold {self.confidence_threshold}, validation accuracy {acc}")
+                f"threshold {self.confidence_threshold}, validation accuracy {acc}"
+                + (f", MC dropout T={self.mc_passes}, MI threshold {self.mi_threshold:.4g} bits"
+                   if self.mc else ""))
 
     def __repr__(self) -> str:
         return f"Classifier({str(self.path)!r}, classes={self.classes})"

@@ -153,7 +153,7 @@ def md_runs(materials, workdir: Path, n_train_runs: int = 1, n_val_runs: int = 1
                     run_lammps_input(script, workdir, name)
                 runs.append(dict(name=name, material=mat.name, phase=phase, split=split,
                                  dump=str(dump), seed=rseed, t_start=temps[0], t_end=temps[1],
-                                 steps=steps))
+                                 steps=steps, cold_snapshot=phase == "crystal"))
                 if progress is not None:
                     progress.update(1)
     return runs
@@ -179,7 +179,9 @@ def _snapshots(runs):
     frames = []
     for run in runs:
         for fr in iter_lammps_dump(run["dump"]):
-            if fr.step == 0:
+            if fr.step == 0:  # the perfect lattice of a crystal run: a 0 K snapshot
+                if run.get("cold_snapshot"):  # (datasets made before it have none)
+                    frames.append((run, fr, 0.0))
                 continue
             frac_t = fr.step / run["steps"]
             temp = run["t_start"] + (run["t_end"] - run["t_start"]) * frac_t

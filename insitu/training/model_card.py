@@ -17,7 +17,7 @@ from insitu.resources import source_checkout
 from insitu.training.ramp_systems import RampSystem
 
 __all__ = ["ARCH_TEXT", "PARAM_NOTE", "pct", "accuracy_text", "retrain_block", "write_card",
-           "write_crystal_card", "write_ramp_card"]
+           "write_crystal_card", "write_ramp_card", "mc_dropout_text"]
 
 ARCH_TEXT = {
     "cnn": "Neighbors Map CNN of Allera et al., Appendix A: Conv(C,16,5) - ReLU - "
@@ -73,6 +73,30 @@ def _throughput_line(name: str) -> str:
         return hint
 
 
+def mc_dropout_text(model: str | Path) -> str:
+    """One paragraph on the model's MC dropout (ARISE Supp. Eqs. 4-5), read from its
+    metadata: passes, rates, seed, MI threshold and how it was chosen."""
+    from insitu.model import Classifier
+
+    if not Path(model).is_file():  # a card written before its model (tests, dry runs)
+        return "MC dropout: see the model's metadata (insitu.mc_dropout)."
+    clf = Classifier.load(model, mc_passes=1)
+    if clf.mc is None:
+        return "No MC dropout (the graph has no dropout-mask input): one deterministic pass."
+    cal = clf.metadata.get("mc_calibration") or {}
+    how = (f"the {cal['percentile']:g}th percentile of the MI of {cal['atoms']} validation "
+           f"atoms ({cal['dataset']}) at T = {cal['passes']}; their MI percentiles 50/90/99/"
+           f"99.9: {', '.join(f'{v:.4f}' for v in cal['mi_percentiles_50_90_99_99.9'])} bits"
+           if cal else "not calibrated (log2 K: no atom is unknown by MI)")
+    return (f"MC dropout (ARISE Supp. Eqs. 4-5): by default T = {clf.mc.passes} stochastic "
+            f"passes of the dense head (dropout rates {list(clf.mc.rates)} on "
+            f"{list(clf.mc.units)} units, masks hashed from (seed {clf.mc.seed}, atom id, "
+            f"step, pass)); labels come from the mean probabilities, and an atom whose mutual "
+            f"information exceeds {clf.mc.mi_threshold:.4f} bits is `unknown`. The threshold "
+            f"is {how}. `mc_passes=1` (attach option, `Classifier.load(..., mc_passes=1)`, "
+            f"`insitu classify --mc-passes 1`) gives the deterministic network.")
+
+
 def write_crystal_card(out: str | Path, report: dict, provenance: dict, desc_meta: dict,
                        command: str | None = None, extra: str = "") -> Path:
     """Card of a crystal classifier (``insitu train fit|crystal``): data, parameters,
@@ -106,6 +130,8 @@ needed at inference):
 Model: {ARCH_TEXT[report['arch']]}
 Trainable parameters: {report['n_parameters']}{PARAM_NOTE.get(report['arch'], '')}.
 Confidence threshold {report.get('threshold', 0.5)} (below it the runtime says `unknown`).
+
+{mc_dropout_text(out)}
 
 Use: `Classifier.load("{out.as_posix()}").classify(frame)`, `insitu classify DUMP --model
 {out.as_posix()}`, or in situ with `fix python/invoke` (see README).
@@ -223,7 +249,7 @@ def write_ramp_card(system: RampSystem, out: str | Path, report: dict, labelled:
               f"{report.get('confusion')}", "",
               "Caveat: the labels are per snapshot, so the accuracy measures how well the "
               "model separates the labelled windows, not per-atom truth inside the transition.",
-              "", "## Retrain (one command)", "",
+              "", mc_dropout_text(out), "", "## Retrain (one command)", "",
               retrain_block(f"insitu ramp train {system.name} --run   # ramp with dumps, then "
                             "train"), "",
               f"Without `--run` it trains on existing snapshots in `data/{system.name}_ramp`. "

@@ -44,7 +44,15 @@ class NeighborsMapCNN(nn.Module):
         )
 
     def forward(self, x):
-        return self.head(self.features(x * self.input_scale))
+        return self.head(self.trunk(x))
+
+    def trunk(self, x):
+        """The layers before the first dropout (run once per atom under MC dropout)."""
+        return self.features(x * self.input_scale)
+
+    def head_layers(self) -> nn.Sequential:
+        """The layers from the first dropout on (run T times under MC dropout)."""
+        return self.head
 
 
 class BOOMLP(nn.Module):
@@ -68,6 +76,20 @@ class BOOMLP(nn.Module):
 
     def forward(self, x):
         return self.net((x - self.mean) / self.std)
+
+    def trunk(self, x):
+        """Standardisation and the layers before the first dropout (run once per atom
+        under MC dropout)."""
+        return self.net[:_first_dropout(self.net)]((x - self.mean) / self.std)
+
+    def head_layers(self) -> nn.Sequential:
+        """The layers from the first dropout on (run T times under MC dropout)."""
+        return self.net[_first_dropout(self.net):]
+
+
+def _first_dropout(seq: nn.Sequential) -> int:
+    """Index of the first Dropout of ``seq`` (its length if there is none)."""
+    return next((i for i, m in enumerate(seq) if isinstance(m, nn.Dropout)), len(seq))
 
 
 class WithSoftmax(nn.Module):

@@ -100,6 +100,7 @@ def train_ramp_model(system: str | RampSystem, data_dir: str | Path,
     from insitu.analysis.validation import jsonable
     from insitu.descriptors import NeighborsMap
     from insitu.training.export import export_onnx
+    from insitu.training.mc_calibration import DEFAULT_MC_PASSES, calibrate_mi_threshold
     from insitu.training.train import train_classifier, training_summary
 
     ramp = _system(system)
@@ -122,7 +123,11 @@ def train_ramp_model(system: str | RampSystem, data_dir: str | Path,
                          for c, a in ramp.augment.items()},
         "retrain": f"insitu ramp train {ramp.name}"})
     export_onnx(model, descriptor, classes, out, threshold=threshold, training_summary=summary,
-                validation_accuracy=report.get("val_accuracy"), atom_types=ramp.atom_types)
+                validation_accuracy=report.get("val_accuracy"), atom_types=ramp.atom_types,
+                mc_passes=DEFAULT_MC_PASSES, mc_seed=seed)
+    if len(report["val_index"]):  # the MI threshold of MC dropout, on validation snapshots
+        calibrate_mi_threshold(out, x[report["val_index"]], report["val_index"] + 1,
+                               dataset=str(data_dir), labels=y[report["val_index"]])
     if card:
         write_ramp_card(ramp, out, report, labelled, table)
     return out, report

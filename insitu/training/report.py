@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from insitu.training.cna_reference import cna_correct_code
+from insitu.training.mc_calibration import validation_mi
 from insitu.training.model_card import pct, write_crystal_card
 
 T_BINS = ((0.0, 0.25), (0.25, 0.45), (0.45, 0.70), (0.70, 9.9))
@@ -41,16 +42,20 @@ def validation_tables(model_path: str | Path, data_path: str | Path, val_index: 
             feats = h5[key][...]
             cols = {k: h5[k][...] for k in h5 if h5[k].ndim == 1}
     val_index = np.asarray(val_index)
-    proba = clf.predict_proba(feats[val_index])
+    # MC dropout at the model's default T (Supp. Eq. 4: mean of the passes), the masks
+    # seeded by the dataset row; the MI threshold also makes atoms unknown (Supp. Eq. 5)
+    mc = validation_mi(clf, feats[val_index], val_index + 1)
+    proba = mc["mean_probabilities"]
     pred = proba.argmax(1)
     conf = proba.max(1)
     truth = cols["label"][val_index]
     ok = pred == truth
-    unknown = conf < clf.confidence_threshold
+    by_mi = mc["mi"] > clf.mi_threshold if clf.mc_passes > 1 else np.zeros(len(ok), bool)
+    unknown = (conf < clf.confidence_threshold) | by_mi | ~mc["described"]
     classes = clf.classes
     frac = np.round(cols["missing_fraction"][val_index], 3)
     tm = cols["t_over_tm"][val_index]
-    cna = cols["cna"][val_index]
+    cna = cols["cna"][val_index] if "cna" in cols else None  # labelled frames: no CNA
     rows = []
     lines = []
     bins = [b for b in T_BINS if np.any((tm >= b[0]) & (tm < b[1]))]
@@ -62,7 +67,7 @@ def validation_tables(model_path: str | Path, data_path: str | Path, val_index: 
         sel_c = truth == ci
         if not sel_c.any():
             continue
-        cna_ok_all = cna_correct(cname, cna)
+        cna_ok_all = None if cna is None else cna_correct(cname, cna)
         for x in list(np.unique(frac[sel_c])) + ["all"]:
             sel = sel_c & ((frac == x) if x != "all" else True)
             cells = []
@@ -88,7 +93,7 @@ def validation_tables(model_path: str | Path, data_path: str | Path, val_index: 
     cna_all = np.zeros(len(truth), bool)
     cna_applicable = np.zeros(len(truth), bool)
     for ci, cname in enumerate(classes):
-        c = cna_correct(cname, cna)
+        c = None if cna is None else cna_correct(cname, cna)
         if c is not None:
             cna_all |= (truth == ci) & c
             cna_applicable |= truth == ci
@@ -97,6 +102,13 @@ def validation_tables(model_path: str | Path, data_path: str | Path, val_index: 
         "crystal": float(ok[crystal].mean()) if crystal.any() else None,
         "liquid_as_liquid": (float(ok[~crystal].mean()) if (~crystal).any() else None),
         "unknown_fraction": float(unknown.mean()),
+        "mc_passes": clf.mc_passes,
+        "mi_threshold": clf.mi_threshold,
+        "unknown_by_mi_fraction": float(by_mi.mean()),
+        "overall_one_pass": float((clf.predict_proba(np.where(
+            mc["described"].reshape((-1,) + (1,) * (feats.ndim - 1)), feats[val_index], 0))
+            .argmax(1) == truth).mean()) if clf.mc_passes > 1 else overall,
+        "overall_known_as_correct": float((ok & ~unknown).mean()),
         "cna_overall_where_applicable": (float(cna_all[cna_applicable].mean())
                                          if cna_applicable.any() else None),
         "n_val": int(len(val_index)),
@@ -114,7 +126,8 @@ def validation_tables(model_path: str | Path, data_path: str | Path, val_index: 
           f"Overall accuracy **{pct(overall)} %**; crystal atoms {pct(summary['crystal'])} %; "
           f"liquid atoms labelled liquid {pct(summary['liquid_as_liquid'])} %; below the "
           f"confidence threshold {clf.confidence_threshold}: {pct(summary['unknown_fraction'])} %."
-          f" LAMMPS `compute cna/atom` on the same atoms (where it has the class): "
+          + mc_sentence(summary)
+          + f" LAMMPS `compute cna/atom` on the same atoms (where it has the class): "
           f"{pct(summary['cna_overall_where_applicable'])} %.\n\n"
           "Accuracy in % per structure x missing fraction x temperature bin; in parentheses "
           "LAMMPS `compute cna/atom` on the same atoms (liquid: CNA counted correct when it "
@@ -122,6 +135,19 @@ def validation_tables(model_path: str | Path, data_path: str | Path, val_index: 
           + "\n".join(lines) + "\n\nConfusion matrix (rows: truth, % of the row):\n\n"
           + "\n".join(conf_lines) + "\n")
     return {"summary": summary, "rows": rows, "confusion": cm.tolist(), "markdown": md}
+
+
+def mc_sentence(summary: dict) -> str:
+    """What MC dropout did on the validation atoms (empty for a deterministic model)."""
+    if summary.get("mc_passes", 1) < 2:
+        return ""
+    return (f" MC dropout (ARISE Supp. Eqs. 4-5), T = {summary['mc_passes']} passes: the "
+            f"accuracy is that of the mean probabilities (one pass, dropout off: "
+            f"{pct(summary['overall_one_pass'])} %); the unknown atoms include those with a "
+            f"mutual information above {summary['mi_threshold']:.4f} bits "
+            f"({pct(summary['unknown_by_mi_fraction'])} % of the atoms); counting every "
+            f"unknown atom as wrong the accuracy is "
+            f"{pct(summary['overall_known_as_correct'])} %.")
 
 
 def write_json(path: str | Path, obj: object) -> None:

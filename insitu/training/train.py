@@ -106,7 +106,13 @@ def train_classifier(features, labels, groups, classes, descriptor=None, arch: s
     if val_mask is None:
         val_mask = split_by_group(groups, val_fraction, seed, labels)
     val_mask = np.asarray(val_mask, dtype=bool)
-    train_idx = np.nonzero(~val_mask)[0]
+    # atoms the descriptor cannot describe (NaN features: too few neighbours, e.g. after
+    # removing half the atoms) are unknown at inference; they carry no label to learn
+    flat = np.asarray(features).reshape(len(labels), -1)
+    described = np.ones(len(labels), bool)
+    for s in range(0, len(labels), 65536):
+        described[s:s + 65536] = np.isfinite(flat[s:s + 65536]).all(axis=1)
+    train_idx = np.nonzero(~val_mask & described)[0]
     val_idx = np.nonzero(val_mask)[0]
     if len(train_idx) == 0:
         raise ValueError("train_classifier: empty training set")
@@ -227,6 +233,7 @@ def fit_from_hdf5(data, descriptor: str = "nm", out=None, epochs: int = 10, seed
 
     from insitu.descriptors import descriptor_from_metadata
     from insitu.training.export import export_onnx
+    from insitu.training.mc_calibration import DEFAULT_MC_PASSES, calibrate_mi_threshold
     from insitu.training.model_card import write_crystal_card
     from insitu.training.report import validation_tables
 
@@ -258,7 +265,11 @@ def fit_from_hdf5(data, descriptor: str = "nm", out=None, epochs: int = 10, seed
         "materials": [m.get("name") for m in provenance.get("materials", [])],
         "potentials": [m.get("potential") for m in provenance.get("materials", [])]})
     export_onnx(model, desc, classes, out, threshold=threshold, training_summary=summary,
-                validation_accuracy=report["val_accuracy"])
+                validation_accuracy=report["val_accuracy"], mc_passes=DEFAULT_MC_PASSES,
+                mc_seed=seed)
+    if report["val_accuracy"] is not None:  # the MI threshold of MC dropout, on validation
+        calibrate_mi_threshold(out, feats[report["val_index"]], report["val_index"] + 1,
+                               dataset=str(data), labels=cols["label"][report["val_index"]])
     report["out"] = str(out)
     report["threshold"] = threshold
     if report["val_accuracy"] is not None:

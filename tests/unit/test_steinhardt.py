@@ -205,8 +205,8 @@ def test_open_mode_and_search_radius():
 
 
 def test_too_few_neighbours_is_nan():
-    """A centre with fewer selected neighbours than min_neighbors (default n_neighbors // 2)
-    is not described: NaN features (unknown for the classifier); the others are finite."""
+    """A centre with fewer selected neighbours than min_neighbors (default 4) is not
+    described: NaN features (unknown for the classifier); the others are finite."""
     f = thermal(lattice("bcc", 3.0, 3), 0.1, seed=28)
     f = Frame(np.vstack([f.positions, [[40.0, 40.0, 40.0]]]), np.eye(3) * 80.0, [True] * 3,
               np.ones(len(f) + 1, int))  # a crystallite and one isolated atom in a big box
@@ -214,7 +214,7 @@ def test_too_few_neighbours_is_nan():
     counts = np.array([np.sum(np.linalg.norm(f.positions - p, axis=1) <= 3.0) - 1
                        for p in f.positions])
     undescribed = np.isnan(q).all(axis=1)
-    np.testing.assert_array_equal(undescribed, np.minimum(counts, 12) < 6)
+    np.testing.assert_array_equal(undescribed, np.minimum(counts, 12) < 4)
     assert undescribed[-1] and not undescribed.all() and np.isfinite(q[~undescribed]).all()
 
 
