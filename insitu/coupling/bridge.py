@@ -50,7 +50,8 @@ from .compat import (
 from .ghost_check import ghost_problem
 from .mpi import InsituError, collective_check, max_over_ranks, sum_over_ranks
 from .options import DEFAULT_SKIN, Options
-from .rank_analysis import STAGES, extract_points, partial_sums
+from .rank_analysis import STAGES, partial_sums
+from .step_neighbors import step_neighbors
 from .uncertainty import UNCERTAINTY_NAMES, per_atom_mi, reduce_uncertainty
 
 __all__ = ["InsituAnalysis", "insitu_attach", "close_all"]
@@ -65,6 +66,8 @@ class InsituAnalysis:
 
     FIX_USAGE = "fix {id} ... python/invoke {every} end_of_step insitu_{id}"
     """The input-script line the analysis is called from (for error messages)."""
+    OPTIONS_WHERE = "to insitu_attach"
+    """Where a user passes the key=value options (for error messages)."""
 
     def __init__(self, lmp, analysis_id: str, model_path: str, options: Options):
         self.lmp = lmp
@@ -76,6 +79,7 @@ class InsituAnalysis:
         self.n_ranks = self.comm.Get_size()
         self.units = lmp.extract_global("units") or "metal"
         self.classifier = self._load_model()
+        self.neighbors = step_neighbors(lmp).register(self.classifier.descriptor, options.every)
         self.classes = list(self.classifier.classes)
         self.thermo_fix = f"insitu_{analysis_id}_thermo"
         self.per_atom: dict[str, bool] = {}
@@ -207,7 +211,8 @@ class InsituAnalysis:
         if self.options.check_ghost and (self.n_ranks > 1 or periodic):
             problem = ghost_problem(self.lmp, self.comm, points.n_centers, points.positions,
                                     float(descriptor.required_cutoff), self.options.skin,
-                                    DEFAULT_SKIN.get(self.units, 2.0), self.model_path)
+                                    DEFAULT_SKIN.get(self.units, 2.0), self.model_path,
+                                    self.OPTIONS_WHERE)
             if problem:
                 problems.append(problem)
         collective_check(self.comm, "; ".join(problems) or None)
@@ -308,15 +313,15 @@ class InsituAnalysis:
         lmp = self.lmp
         step = int(lmp.extract_global("ntimestep"))
         self._check_interval(step)
-        points = extract_points(lmp)
+        points, neighbors = self.neighbors.points(lmp, step)  # shared with analyses due
         t_extract = time.perf_counter() - t_start
         if self.n_calls == 0:
             self._first_call_checks(points)
             self._open_log()
         self.n_calls += 1
 
-        result = self.classifier.classify(points, threshold=self.threshold,
-                                          chunk_size=self.options.batch, step=step)
+        result = self.classifier.classify(points, threshold=self.threshold, step=step,
+                                          chunk_size=self.options.batch, neighbors=neighbors)
 
         t0 = time.perf_counter()
         total = sum_over_ranks(self.comm, partial_sums(result))

@@ -52,6 +52,7 @@ class DriverAnalysis(InsituAnalysis):
     """:class:`InsituAnalysis` called by ``fix ID all external pf/callback N 1``."""
 
     FIX_USAGE = "fix {id} all external pf/callback {every} 1"
+    OPTIONS_WHERE = "on the insitu run command line, after --fix ID"
 
     def __init__(self, lmp, analysis_id: str, model_path: str, options: Options):
         super().__init__(lmp, analysis_id, model_path, options)

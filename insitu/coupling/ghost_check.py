@@ -81,10 +81,12 @@ def read_lammps_output() -> GhostSettings:
 
 
 def ghost_problem(lmp, comm, nlocal: int, x: np.ndarray, required: float,
-                  skin: float | None, default_skin: float, model_path: str) -> str | None:
+                  skin: float | None, default_skin: float, model_path: str,
+                  options_where: str = "to insitu_attach") -> str | None:
     """Collective. None when every atom within ``required`` of each local atom is present,
     else an error message naming the ``comm_modify cutoff`` to add. ``skin`` is the user's
-    ``skin=`` option (None: LAMMPS's echoed ``neighbor`` command, else ``default_skin``)."""
+    ``skin=`` option (None: LAMMPS's echoed ``neighbor`` command, else ``default_skin``);
+    ``options_where`` says where that option goes (python/invoke or driver mode)."""
     if comm.Get_rank() == 0:
         flush_log(lmp)
         settings = read_lammps_output()
@@ -102,7 +104,7 @@ def ghost_problem(lmp, comm, nlocal: int, x: np.ndarray, required: float,
             return None
         return (f"LAMMPS's ghost atom cutoff is {settings.ghost_cutoff:g} but {what}. Add "
                 f"'comm_modify cutoff {fix:g}' to the input script before the run (if your "
-                f"neighbor skin is not {skin_used:g}, pass skin=<your skin> to insitu_attach)")
+                f"neighbor skin is not {skin_used:g}, pass skin=<your skin> {options_where})")
     reach = ghost_reach(lmp, comm, nlocal, x)
     # ghosts drift up to skin/2 beyond the shell they were chosen in: discount it
     if reach is not None and reach - 0.5 * skin_used >= need:

@@ -142,7 +142,10 @@ class Descriptor:
 
     def _context(self, system, neighbors: NeighborQuery | None):
         if neighbors is None:
-            neighbors = NeighborQuery.from_system(system, self.required_cutoff)
+            # points to the required cutoff, but the search only within the descriptor's
+            # radius (q-bar needs points to 2 r, its searches stay within r)
+            neighbors = NeighborQuery.from_system(system, self.required_cutoff,
+                                                  self.search_radius)
         elif neighbors.cutoff < self.search_radius:
             raise ValueError(f"{type(self).__name__} needs neighbours within "
                              f"{self.search_radius} but the shared query has cutoff "
@@ -153,16 +156,26 @@ class Descriptor:
         return points.n_centers, self._prepare(neighbors.cells, points.types, points.ids)
 
     def iter_compute(self, system, neighbors: NeighborQuery | None = None,
-                     chunk_size: int | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
+                     chunk_size: int | None = None,
+                     reuse: bool = False) -> Iterator[tuple[int, int, np.ndarray]]:
         """Yield ``(start, stop, features of centres start..stop-1)``; memory is bounded by
-        the chunk, not by the number of atoms."""
+        the chunk, not by the number of atoms. ``reuse``: every chunk is written into one
+        buffer (valid until the next chunk is asked for), which spares the page faults of
+        a fresh array per chunk (the in-situ path consumes each chunk at once)."""
         step = int(chunk_size or self.chunk_size)
         if step <= 0:
             raise ValueError(f"chunk_size must be positive, got {step}")
         n, ctx = self._context(system, neighbors)
+        buffer = empty_array((min(step, n),) + tuple(self.feature_shape), self.dtype) \
+            if reuse and n else None
         for start in range(0, n, step):
             stop = min(n, start + step)
-            yield start, stop, self._chunk(ctx, start, stop)
+            out = None
+            if buffer is not None:
+                out = buffer[:stop - start]
+                if start:
+                    out.fill(0)
+            yield start, stop, self._chunk(ctx, start, stop, out)
 
     def compute(self, system, neighbors: NeighborQuery | None = None) -> np.ndarray:
         """Features of every centre of ``system``, shape (N,) + feature_shape."""

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..locality import csr_entries
 from .base import MAX_CUTOFF_ANGSTROM, Descriptor, register_descriptor
 from .spherical import legendre_coefficients, w3j_table, wigner3j
 from .steinhardt_kernels import average_kernel, ql_kernel, qlm_kernel, select_neighbors
@@ -148,7 +149,15 @@ class Steinhardt(Descriptor):
 
     # -- evaluation -------------------------------------------------------------------------
     def _prepare(self, cells, types, ids):
-        return {"cells": cells, "types": types}
+        ctx = {"cells": cells, "types": types}
+        if self.averaged:  # per point, computed once per call (filled lazily): q_lm, the
+            m = len(types)  # selected neighbours (start in "sel", count), coincidence
+            blocks = 2 if self.cross_species else 1
+            ctx.update(q=[np.empty((m, self._nlm)) for _ in range(2 * blocks)],
+                       done=np.zeros(m, bool), start=np.zeros(m, np.int64),
+                       nsel=np.zeros(m, np.int64), coincident=np.zeros(m, bool),
+                       sel=np.empty(16 * m, np.int64), used=0)
+        return ctx
 
     def _neighbors(self, ctx, centers):
         """Neighbour list of point indices `centers` and the selected prefix lengths.
@@ -212,48 +221,71 @@ class Steinhardt(Descriptor):
             val = np.where(s > 0, acc.real / np.maximum(s, 1e-300) ** 1.5, 0.0)
         return val
 
+    def _point_qlm(self, ctx, points) -> None:
+        """Search, q_lm and selected neighbours of the point indices ``points`` not done
+        yet in this call (each point's depend on its own neighbours only, so they are the
+        same whichever chunk asks first, and no point is searched twice)."""
+        todo = points[~ctx["done"][points]]
+        if len(todo) == 0:
+            return
+        nl, nsel = self._neighbors(ctx, todo)
+        for cache, block in zip(ctx["q"], self._qlm(ctx, nl, nsel, ctx["types"][todo])):
+            cache[todo] = block  # zip stops at the cache: no cross blocks without it
+        chosen = nl.index[csr_entries(nl.offsets, np.arange(len(todo)), nsel)]
+        used = ctx["used"]
+        if used + len(chosen) > len(ctx["sel"]):
+            ctx["sel"] = np.concatenate([ctx["sel"][:used],
+                                         np.empty(max(used, len(chosen)), np.int64)])
+        ctx["sel"][used:used + len(chosen)] = chosen
+        ctx["start"][todo] = used + np.cumsum(nsel) - nsel
+        ctx["nsel"][todo] = nsel
+        ctx["used"] = used + len(chosen)
+        ctx["coincident"][todo] = coincident(nl)
+        ctx["done"][todo] = True
+
+    def _averaged_chunk(self, ctx, centers):
+        """Lechner-Dellago q-bar_lm of ``centers``: q_lm averaged over the centre and its
+        selected neighbours (from the per-call caches); (blocks, nsel, coincident)."""
+        self._point_qlm(ctx, centers)
+        nsel = ctx["nsel"][centers]
+        neighbours = ctx["sel"][csr_entries(ctx["start"], centers, nsel)]
+        self._point_qlm(ctx, np.unique(neighbours))
+        offsets = np.zeros(len(centers) + 1, np.int64)
+        np.cumsum(nsel, out=offsets[1:])
+        q = ctx["q"]
+        blocks = []
+        for allre, allim in zip(q[0::2], q[1::2]):
+            ore = np.empty((len(centers), self._nlm))
+            oim = np.empty((len(centers), self._nlm))
+            average_kernel(offsets, nsel, centers, allre, allim, neighbours, ore, oim)
+            blocks += [ore, oim]
+        return blocks, nsel, ctx["coincident"][centers]
+
     def _chunk(self, ctx, start, stop, out=None):
         centers = np.arange(start, stop, dtype=np.int64)
-        types = ctx["types"]
-        nl, nsel = self._neighbors(ctx, centers)
-        qre, qim, xre, xim = self._qlm(ctx, nl, nsel, types[start:stop])
         if self.averaged:
-            # q_lm of the selected neighbours (points in open mode, atoms in periodic mode)
-            sel_mask = np.arange(len(nl.index)) - np.repeat(nl.offsets[:-1], np.diff(
-                nl.offsets)) < np.repeat(nsel, np.diff(nl.offsets))
-            need = np.unique(nl.index[sel_mask])
-            nl2, nsel2 = self._neighbors(ctx, need)
-            q2 = self._qlm(ctx, nl2, nsel2, types[need])
-            # rows 0..nc-1: centres; rows nc..: needed points (need is sorted)
-            nc = stop - start
-            pos = np.minimum(np.searchsorted(need, nl.index), max(len(need) - 1, 0))
-            entry_row = nc + pos
-            self_row = np.arange(nc, dtype=np.int64)
-            blocks = [(qre, qim, q2[0], q2[1])]
-            if self.cross_species:
-                blocks.append((xre, xim, q2[2], q2[3]))
-            results = []
-            for are, aim, bre, bim in blocks:
-                allre = np.concatenate([are, bre])
-                allim = np.concatenate([aim, bim])
-                ore = np.zeros_like(are)
-                oim = np.zeros_like(aim)
-                average_kernel(nl.offsets, nsel, self_row, allre, allim, entry_row, ore,
-                                oim)
-                results.append((ore, oim))
-            qre, qim = results[0]
-            if self.cross_species:
-                xre, xim = results[1]
+            (qre, qim, *cross), nsel, bad = self._averaged_chunk(ctx, centers)
+            xre, xim = cross if cross else (None, None)
+        else:
+            nl, nsel = self._neighbors(ctx, centers)
+            qre, qim, xre, xim = self._qlm(ctx, nl, nsel, ctx["types"][start:stop])
+            bad = coincident(nl)
         feats = self._invariants(qre, qim)
         if self.cross_species:
             feats = np.concatenate([feats, self._invariants(xre, xim)], axis=1)
         # not describable (too few neighbours, or an atom on top of another one): NaN,
         # which the classifier reports as unknown
-        coincident = np.zeros(len(feats), bool)
-        coincident[np.repeat(np.arange(len(feats)), np.diff(nl.offsets))[
-            nl.distances <= COINCIDENT_ANGSTROM]] = True
-        feats[(nsel < self.neighbors_needed) | coincident] = np.nan
+        feats[(nsel < self.neighbors_needed) | bad] = np.nan
         if out is not None:
             out[...] = feats
             return out
         return feats
+
+
+def coincident(nl) -> np.ndarray:
+    """(centres,) bool: an atom closer than COINCIDENT_ANGSTROM to the centre (lists are
+    sorted by distance: the nearest one tells)."""
+    has = np.diff(nl.offsets) > 0
+    out = np.zeros(nl.n_centers, bool)
+    out[has] = nl.distances[nl.offsets[:-1][has]] <= COINCIDENT_ANGSTROM
+    return out

@@ -3,8 +3,10 @@
 Stage 1 of the data flow (positions -> neighbours); knows nothing about descriptors or LAMMPS.
 """
 
-from .cell_list import TIE_RTOL, CellList, NeighborList, fix_ties, periodic_images
+from .cell_list import TIE_RTOL, CellList, fix_ties, periodic_images
+from .neighbor_list import NeighborList, csr_entries
 from .points import NeighborQuery, Points, as_points
+from .shared import SharedNeighbors, shared_query
 
 __all__ = ["CellList", "NeighborList", "NeighborQuery", "Points", "as_points", "TIE_RTOL",
-           "fix_ties", "periodic_images"]
+           "fix_ties", "periodic_images", "csr_entries", "SharedNeighbors", "shared_query"]

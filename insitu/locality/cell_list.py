@@ -24,52 +24,16 @@ floating-point noise would otherwise decide the order of equidistant neighbours.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
 
 import numpy as np
 from numba import njit
+
+from .neighbor_list import NeighborList
 
 __all__ = ["NeighborList", "CellList", "TIE_RTOL", "periodic_images", "fix_ties"]
 
 TIE_RTOL = 1e-10
 """Relative tolerance on squared distances below which two distances count as a tie."""
-
-
-@dataclass
-class NeighborList:
-    """Neighbours of a range of centres in CSR layout.
-
-    offsets : (n_centers+1,) int64; neighbours of centre c are entries offsets[c]:offsets[c+1].
-    index : (M,) int64, index of the neighbour in the input arrays (for periodic frames the
-        original atom index of the image).
-    vectors : (M, 3) float64, r_neighbour - r_centre (image aware).
-    distances : (M,) float64.
-    Per centre the neighbours are sorted by (distance, global id of the neighbour).
-    """
-
-    offsets: np.ndarray
-    index: np.ndarray
-    vectors: np.ndarray
-    distances: np.ndarray
-
-    @property
-    def n_centers(self) -> int:
-        return len(self.offsets) - 1
-
-    def counts(self) -> np.ndarray:
-        return np.diff(self.offsets)
-
-    def within(self, cutoff: float) -> NeighborList:
-        """The neighbours at distance <= ``cutoff`` (a prefix per centre: lists are sorted),
-        so one search at the largest radius serves descriptors with smaller ones."""
-        keep = self.distances <= cutoff
-        if keep.all():
-            return self
-        centre = np.repeat(np.arange(self.n_centers), np.diff(self.offsets))
-        kept = np.bincount(centre[keep], minlength=self.n_centers)
-        offsets = np.zeros(self.n_centers + 1, np.int64)
-        np.cumsum(kept, out=offsets[1:])
-        return NeighborList(offsets, self.index[keep], self.vectors[keep], self.distances[keep])
 
 
 @njit(cache=True, error_model="numpy")

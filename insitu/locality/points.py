@@ -69,10 +69,14 @@ class NeighborQuery:
     cells: CellList
 
     @classmethod
-    def from_system(cls, system, cutoff: float) -> NeighborQuery:
+    def from_system(cls, system, cutoff: float, radius: float | None = None) -> NeighborQuery:
+        """Points covering ``cutoff`` around the centres (a frame's periodic images), with a
+        cell list searching within ``radius`` (default ``cutoff``): a descriptor that reads
+        its neighbours' neighbours (q-bar) needs points to twice its search radius but
+        searches within the radius only."""
         points = as_points(system, cutoff)
         return cls(points, CellList.open(points.positions, points.ids, points.n_centers,
-                                         cutoff))
+                                         cutoff if radius is None else radius))
 
     @property
     def cutoff(self) -> float:

@@ -175,6 +175,7 @@ class Classifier:
                 "(export it with insitu.training.export.export_onnx from a net with dropout, "
                 "e.g. `insitu train mc`)"))
         self.mi_threshold = self.mc.mi_threshold if self.mc else None
+        self._buffers: dict[str, np.ndarray] = {}
 
     @staticmethod
     def _mc_dropout(session, metadata: dict, path) -> McDropout | None:
@@ -239,8 +240,8 @@ class Classifier:
             return p, np.zeros(n), entropy_bits(p)
         ids = np.asarray(ids, np.int64).reshape(n)
         rows = max(1, min(self.batch_size, MC_MASK_VALUES // (t * self.mc.n_units)))
-        passes = np.empty((n, t, len(self.classes)), np.float32)
-        buffer = np.empty((min(rows, n), t, self.mc.n_units), np.float32)
+        passes = self._buffer("passes", (n, t, len(self.classes)))
+        buffer = self._buffer("masks", (min(rows, n), t, self.mc.n_units))
         for s in range(0, n, rows):
             chunk = np.ascontiguousarray(x[s:s + rows], dtype=np.float32)
             masks = self.mc.masks(ids[s:s + rows], step, t, buffer[:len(chunk)])
@@ -248,6 +249,15 @@ class Classifier:
                 self.input_name: chunk, MASK_INPUT: masks})[0]
         mi, entropy = mutual_information(passes)
         return passes.mean(axis=1), mi, entropy
+
+    def _buffer(self, name: str, shape: tuple) -> np.ndarray:
+        """A float32 work array of ``shape`` kept between calls (the in-situ path asks for
+        the same shapes at every step: a fresh array would be faulted in page by page)."""
+        size = int(np.prod(shape))
+        cached = self._buffers.get(name)
+        if cached is None or cached.size < size:
+            cached = self._buffers[name] = np.empty(size, np.float32)
+        return cached[:size].reshape(shape)
 
     def check_types(self, types) -> None:
         """Raise ValueError if the atoms have types the model does not know about."""
@@ -283,7 +293,7 @@ class Classifier:
         t0 = time.perf_counter()
         if n:
             chunks = self.descriptor.iter_compute(points, neighbors,
-                                                  int(chunk_size or self.batch_size))
+                                                  int(chunk_size or self.batch_size), reuse=True)
             for start, stop, features in chunks:
                 t1 = time.perf_counter()
                 t_desc += t1 - t0

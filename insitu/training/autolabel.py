@@ -1,7 +1,8 @@
-"""Auto-labelling of whole ramp snapshots from high-confidence windows of temperature and
-energy, without per-atom annotation (Neighbors Map paper, Sec. 3.3.2 for Ni and 3.4.2 for
-Cu-Zr): the snapshots a ramp writes with ``-var dump 1``, the generic window tools, and
-:func:`label_snapshots`, which applies a ramp system's own windows
+"""Auto-labelling of whole ramp snapshots from evidence in the run itself, without per-atom
+annotation (Neighbors Map paper, Sec. 3.2 and 3.3.2 for Ni, 3.4.2 for Cu-Zr): the snapshots
+a ramp writes with ``-var dump 1`` (with their energy, mean-squared displacement and CNA
+fraction), the generic tools (stages, MSD rates, even draws, the run's settings), and
+:func:`label_snapshots`, which applies a ramp system's own rules
 (:mod:`insitu.training.ramp_systems`).  Temperatures are the thermostat set-points.
 """
 
@@ -14,10 +15,10 @@ from typing import NamedTuple, Protocol, TypeVar
 
 import numpy as np
 
-from insitu.analysis.ramp_numerics import HEATING, HOLD, QUENCH, linear_fit, running_mean
+from insitu.analysis.ramp_numerics import HEATING, HOLD, QUENCH
 
 __all__ = ["Snapshot", "RampSnapshots", "WindowLabeller", "read_snapshot_index", "evenly",
-           "ramp_stages", "fcc_energy_window", "label_snapshots"]
+           "ramp_stages", "msd_rates", "read_run_info", "label_snapshots"]
 
 T = TypeVar("T")
 
@@ -25,7 +26,8 @@ T = TypeVar("T")
 @dataclass
 class Snapshot:
     """One snapshot of a ramp written with ``-var dump 1``: a dump file and its row of
-    ``snapshots/index.txt`` (stage, step, measured T, total PE, thermostat set-point, atoms)."""
+    ``snapshots/index.txt`` (stage, step, measured T, total PE, thermostat set-point, atoms,
+    and where logged the mean-squared displacement in A^2 and the CNA fcc fraction)."""
 
     stage: int
     step: int
@@ -34,6 +36,8 @@ class Snapshot:
     target: float
     atoms: int
     path: Path
+    msd: float = float("nan")
+    cna_fcc: float = float("nan")
 
     @property
     def pe_per_atom(self) -> float:
@@ -82,8 +86,9 @@ def read_snapshot_index(directory: str | Path) -> list[Snapshot]:
         if not w or w[0].startswith("#"):
             continue
         stage, step = int(float(w[0])), int(float(w[1]))
-        rows[step] = (stage, float(w[2]), float(w[3]), float(w[4]), int(float(w[5])))
-    return [Snapshot(r[0], step, r[1], r[2], r[3], r[4], dumps[step])
+        more = [float(x) for x in w[6:8]] + [float("nan")] * (8 - max(len(w), 6))
+        rows[step] = (stage, float(w[2]), float(w[3]), float(w[4]), int(float(w[5])), *more)
+    return [Snapshot(r[0], step, r[1], r[2], r[3], r[4], dumps[step], r[5], r[6])
             for step, r in sorted(rows.items()) if step in dumps]
 
 
@@ -109,53 +114,43 @@ def ramp_stages(snapshots: Iterable[Snapshot], hold_skip: float = 0.2) -> RampSn
     return RampSnapshots(heat, hold, quench)
 
 
-def fcc_energy_window(heat: Sequence[Snapshot], t_melt: float, jump: dict,
-                      fit_fraction: float = 2.0 / 3.0, margin_k: float = 100.0,
-                      max_residual: float = 0.10, smooth: int = 3) -> tuple[list, dict]:
-    """High-confidence crystal window of a heating ramp from its energy (Ni's fcc class, see
-    :func:`insitu.training.ramp_systems.label_fcc_melt_quench`).  ``heat``: heating
-    snapshots by step; ``jump``: the :func:`insitu.analysis.ramp_numerics.pe_jump_temperature`
-    result (``lo``: start of the step, ``delta_pe``: its height).
+def msd_rates(stage: Sequence[Snapshot], timestep_ps: float = 0.001,
+              window: int = 5) -> np.ndarray:
+    """Growth rate of the mean-squared displacement (A^2/ps) at each snapshot of one stage
+    (by step): the least-squares slope of the ``msd_A2`` column of ``index.txt`` against
+    time over ``window`` snapshots centred on it (fewer at the ends).  A diffusive liquid
+    grows its MSD by 6 D per ps (Einstein relation); a crystal or a glass only by the slow
+    growth of its vibrations.  NaN without an msd column or with one snapshot."""
+    msd = np.array([s.msd for s in stage], float)
+    time_ps = np.array([s.step for s in stage], float) * timestep_ps
+    half = window // 2
+    rate = np.full(len(stage), np.nan)
+    for i in range(len(stage)):
+        lo, hi = max(0, i - half), min(len(stage), i + half + 1)
+        if hi - lo >= 2:
+            t = time_ps[lo:hi] - time_ps[lo:hi].mean()
+            rate[i] = float(np.sum(t * (msd[lo:hi] - msd[lo:hi].mean())) / np.sum(t * t))
+    return rate
 
-    The crystal line is fitted below ``fit_fraction`` x ``t_melt``; snapshots are accepted
-    from the cold end up to, not including, the first one hotter than
-    min(jump onset, t_melt) - ``margin_k`` or whose residual from the crystal line (running
-    mean over ``smooth`` snapshots) exceeds ``max_residual`` x the jump.  Returns
-    (accepted snapshots, info dict)."""
-    heat = sorted(heat, key=lambda s: s.step)
-    t = np.array([s.target for s in heat], float)
-    e = np.array([s.pe_per_atom for s in heat], float)
-    t_fit = fit_fraction * t_melt
-    fit = t < t_fit
-    info = dict(crystal_line_fit_below=float(t_fit))
-    dpe = jump.get("delta_pe", float("nan"))
-    if fit.sum() < 3 or not np.isfinite(dpe) or dpe <= 0:
-        acc = [s for s in heat if s.target < t_fit]
-        info.update(fcc_rule="fallback: below 2/3 T_m (no crystal line or jump height)",
-                    fcc_below=float(t_fit))
-        return acc, info
-    ks, bs = linear_fit(t[fit], e[fit])
-    resid = running_mean((e - (ks * t + bs)) / dpe, smooth)
-    onset = min(float(jump.get("lo", t_melt)), float(t_melt))
-    t_cut = onset - margin_k
-    n = 0
-    stop = "end of heating"
-    while n < len(heat):
-        if t[n] >= t_cut:
-            stop = f"margin: set-point >= PE-jump onset {onset:.0f} K - {margin_k:.0f} K"
-            break
-        if resid[n] > max_residual:
-            stop = (f"energy: PE {100 * resid[n]:.0f} % of the jump above the crystal line at "
-                    f"{t[n]:.0f} K")
-            break
-        n += 1
-    info.update(fcc_rule=f"PE on the crystal line (residual <= {100 * max_residual:.0f} % of "
-                f"the jump, running mean over {smooth}), set-point < PE-jump onset - "
-                f"{margin_k:.0f} K",
-                crystal_line_eV_per_atom=[float(ks), float(bs)],
-                pe_jump_onset=onset, fcc_below=float(t_cut), fcc_stopped_by=stop,
-                fcc_accepted_up_to=float(t[n - 1]) if n else None)
-    return heat[:n], info
+
+def read_run_info(directory: str | Path) -> dict:
+    """The settings a ramp wrote to ``snapshots/run.txt`` (``-var dump 1``): ``system``,
+    ``seed`` (the velocity seed), ``cells`` and the rates, as {name: value} with numbers as
+    numbers; {} for a ramp without that file."""
+    directory = Path(directory)
+    path = (directory / "snapshots" / "run.txt" if (directory / "snapshots").is_dir()
+            else directory / "run.txt")
+    if not path.is_file():
+        return {}
+    words = path.read_text().split()
+    info: dict = {}
+    for key, value in zip(words[::2], words[1::2]):
+        try:
+            num = float(value)
+            info[key] = int(num) if num.is_integer() and "e" not in value.lower() else num
+        except ValueError:
+            info[key] = value
+    return info
 
 
 def label_snapshots(snapshots: Iterable[Snapshot], system: WindowLabeller,

@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from insitu.descriptors.fingerprint import descriptor_fingerprint
 from insitu.frame import Frame
 from insitu.io.lammps_dump import iter_lammps_dump
 from insitu.launch import lammps_env, lmp_binary
@@ -250,6 +251,16 @@ def _copies_to_columns(runs, materials, descriptors, missing_fractions, scale_ji
     return cols, feats
 
 
+def write_features(h5, key: str, descriptor, arr: np.ndarray) -> None:
+    """Store features ``arr`` as dataset ``key`` of the open HDF5 file ``h5``, with the
+    descriptor's metadata and its code fingerprint
+    (:mod:`insitu.descriptors.fingerprint`: other descriptor code refuses them)."""
+    ds = h5.create_dataset(key, data=arr, chunks=(min(1024, len(arr)),) + arr.shape[1:],
+                           compression="lzf")
+    ds.attrs["descriptor"] = json.dumps(descriptor.to_metadata())
+    ds.attrs["fingerprint"] = json.dumps(descriptor_fingerprint(descriptor))
+
+
 def add_descriptor(path, key: str, descriptor, progress: bool = True) -> None:
     """Compute another descriptor for an existing dataset (same copies, same order) and
     store it as dataset ``key`` (replacing one of that name)."""
@@ -268,9 +279,7 @@ def add_descriptor(path, key: str, descriptor, progress: bool = True) -> None:
     with h5py.File(path, "a") as h5:
         if key in h5:
             del h5[key]
-        ds = h5.create_dataset(key, data=arr, chunks=(min(1024, len(arr)),) + arr.shape[1:],
-                               compression="lzf")
-        ds.attrs["descriptor"] = json.dumps(descriptor.to_metadata())
+        write_features(h5, key, descriptor, arr)
 
 
 def generate_crystal_dataset(out: str | Path = "data/crystal.h5", workdir: str | Path | None = None,
@@ -320,10 +329,7 @@ def generate_crystal_dataset(out: str | Path = "data/crystal.h5", workdir: str |
     tmp = out.with_suffix(".tmp.h5")
     with h5py.File(tmp, "w") as h5:
         for key, desc in descriptors.items():
-            arr = np.concatenate(feats[key]).astype(np.float32)
-            ds = h5.create_dataset(key, data=arr, chunks=(min(1024, len(arr)),) + arr.shape[1:],
-                                   compression="lzf")
-            ds.attrs["descriptor"] = json.dumps(desc.to_metadata())
+            write_features(h5, key, desc, np.concatenate(feats[key]).astype(np.float32))
         for k, v in cols.items():
             h5.create_dataset(k, data=np.concatenate(v))
         h5.attrs["classes"] = json.dumps(CLASSES)

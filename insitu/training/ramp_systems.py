@@ -11,78 +11,104 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from insitu.analysis.ramp_numerics import linear_fit, pe_jump_temperature
+from insitu.analysis.ramp_numerics import (
+    linear_fit,
+    pe_jump_temperature,
+    slope_change_temperature,
+)
 from insitu.training.autolabel import (
     RampSnapshots,
     Snapshot,
     evenly,
-    fcc_energy_window,
     label_snapshots,
+    msd_rates,
 )
 
 __all__ = ["RampSystem", "RAMP_SYSTEMS", "get_ramp_system", "label_fcc_melt_quench",
            "label_glass_quench"]
 
 
-def label_fcc_melt_quench(stages: RampSnapshots, counts: dict, t_melt: float | None, *,
-                          fcc_fit_fraction_of_tm: float, fcc_margin_k: float,
-                          fcc_max_residual: float, fcc_smooth: int, liquid_quench_t: float,
-                          liquid_quench_dt: float, amorphous_below: float
-                          ) -> tuple[dict, dict]:
-    """Windows of an fcc metal heated through melting, held, and quenched to a glass (Ni):
+def _flag(values: np.ndarray, test) -> np.ndarray:
+    """``test(values)`` where the evidence was logged; True (no objection) where it is NaN."""
+    values = np.asarray(values, float)
+    out = np.ones(len(values), bool)
+    ok = np.isfinite(values)
+    out[ok] = test(values[ok])
+    return out
 
-    fcc       heating snapshots whose PE lies on the crystal line (an energy window, not
-              the paper's temperature window "below 2/3 T_m", :func:`fcc_energy_window`):
-              1. the crystal line PE_s(T) is a straight line fitted to the heating below
-                 ``fcc_fit_fraction_of_tm`` x T_m, where T_m is the PE-jump temperature of
-                 this heating (or ``t_melt``);
-              2. the window starts at the cold end of the heating and ends before the first
-                 snapshot that is hotter than the PE-jump onset minus ``fcc_margin_k`` (onset
-                 = the cooler of the jump's half-height start and T_m), or whose residual
-                 from the crystal line, as a running mean over ``fcc_smooth`` snapshots,
-                 exceeds ``fcc_max_residual`` x the melting jump;
-              3. the fcc snapshots are drawn evenly over the whole window, so the hottest
-                 accepted snapshot is always among them.
-              Why not "below 2/3 T_m": on a fast ramp the crystal superheats, so the model
-              never saw fcc between 2/3 T_m and the jump and called hot, still crystalline
-              fcc liquid ~150 K before the PE jump.  Without a finite jump height the window
-              falls back to below 2/3 T_m;
-    liquid    the hold and the quench within ``liquid_quench_t`` +- ``liquid_quench_dt``
-              (a third of the liquid count, at least one, from the quench);
-    amorphous the quench below ``amorphous_below``, and only snapshots whose energy lies
-              above the crystal line of the heating by more than 30 % of the melting jump: a
-              crystallised cold end is not labelled amorphous.
+
+def label_fcc_melt_quench(stages: RampSnapshots, counts: dict, t_melt: float | None, *,
+                          fcc_margin_k: float, solid_msd_rate: float, liquid_msd_rate: float,
+                          liquid_margin_k: float, glass_margin_k: float,
+                          liquid_from_hold: int, crystallised_cna: float,
+                          crystallised_pe: float, quench_fit_top: float = 0.9
+                          ) -> tuple[dict, dict]:
+    """Labels of an fcc metal heated through melting, held and quenched to a glass (Ni),
+    from evidence in the run itself (Sec. 3.2 / 3.3.2 of the Neighbors Map paper: energy,
+    mean-squared displacement, a traditional method in its reliable range), never from the
+    temperature alone:
+
+    fcc       superheated crystal: heating snapshots cooler than the PE-jump onset (the
+              start of the melting step, :func:`pe_jump_temperature`, or ``t_melt``) minus
+              ``fcc_margin_k``, and not diffusive (MSD growth < ``solid_msd_rate`` A^2/ps);
+    liquid    ``liquid_from_hold`` snapshots of the hold and the rest from the supercooled
+              liquid of the quench: hotter than the PE(T) slope change T_g
+              (:func:`slope_change_temperature`) + ``liquid_margin_k``, diffusive (MSD
+              growth > ``liquid_msd_rate`` A^2/ps), not crystallised (CNA fcc fraction <=
+              ``crystallised_cna``, CNA being reliable in a liquid);
+    amorphous glass: quench snapshots cooler than T_g - ``glass_margin_k``, not diffusive,
+              not crystallised (CNA fcc <= ``crystallised_cna``, and PE above the heating's
+              crystal line by more than ``crystallised_pe`` x the melting jump).
+    Everything else (the melting step, the glass transition, contradicting evidence) is
+    dropped; ``info['dropped']`` counts the drops by reason.  Each class is drawn evenly
+    over its window (``counts``).  Without an msd / CNA column a criterion is not applied.
     """
     heat, hold, quench = stages
-    info = {}
-    jump = pe_jump_temperature([s.target for s in heat], [s.pe_per_atom for s in heat],
-                               smooth=3)
-    if t_melt is None:
-        t_melt = jump["t_jump"]
-    fcc, fcc_info = fcc_energy_window(heat, t_melt, jump, fit_fraction=fcc_fit_fraction_of_tm,
-                                      margin_k=fcc_margin_k, max_residual=fcc_max_residual,
-                                      smooth=fcc_smooth)
-    fit_rows = [s for s in heat if s.target < fcc_info["crystal_line_fit_below"]]
-    t_l, dt_l = liquid_quench_t, liquid_quench_dt
-    liq_q = [s for s in quench if abs(s.target - t_l) <= dt_l]
-    n_q = min(len(liq_q), max(1, counts["liquid"] // 3))
-    liquid = evenly(hold, counts["liquid"] - n_q) + evenly(liq_q, n_q)
-    cold = [s for s in quench if s.target < amorphous_below]
-    # energy check against crystallisation: a glass keeps a good part of the heat of
-    # fusion (PE above the crystal line by > 30 % of the melting jump); a crystallised
-    # cold end falls back onto the crystal line and is not labelled amorphous.
-    amorphous = cold
-    if len(fit_rows) >= 2 and cold and np.isfinite(jump["delta_pe"]):
-        ks, bs = linear_fit(np.array([s.target for s in fit_rows]),
-                            np.array([s.pe_per_atom for s in fit_rows]))
-        amorphous = [s for s in cold
-                     if s.pe_per_atom - (ks * s.target + bs) > 0.3 * jump["delta_pe"]]
-        info["excluded_crystallised"] = [s.step for s in cold if s not in amorphous]
-        info["pe_jump_eV_per_atom"] = jump["delta_pe"]
+    t_h = np.array([s.target for s in heat], float)
+    e_h = np.array([s.pe_per_atom for s in heat], float)
+    jump = pe_jump_temperature(t_h, e_h, smooth=3)
+    onset = min(float(jump["lo"]), float(t_melt if t_melt is not None else jump["t_jump"]))
+    fcc_below = onset - fcc_margin_k
+    solid_h = _flag(msd_rates(heat), lambda r: r < solid_msd_rate)
+    fcc = [s for s, t, ok in zip(heat, t_h, solid_h) if t < fcc_below and ok]
+    dropped = {"heating: melting step or liquid": int(np.sum(t_h >= fcc_below)),
+               "heating: diffusive below the jump": int(np.sum((t_h < fcc_below) & ~solid_h))}
+
+    t_q = np.array([s.target for s in quench], float)
+    e_q = np.array([s.pe_per_atom for s in quench], float)
+    sc = slope_change_temperature(t_q, e_q, t_max=quench_fit_top * float(np.max(t_q)))
+    t_g = float(sc["t_break"])
+    rate_q = msd_rates(quench)
+    not_cryst = _flag([s.cna_fcc for s in quench], lambda c: c <= crystallised_cna)
+    fit = t_h < 2.0 / 3.0 * onset                    # crystal line of this heating
+    if fit.sum() >= 2 and np.isfinite(jump["delta_pe"]) and jump["delta_pe"] > 0:
+        ks, bs = linear_fit(t_h[fit], e_h[fit])
+        not_cryst &= (e_q - (ks * t_q + bs)) > crystallised_pe * jump["delta_pe"]
+    diffusive = _flag(rate_q, lambda r: r > liquid_msd_rate)
+    frozen = _flag(rate_q, lambda r: r < solid_msd_rate)
+    hot, cold = t_q > t_g + liquid_margin_k, t_q < t_g - glass_margin_k
+    liq_q = [s for s, ok in zip(quench, hot & diffusive & not_cryst) if ok]
+    amorphous = [s for s, ok in zip(quench, cold & frozen & not_cryst) if ok]
+    dropped.update({
+        "quench: glass transition": int(np.sum(~hot & ~cold)),
+        "quench: crystallised (CNA or PE)": int(np.sum((hot | cold) & ~not_cryst)),
+        "quench: MSD contradicts": int(np.sum(hot & not_cryst & ~diffusive)
+                                       + np.sum(cold & not_cryst & ~frozen))})
+    n_hold = min(liquid_from_hold, len(hold), counts["liquid"])
+    liquid = evenly(hold, n_hold) + evenly(liq_q, counts["liquid"] - n_hold)
+    if not liq_q:
+        liquid = []                                  # no supercooled liquid: refused
     out = {"fcc": evenly(fcc, counts["fcc"]), "liquid": liquid,
            "amorphous": evenly(amorphous, counts["amorphous"])}
-    info.update(t_melt=t_melt, **fcc_info, liquid_quench=[t_l - dt_l, t_l + dt_l],
-                amorphous_below=amorphous_below)
+    info = dict(t_pe_jump=float(jump["t_jump"]), pe_jump_onset=onset,
+                pe_jump_eV_per_atom=float(jump["delta_pe"]), fcc_below=fcc_below,
+                t_slope_change=t_g, liquid_above=t_g + liquid_margin_k,
+                amorphous_below=t_g - glass_margin_k, dropped=dropped,
+                msd_logged=bool(np.isfinite(rate_q).any()),
+                fcc_window=[float(min(s.target for s in fcc)), float(max(s.target for s in fcc))]
+                if fcc else None,
+                supercooled_liquid_window=[float(min(s.target for s in liq_q)),
+                                           float(max(s.target for s in liq_q))] if liq_q else None)
     return out, info
 
 
@@ -135,18 +161,15 @@ class RampSystem:
 
 
 _NI_NOTE = (
-    "fcc window departs from the paper's \"below 2/3 T_m\": it is an energy window. "
-    "A straight crystal line PE_s(T) is fitted to the heating below 2/3 T_m (T_m = "
-    "the PE jump of this heating); fcc snapshots are the heating snapshots from the "
-    "cold end up to the first one that is either within 100 K of the PE-jump onset "
-    "or whose PE (running mean over 3 snapshots) lies more than 10 % of the melting "
-    "jump above the crystal line; the 10 fcc snapshots are drawn evenly over that "
-    "whole window. Why: the quick ramp superheats the crystal (PE on the crystal "
-    "line up to ~1800-1900 K, jump at ~2200 K set-point), and a model that saw fcc "
-    "only below 2/3 T_m (~1480 K) called the hot crystal liquid ~150 K before the "
-    "PE jump. This is still a whole-snapshot label from a high-confidence window of "
-    "temperature and energy; no atom is annotated. Liquid and amorphous windows are "
-    "the paper's.")
+    "Labels from evidence in each run, not from temperature windows: the paper's windows "
+    "(fcc below 2/3 T_m, liquid at 1600 +- 100 K) left the superheated crystal and the "
+    "supercooled liquid unseen, and the energy window that replaced them (fcc up to the "
+    "PE residual) made the model call up to 40 % of the supercooled liquid fcc in the "
+    "quench. Here the supercooled liquid of the quench (diffusive, above the PE(T) slope "
+    "change) is liquid, the superheated crystal up to the PE jump (not diffusive) is fcc, "
+    "the glass below the slope change (not diffusive, not crystallised) is amorphous, and "
+    "the snapshots at the jumps are dropped. Training and validation snapshots come from "
+    "different runs (velocity seeds).")
 
 #: The paper's systems, their high-confidence windows (Sec. 3.3.2 and 3.4.2) and snapshot
 #: counts (Ni 10 fcc, 9 liquid, 5 amorphous; Cu-Zr 16 liquid, 17 amorphous).
@@ -155,12 +178,12 @@ RAMP_SYSTEMS: dict[str, RampSystem] = {s.name: s for s in (
         name="ni", classes=["fcc", "liquid", "amorphous"], script="ni_melt_quench.lmp",
         model="ni-fcc-liquid-amorphous",
         descriptor=dict(cutoff=5.2, n_grid=32, gamma=2.0, beta=3.0, channel_weights=None),
-        atom_types={1: "Ni"}, counts={"fcc": 10, "liquid": 9, "amorphous": 5},
+        atom_types={1: "Ni"}, counts={"fcc": 10, "liquid": 18, "amorphous": 6},
         label=label_fcc_melt_quench,
-        windows=dict(fcc_fit_fraction_of_tm=2.0 / 3.0, fcc_margin_k=100.0,
-                     fcc_max_residual=0.10, fcc_smooth=3, liquid_quench_t=1600.0,
-                     liquid_quench_dt=100.0, amorphous_below=600.0),
-        class_weights={"fcc": 1.0, "liquid": 1.0, "amorphous": 2.0},
+        windows=dict(fcc_margin_k=40.0, solid_msd_rate=0.05, liquid_msd_rate=0.15,
+                     liquid_margin_k=150.0, glass_margin_k=150.0, liquid_from_hold=3,
+                     crystallised_cna=0.10, crystallised_pe=0.3),
+        class_weights={"fcc": 1.0, "liquid": 1.5, "amorphous": 2.0},
         # Sec. 3.2's augmentation for hot crystals, applied to the crystal class only (the
         # paper's Ni model has none; without it the model trained below 2/3 T_m calls part
         # of the superheated fcc liquid): one extra copy of each fcc snapshot with Gaussian

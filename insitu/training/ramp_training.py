@@ -1,7 +1,8 @@
 """Auto-labelled training on the papers' ramps (Neighbors Map paper, Sec. 3.3.2 for Ni and
 3.4.2 for Cu-Zr): run a ramp of ``lammps_inputs/`` with snapshots (:func:`run_ramp`), label
-whole snapshots from their temperature / energy windows, compute the Neighbors Maps
-(:func:`build_ramp_dataset`), train the paper's CNN and export it with its model card
+whole snapshots from evidence in each run (:func:`label_runs`), compute the Neighbors Maps
+(:func:`build_ramp_dataset`), train the paper's CNN on some runs (velocity seeds) and
+validate it on others (:func:`check_disjoint_runs`), export it with its model card
 (:func:`train_ramp_model`).  :func:`log_from_snapshots` classifies a ramp's snapshots into an
 in-situ-style log, to validate or plot a ramp whose in-situ run is not available.
 """
@@ -19,11 +20,11 @@ from insitu.io.lammps_dump import read_lammps_dump
 from insitu.io.phase_log import PhaseLog
 from insitu.launch import lammps_env, mpirun_command
 from insitu.resources import lammps_inputs_dir, model_path
-from insitu.training.autolabel import read_snapshot_index
-from insitu.training.model_card import write_ramp_card
+from insitu.training.autolabel import read_run_info, read_snapshot_index
 from insitu.training.ramp_systems import RampSystem, get_ramp_system
 
-__all__ = ["run_ramp", "build_ramp_dataset", "train_ramp_model", "log_from_snapshots"]
+__all__ = ["run_ramp", "build_ramp_dataset", "label_runs", "check_disjoint_runs",
+           "train_ramp_model", "log_from_snapshots"]
 
 
 def _system(system: str | RampSystem) -> RampSystem:
@@ -88,37 +89,99 @@ def build_ramp_dataset(labelled: dict, descriptor, classes: Sequence[str],
     return np.concatenate(feats), np.concatenate(labels), np.concatenate(groups), table
 
 
-def train_ramp_model(system: str | RampSystem, data_dir: str | Path,
+def label_runs(system: str | RampSystem, data_dirs: Sequence[str | Path],
+               t_melt: float | None = None) -> list[dict]:
+    """Label every run of ``data_dirs`` with the system's rules (each run its own PE jump,
+    slope change and MSD evidence): [{dir, seed, labelled}], the seed read from
+    ``snapshots/run.txt`` (None for a run without it)."""
+    ramp = _system(system)
+    return [dict(dir=str(d), seed=read_run_info(d).get("seed"),
+                 labelled=ramp.label_snapshots(read_snapshot_index(d), t_melt=t_melt))
+            for d in data_dirs]
+
+
+def check_disjoint_runs(training: Sequence[dict], validation: Sequence[dict]) -> None:
+    """Refuse a validation run that is a training run: the same folder, or the same velocity
+    seed (then the same trajectory).  Runs are dicts with ``dir`` and ``seed``."""
+    seeds = {r["seed"] for r in training if r.get("seed") is not None}
+    dirs = {Path(r["dir"]).resolve() for r in training}
+    for r in validation:
+        if Path(r["dir"]).resolve() in dirs:
+            raise ValueError(f"validation run {r['dir']} is also a training run")
+        if r.get("seed") is not None and r["seed"] in seeds:
+            raise ValueError(f"validation run {r['dir']} has the velocity seed {r['seed']} of "
+                             "a training run (same trajectory): use another seed")
+
+
+def _runs_dataset(runs: Sequence[dict], descriptor, classes, atoms_per_snapshot, seed,
+                  augment, role: str):
+    """:func:`build_ramp_dataset` over several runs, groups numbered across runs, each table
+    row tagged with its run and role."""
+    parts, offset = [], 0
+    for r in runs:
+        x, y, g, table = build_ramp_dataset(r["labelled"], descriptor, classes,
+                                            atoms_per_snapshot, seed, augment)
+        for row in table:
+            row.update(run=r["dir"], seed=r["seed"], role=role)
+        parts.append((x, y, g + offset, table))
+        offset += int(g.max()) + 1
+    return (np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]),
+            np.concatenate([p[2] for p in parts]), [row for p in parts for row in p[3]], offset)
+
+
+def train_ramp_model(system: str | RampSystem, data_dir: str | Path | Sequence[str | Path],
                      out: str | Path | None = None, epochs: int = 10, seed: int = 0,
                      atoms_per_snapshot: int | None = None, threshold: float = 0.5,
                      t_melt: float | None = None, card: bool = True, progress: bool = False,
-                     threads: int | None = None) -> tuple[Path, dict]:
-    """Auto-labelled training on the snapshots of a ramp run (``-var dump 1``): label whole
-    snapshots (the system's windows), compute the Neighbors Maps, train the paper's CNN
-    with a split by snapshot, export ONNX (``out``, default the shipped model path) and write
-    the model card next to it.  Returns (path, report).  Needs the ``training`` extra."""
+                     threads: int | None = None,
+                     val_data: Sequence[str | Path] | None = None) -> tuple[Path, dict]:
+    """Auto-labelled training on the snapshots of one or more ramp runs (``-var dump 1``,
+    e.g. several velocity seeds): label whole snapshots (the system's rules, run by run),
+    compute the Neighbors Maps, train the paper's CNN and export ONNX (``out``, default the
+    shipped model path) with its card.  Validation: the runs ``val_data`` (other seeds, never
+    a training run: :func:`check_disjoint_runs`), else a split by snapshot.  The training
+    and validation seeds are stored in the metadata (``training_seeds``,
+    ``validation_seeds``).  Returns (path, report).  Needs the ``training`` extra."""
     from insitu.analysis.validation import jsonable
     from insitu.descriptors import NeighborsMap
     from insitu.training.export import export_onnx
     from insitu.training.mc_calibration import DEFAULT_MC_PASSES, calibrate_mi_threshold
+    from insitu.training.ramp_card import write_ramp_card
     from insitu.training.train import train_classifier, training_summary
 
     ramp = _system(system)
     classes = ramp.classes
     out = Path(out) if out else model_path(ramp.model)
-    labelled = ramp.label_snapshots(read_snapshot_index(data_dir), t_melt=t_melt)
+    dirs = [data_dir] if isinstance(data_dir, (str, Path)) else list(data_dir)
+    train_runs = label_runs(ramp, dirs, t_melt)
+    val_runs = label_runs(ramp, val_data or [], t_melt)
+    check_disjoint_runs(train_runs, val_runs)
     descriptor = NeighborsMap(**ramp.descriptor)
-    x, y, groups, table = build_ramp_dataset(labelled, descriptor, classes, atoms_per_snapshot,
-                                             seed, augment=ramp.augment)
+    x, y, groups, table, n_groups = _runs_dataset(train_runs, descriptor, classes,
+                                                  atoms_per_snapshot, seed, ramp.augment,
+                                                  "training")
+    val_mask = None
+    if val_runs:
+        xv, yv, gv, tv, _ = _runs_dataset(val_runs, descriptor, classes, atoms_per_snapshot,
+                                          seed, None, "validation")
+        val_mask = np.concatenate([np.zeros(len(y), bool), np.ones(len(yv), bool)])
+        x, y, groups = np.concatenate([x, xv]), np.concatenate([y, yv]), \
+            np.concatenate([groups, gv + n_groups])
+        table += tv
     cw = ramp.class_weights
     weights = [cw[c] for c in classes] if cw else None
     model, report = train_classifier(x, y, groups, classes, descriptor, arch="cnn",
                                      epochs=epochs, class_weights=weights, seed=seed,
-                                     progress=progress, threads=threads)
-    summary = training_summary(report, dataset=str(data_dir), extra={
-        "labelling": "whole snapshots from high-confidence windows of temperature and energy",
-        "windows": jsonable(labelled["_info"]), "snapshots": table,
-        "snapshots_per_class": {c: len(labelled[c]) for c in classes},
+                                     progress=progress, threads=threads, val_mask=val_mask)
+    runs = [dict(dir=r["dir"], seed=r["seed"], role=role, windows=r["labelled"]["_info"])
+            for role, rs in (("training", train_runs), ("validation", val_runs)) for r in rs]
+    summary = training_summary(report, dataset=", ".join(str(d) for d in dirs), extra={
+        "labelling": "whole snapshots labelled from evidence in each run (PE jump, PE(T) "
+                     "slope change, MSD, CNA), by the system's rules",
+        "runs": jsonable(runs), "snapshots": table,
+        "training_seeds": [r["seed"] for r in train_runs],
+        "validation_seeds": [r["seed"] for r in val_runs],
+        "validation": "other runs (velocity seeds)" if val_runs else "split by snapshot",
         "augmentation": {c: {"fraction": a[0], "sigma_A": a[1]}
                          for c, a in ramp.augment.items()},
         "retrain": f"insitu ramp train {ramp.name}"})
@@ -126,10 +189,12 @@ def train_ramp_model(system: str | RampSystem, data_dir: str | Path,
                 validation_accuracy=report.get("val_accuracy"), atom_types=ramp.atom_types,
                 mc_passes=DEFAULT_MC_PASSES, mc_seed=seed)
     if len(report["val_index"]):  # the MI threshold of MC dropout, on validation snapshots
+        where = ", ".join(r["dir"] for r in val_runs) or ", ".join(str(d) for d in dirs)
         calibrate_mi_threshold(out, x[report["val_index"]], report["val_index"] + 1,
-                               dataset=str(data_dir), labels=y[report["val_index"]])
+                               dataset=f"{where} (validation snapshots)",
+                               labels=y[report["val_index"]])
     if card:
-        write_ramp_card(ramp, out, report, labelled, table)
+        write_ramp_card(ramp, out, report, runs, table, atoms_per_snapshot)
     return out, report
 
 

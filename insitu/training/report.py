@@ -27,6 +27,48 @@ def _tbin_name(lo, hi):
 cna_correct = cna_correct_code
 
 
+def dataset_key(clf) -> str:
+    """The dataset key (``nm`` / ``boo``) of a classifier's descriptor."""
+    return "nm" if clf.descriptor.kind == "neighbors_map" else "boo"
+
+
+def read_dataset(data_path: str | Path, clf) -> tuple[np.ndarray, dict, dict]:
+    """(features, 1-D columns, provenance) of a dataset for classifier ``clf``; refuses
+    (:class:`insitu.descriptors.fingerprint.DescriptorMismatch`) features that the current
+    descriptor code would not compute, and a model trained on such features."""
+    import h5py
+
+    from insitu.descriptors.fingerprint import check_fingerprint
+
+    key = dataset_key(clf)
+    with h5py.File(data_path, "r") as h5:
+        if key not in h5:
+            raise ValueError(f"{data_path}: has no '{key}' descriptors (has {list(h5)})")
+        stored = json.loads(h5[key].attrs.get("fingerprint", "null"))
+        feats = h5[key][...]
+        cols = {k: h5[k][...] for k in h5 if h5[k].ndim == 1}
+        provenance = json.loads(h5.attrs.get("provenance", "{}"))
+    check_fingerprint(stored, clf.descriptor, f"dataset {data_path} ['{key}']")
+    check_fingerprint(clf.metadata.get("training", {}).get("descriptor_fingerprint"),
+                      clf.descriptor, f"model {clf.metadata.get('name', '')} (its training "
+                      "features)")
+    return feats, cols, provenance
+
+
+def predict_rows(clf, feats: np.ndarray, index: np.ndarray) -> dict:
+    """Labels of dataset rows ``index`` as the runtime gives them: MC dropout at the
+    model's default T (ARISE Supp. Eq. 4: mean of the passes; masks seeded by the row),
+    unknown below the confidence threshold, above the MI threshold (Supp. Eq. 5) or
+    undescribed. Returns ``pred``, ``unknown``, ``by_mi`` and the raw ``mc`` output."""
+    index = np.asarray(index)
+    mc = validation_mi(clf, feats[index], index + 1)
+    proba = mc["mean_probabilities"]
+    pred = proba.argmax(1)
+    by_mi = mc["mi"] > clf.mi_threshold if clf.mc_passes > 1 else np.zeros(len(pred), bool)
+    unknown = (proba.max(1) < clf.confidence_threshold) | by_mi | ~mc["described"]
+    return dict(pred=pred, unknown=unknown, by_mi=by_mi, mc=mc)
+
+
 def validation_tables(model_path: str | Path, data_path: str | Path, val_index: np.ndarray,
                       feats: np.ndarray | None = None, cols: dict | None = None,
                       n_threads: int = 1) -> dict:
@@ -36,22 +78,12 @@ def validation_tables(model_path: str | Path, data_path: str | Path, val_index: 
 
     clf = Classifier.load(model_path, n_threads=n_threads)
     if feats is None or cols is None:
-        import h5py
-        key = "nm" if clf.descriptor.kind == "neighbors_map" else "boo"
-        with h5py.File(data_path, "r") as h5:
-            feats = h5[key][...]
-            cols = {k: h5[k][...] for k in h5 if h5[k].ndim == 1}
+        feats, cols, _ = read_dataset(data_path, clf)
     val_index = np.asarray(val_index)
-    # MC dropout at the model's default T (Supp. Eq. 4: mean of the passes), the masks
-    # seeded by the dataset row; the MI threshold also makes atoms unknown (Supp. Eq. 5)
-    mc = validation_mi(clf, feats[val_index], val_index + 1)
-    proba = mc["mean_probabilities"]
-    pred = proba.argmax(1)
-    conf = proba.max(1)
+    p = predict_rows(clf, feats, val_index)
+    mc, pred, by_mi, unknown = p["mc"], p["pred"], p["by_mi"], p["unknown"]
     truth = cols["label"][val_index]
     ok = pred == truth
-    by_mi = mc["mi"] > clf.mi_threshold if clf.mc_passes > 1 else np.zeros(len(ok), bool)
-    unknown = (conf < clf.confidence_threshold) | by_mi | ~mc["described"]
     classes = clf.classes
     frac = np.round(cols["missing_fraction"][val_index], 3)
     tm = cols["t_over_tm"][val_index]
@@ -159,23 +191,23 @@ def write_json(path: str | Path, obj: object) -> None:
 def rebuild_card(model_path: str | Path, data_path: str | Path, command: str | None = None,
                  extra: str = "") -> Path:
     """Recompute the validation tables of an exported model on its dataset and (re)write its
-    model card from the model's metadata (no torch needed)."""
-    import h5py
-
+    model card from the model's metadata (no torch needed). A near-transition dataset
+    (``insitu train data --protocol transition``) gets the near-transition card
+    (:func:`insitu.training.transition_report.write_transition_card`)."""
     from insitu.model import Classifier
 
     clf = Classifier.load(model_path)
     tr = dict(clf.metadata.get("training", {}))
-    key = "nm" if clf.descriptor.kind == "neighbors_map" else "boo"
-    with h5py.File(data_path, "r") as h5:
-        feats = h5[key][...]
-        cols = {k: h5[k][...] for k in h5 if h5[k].ndim == 1}
-        provenance = json.loads(h5.attrs.get("provenance", "{}"))
+    key = dataset_key(clf)
+    feats, cols, provenance = read_dataset(data_path, clf)
     val_index = np.nonzero(cols["split"] == 1)[0]
     tables = validation_tables(model_path, data_path, val_index, feats=feats, cols=cols)
     report = {**tr, "classes": clf.classes, "arch": tr.get("arch") or
               ("cnn" if key == "nm" else "mlp"), "threshold": clf.confidence_threshold,
               "tables": tables}
+    if provenance.get("protocol") == "transition":
+        from insitu.training.transition_report import write_transition_card
+        return write_transition_card(model_path, data_path, report, provenance,
+                                     command=command, extra=extra)
     return write_crystal_card(model_path, report, provenance, clf.metadata["descriptor"],
                               command=command, extra=extra)
-

@@ -11,7 +11,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from insitu.training.nets import build_model, count_parameters
+from insitu.training.nets import (
+    DEFAULT_NM_ARCH,
+    NM_ARCHITECTURES,
+    build_model,
+    count_parameters,
+)
 
 
 def set_seeds(seed: int) -> None:
@@ -223,9 +228,14 @@ DESCRIPTOR_KEYS = {"nm": ("nm", "cnn"), "boo": ("boo", "mlp")}
 def fit_from_hdf5(data, descriptor: str = "nm", out=None, epochs: int = 10, seed: int = 0,
                   class_weights="balanced", threshold: float = 0.5, max_train: int | None = None,
                   batch_size: int = 256, lr: float = 2e-3, threads: int | None = None,
-                  card: bool = True, progress: bool = True, command: str | None = None):
+                  card: bool = True, progress: bool = True, command: str | None = None,
+                  arch: str | None = None):
     """``insitu train fit``: train on a dataset from ``insitu train data``, export ONNX, and
     write the validation tables (and a model card ``<out>.md`` when ``card``).
+
+    ``arch``: the network, a name of :data:`insitu.training.nets.NM_ARCHITECTURES` for
+    ``descriptor='nm'`` (default :data:`~insitu.training.nets.DEFAULT_NM_ARCH`), ``'mlp'``
+    (the only one) for ``'boo'``.
 
     Returns (out_path, report).
     """
@@ -240,7 +250,16 @@ def fit_from_hdf5(data, descriptor: str = "nm", out=None, epochs: int = 10, seed
     t_start = time.time()
     if descriptor not in DESCRIPTOR_KEYS:
         raise ValueError(f"descriptor must be one of {sorted(DESCRIPTOR_KEYS)}")
-    key, arch = DESCRIPTOR_KEYS[descriptor]
+    key, family = DESCRIPTOR_KEYS[descriptor]
+    if family == "cnn":
+        arch = arch or DEFAULT_NM_ARCH
+        if arch not in NM_ARCHITECTURES:
+            raise ValueError(f"--arch {arch!r}: Neighbors Map networks are "
+                             f"{sorted(NM_ARCHITECTURES)}")
+    elif arch not in (None, family):
+        raise ValueError(f"--arch {arch!r}: the {descriptor} descriptor trains '{family}'")
+    else:
+        arch = family
     data = Path(data)
     if not data.is_file():
         raise FileNotFoundError(f"{data}: no dataset; make one with "
@@ -250,10 +269,14 @@ def fit_from_hdf5(data, descriptor: str = "nm", out=None, epochs: int = 10, seed
             raise ValueError(f"{data}: has no '{key}' descriptors (has {list(h5)})")
         feats = h5[key][...]
         desc_meta = json.loads(h5[key].attrs["descriptor"])
+        fingerprint = json.loads(h5[key].attrs.get("fingerprint", "null"))
         classes = json.loads(h5.attrs["classes"])
         cols = {k: h5[k][...] for k in h5 if k not in ("nm", "boo") and h5[k].ndim == 1}
         provenance = json.loads(h5.attrs.get("provenance", "{}"))
     desc = descriptor_from_metadata(desc_meta)
+    if fingerprint is not None:  # features of other descriptor code are refused
+        from insitu.descriptors.fingerprint import check_fingerprint
+        check_fingerprint(fingerprint, desc, f"dataset {data} ['{key}']")
     val_mask = cols["split"] == 1 if "split" in cols else None
     model, report = train_classifier(feats, cols["label"], cols["group"], classes, desc, arch=arch,
                                      epochs=epochs, class_weights=class_weights, seed=seed,
@@ -263,7 +286,8 @@ def fit_from_hdf5(data, descriptor: str = "nm", out=None, epochs: int = 10, seed
     summary = training_summary(report, dataset=str(data), extra={
         "dataset_created": provenance.get("created"),
         "materials": [m.get("name") for m in provenance.get("materials", [])],
-        "potentials": [m.get("potential") for m in provenance.get("materials", [])]})
+        "potentials": [m.get("potential") for m in provenance.get("materials", [])],
+        "descriptor_fingerprint": fingerprint})
     export_onnx(model, desc, classes, out, threshold=threshold, training_summary=summary,
                 validation_accuracy=report["val_accuracy"], mc_passes=DEFAULT_MC_PASSES,
                 mc_seed=seed)

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from lammps_helpers import lammps_env, run_lammps
+from lammps_helpers import eam_ni_preamble, lammps_env, run_lammps
 
 from insitu.frame import Frame
 from insitu.io.lammps_dump import iter_lammps_dump
@@ -21,17 +21,7 @@ from insitu.testing import NI_LATTICE, lattice, thermal, write_data
 
 CLASSES = ["fcc", "bcc", "liquid"]
 
-SYSTEM = """
-units metal
-read_data {data}
-mass 1 58.69
-pair_style eam
-pair_coeff 1 1 Ni_u3.eam
-neighbor 2.0 bin
-neigh_modify delay 0 every 1 check yes
-velocity all create 2400 7 loop geom
-fix md all nvt temp 1200 1200 0.1
-"""
+SYSTEM = eam_ni_preamble(2400, 7, "nvt temp 1200 1200 0.1")
 
 ATTACH = """
 comm_modify cutoff {comm}

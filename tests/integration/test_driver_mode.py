@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from lammps_helpers import REPO
+from lammps_helpers import REPO, eam_ni_preamble
 from lammps_versions import driver_command, env_for, python_for, selected
 
 from insitu.io.lammps_dump import iter_lammps_dump
@@ -21,16 +21,7 @@ from insitu.testing import NI_LATTICE, lattice, thermal, write_data
 
 CLASSES = ["fcc", "bcc", "liquid"]  # the conftest fixture models
 
-SCRIPT = """
-units metal
-read_data {data}
-mass 1 58.69
-pair_style eam
-pair_coeff 1 1 Ni_u3.eam
-neighbor 2.0 bin
-neigh_modify delay 0 every 1 check yes
-velocity all create 1200 7 loop geom
-fix md all nve
+SCRIPT = eam_ni_preamble(1200, 7, "nve") + """
 comm_modify cutoff {comm}
 fix nm_atoms all property/atom i_nm_class d_nm_conf
 fix nm all external pf/callback {every} 1
@@ -149,6 +140,8 @@ def test_misuse_ends_all_ranks_with_one_error(case, script, options, expected, b
     text = proc.stdout + proc.stderr
     assert proc.returncode != 0, text[-3000:]
     assert "ERROR insitu" in text and expected in text, text[-3000:]
+    # options go on the command line here: never tell the user to edit an insitu_attach
+    assert "insitu_attach" not in text, text[-3000:]
     assert time.time() - t0 < 60
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from lammps_helpers import eam_ni_preamble
 from lammps_versions import (
     VERSIONS,
     driver_command,
@@ -29,16 +30,7 @@ from insitu.testing import NI_LATTICE, lattice, write_data
 MODEL = model_path("crystal-boo")  # shipped: 10 A cutoff, 12 A of ghosts with the skin
 STEPS = [5, 10, 15, 20]
 
-SYSTEM = """
-units metal
-read_data {data}
-mass 1 58.69
-pair_style eam
-pair_coeff 1 1 Ni_u3.eam
-neighbor 2.0 bin
-neigh_modify delay 0 every 1 check yes
-velocity all create 600 11 loop geom
-fix md all nve
+SYSTEM = eam_ni_preamble(600, 11, "nve") + """
 comm_modify cutoff 12.5
 fix nm_atoms all property/atom i_nm_class d_nm_conf
 {coupling}

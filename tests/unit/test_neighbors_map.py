@@ -8,6 +8,7 @@ import json
 
 import numpy as np
 import pytest
+from periodic_reference import all_images
 
 from insitu.descriptors import NeighborsMap, descriptor_from_metadata
 from insitu.frame import Frame
@@ -30,17 +31,7 @@ def reference_nm(frame: Frame, rc: float, n_g: int = 32, gamma: float = 2.0,
     r_l;k is the k-th smallest distance from node l to the other nodes of G_j.
     """
     weights = [None] if weights is None else weights
-    cell = frame.cell
-    frac = frame.positions @ np.linalg.inv(cell)
-    frac -= np.floor(frac)
-    pos = frac @ cell
-    vol = abs(np.linalg.det(cell))
-    reach = [int(np.ceil(rc / (vol / np.linalg.norm(np.cross(cell[(d + 1) % 3],
-                                                              cell[(d + 2) % 3]))))) + 1
-             for d in range(3)]
-    shifts = np.array(list(itertools.product(*[range(-k, k + 1) for k in reach])), float)
-    images = (pos[None] + (shifts @ cell)[:, None]).reshape(-1, 3)
-    img_atom = np.tile(np.arange(len(pos)), len(shifts))
+    pos, images, img_atom = all_images(frame, rc)
     n = len(pos)
     out = np.zeros((n, len(weights), n_g, n_g))
     for j in range(n):

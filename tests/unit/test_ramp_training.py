@@ -37,22 +37,32 @@ TOY = replace(RAMP_SYSTEMS["cuzr"], name="toy", counts={"liquid": 3, "amorphous"
               atom_types={1: "Ni"}, windows=dict(liquid_above=1500.0, amorphous_below=400.0))
 
 
-@pytest.fixture(scope="module")
-def ramp_dir(tmp_path_factory):
-    root = tmp_path_factory.mktemp("toy_ramp")
+def _toy_run(root, seed):
+    """A toy run's snapshots (noise drawn from ``seed``) and its run.txt with the seed."""
     d = root / "snapshots"
     d.mkdir()
     rows = ["# stage step temperature_K potential_energy_eV target_K atoms"]
     targets = [1800.0] * 4 + list(np.linspace(1800.0, 100.0, 18))
     for k, t in enumerate(targets):
         step = 1000 * k
-        frame = thermal(lattice("fcc", 3.52, 3), 0.02 + 0.25 * (t > 1000), seed=k)
+        frame = thermal(lattice("fcc", 3.52, 3), 0.02 + 0.25 * (t > 1000), seed=100 * seed + k)
         frame.step = step
         write_dump(d / f"toy.{step:09d}.dump", frame)
         rows.append(f"{2 if k < 4 else 3} {step} {t + 5} {(-4.4 + 1e-4 * t) * len(frame):.4f} "
                     f"{t} {len(frame)}")
     (d / "index.txt").write_text("\n".join(rows) + "\n")
+    (d / "run.txt").write_text(f"system toy seed {seed} cells 3\n")
     return root
+
+
+@pytest.fixture(scope="module")
+def ramp_dir(tmp_path_factory):
+    return _toy_run(tmp_path_factory.mktemp("toy_ramp"), 1)
+
+
+@pytest.fixture(scope="module")
+def val_dir(tmp_path_factory):
+    return _toy_run(tmp_path_factory.mktemp("toy_ramp_val"), 2)
 
 
 def test_build_ramp_dataset_groups_and_augmentation(ramp_dir):
@@ -70,17 +80,24 @@ def test_build_ramp_dataset_groups_and_augmentation(ramp_dir):
     assert [r["augmented"] for r in table] == [False] * 3 + [True] * 3
 
 
-def test_train_ramp_model_and_offline_log(ramp_dir, tmp_path, capsys):
-    out, report = train_ramp_model(TOY, ramp_dir, tmp_path / "toy.onnx", epochs=2,
-                                   atoms_per_snapshot=60, threads=1)
+def test_train_ramp_model_and_offline_log(ramp_dir, val_dir, tmp_path, capsys):
+    out, report = train_ramp_model(TOY, [ramp_dir], tmp_path / "toy.onnx", epochs=2,
+                                   atoms_per_snapshot=60, threads=1, val_data=[val_dir])
     clf = Classifier.load(out)
-    assert clf.classes == ["liquid", "amorphous"] and report["n_val"] > 0
+    assert clf.classes == ["liquid", "amorphous"] and report["n_val"] == 6 * 60
     training = clf.metadata["training"]
     assert training["retrain"] == "insitu ramp train toy"
-    assert training["windows"] == {"liquid_above": 1500.0, "amorphous_below": 400.0}
+    assert training["training_seeds"] == [1] and training["validation_seeds"] == [2]
+    assert [r["role"] for r in training["runs"]] == ["training", "validation"]
+    assert training["runs"][0]["windows"] == {"liquid_above": 1500.0, "amorphous_below": 400.0}
+    # the validation atoms are exactly the validation run's snapshots
+    assert {r["seed"] for r in training["snapshots"] if r["role"] == "validation"} == {2}
     card = out.with_suffix(".md").read_text()
-    assert card.startswith("# toy.onnx") and "insitu ramp train toy --run" in card
-    assert "- liquid_above: 1500.0" in card and "| amorphous |" in card
+    assert card.startswith("# toy.onnx")
+    assert f"insitu ramp train toy --data {ramp_dir} --val-data {val_dir}" in card
+    assert "- training runs (velocity seeds): [1]" in card
+    assert "validation runs (velocity seeds, whole runs not used for training): [2]" in card
+    assert "| validation | 2 | amorphous |" in card
 
     log_path = log_from_snapshots(ramp_dir, out, tmp_path / "offline.h5")
     log = read_log(log_path)

@@ -16,10 +16,9 @@ from insitu.analysis.validation import format_report, goals_met, jsonable, valid
 from insitu.cli import main as cli_main
 from insitu.io.phase_log import LogData, PhaseLog, read_log
 from insitu.training.autolabel import (
-    Snapshot,
     evenly,
-    fcc_energy_window,
     label_snapshots,
+    read_run_info,
     read_snapshot_index,
 )
 from insitu.training.ramp_systems import RAMP_SYSTEMS, get_ramp_system
@@ -181,93 +180,95 @@ def test_validate_command_prints_figures(ni_log, capsys):
 
 # ----------------------------------------------------------------------------- auto-labelling
 
-def _fake_snapshots(tmp_path, crystallise=False, premelt_from=None, spikes=()):
-    """index.txt + empty dump files of a Ni-like ramp (1 ps apart).  ``premelt_from``: the
-    heating PE leaves the crystal line above this set-point (quadratically, reaching 30 % of
-    the jump 500 K later); ``spikes``: set-points whose PE is 20 % of the jump too high."""
+def _fake_snapshots(tmp_path, crystallise=False, msd=True, diffusive_at=(), cna_at=()):
+    """index.txt + empty dump files of a Ni-like ramp (1 ps apart): heating with a PE jump
+    at 2000 K (crystal not diffusive below it), hold, quench with a PE(T) slope change at
+    900 K (diffusive above it).  ``crystallise``: the quench's cold end falls onto the
+    crystal line; ``diffusive_at``: heating set-points where the MSD jumps by 2 A^2 (and stays up);
+    ``cna_at``: quench set-points with a CNA fcc fraction of 0.5; ``msd``: write the msd and
+    CNA columns."""
     d = tmp_path / "snapshots"
     d.mkdir()
-    rows = ["# stage step temperature_K potential_energy_eV target_K atoms"]
-    step = 0
+    rows = ["# stage step temperature_K potential_energy_eV target_K atoms msd_A2 cna_fcc"]
+    step, m, jumps = 0, 0.0, 0.0
+
+    def row(stage, t, e, m, cna):
+        return (f"{stage} {step} {t:.1f} {e * 864:.4f} {t:.1f} 864"
+                + (f" {m:.5f} {cna:.4f}" if msd else ""))
+
     for t in np.linspace(300, 2500, 111):           # heating, jump at 2000 K
         e = -4.45 + 1.3e-4 * t + 0.18 * (t > 2000)
-        if premelt_from is not None and premelt_from < t <= 2000:
-            e += 0.18 * 0.3 * ((t - premelt_from) / 500.0) ** 2
-        if any(abs(t - ts) < 1 for ts in spikes):
-            e += 0.2 * 0.18
-        rows.append(f"1 {step} {t:.1f} {e * 864:.4f} {t:.1f} 864")
+        if any(abs(t - ts) < 1 for ts in diffusive_at):
+            jumps += 2.0
+        m = 0.02 + 1e-4 * t + jumps if t <= 2000 else m + 1.0
+        rows.append(row(1, t, e, m, 1.0 if t < 1000 else 0.3))
         step += 1000
     for _ in range(20):                             # hold
-        e = -4.45 + 1.3e-4 * 2500 + 0.18
-        rows.append(f"2 {step} 2500 {e * 864:.4f} 2500 864")
+        m += 1.0
+        rows.append(row(2, 2500.0, -4.45 + 1.3e-4 * 2500 + 0.18, m, 0.0))
         step += 1000
-    for t in np.linspace(2500, 10, 26):             # quench
-        e = -4.45 + 1.3e-4 * t + (0.02 if crystallise and t < 800 else 0.12)
-        rows.append(f"3 {step} {t:.1f} {e * 864:.4f} {t:.1f} 864")
+    m = 0.0
+    for t in np.linspace(2500, 10, 26):             # quench, slope change at 900 K
+        e = -4.45 + 0.12 + 1.3e-4 * t + 1.0e-4 * max(t - 900.0, 0.0)
+        if crystallise and t < 800:
+            e = -4.45 + 1.3e-4 * t + 0.02
+        m += 0.5 if t > 900 else 0.001
+        cna = 0.5 if any(abs(t - tc) < 1 for tc in cna_at) else 0.0
+        rows.append(row(3, t, e, m, cna))
         step += 1000
     rows.append(rows[-1])                            # duplicated row at a boundary
     (d / "index.txt").write_text("\n".join(rows) + "\n")
+    (d / "run.txt").write_text("system ni seed 77 cells 6 heat_rate 2e13\n")
     for r in rows[1:]:
         (d / f"ni.{int(r.split()[1]):09d}.dump").write_text("")
     return tmp_path
 
 
-def test_label_snapshots_ni_windows(tmp_path):
+def test_label_snapshots_ni_from_evidence(tmp_path):
+    """fcc = the superheated crystal up to the PE jump, liquid = hold + the supercooled
+    liquid of the quench (above the slope change), amorphous = the glass below it; the
+    snapshots at the jumps are dropped."""
     snaps = read_snapshot_index(_fake_snapshots(tmp_path))
     assert len(snaps) == 111 + 20 + 26
+    assert snaps[1].msd == pytest.approx(0.02 + 1e-4 * 320) and snaps[1].cna_fcc == 1.0
+    assert read_run_info(tmp_path) == {"system": "ni", "seed": 77, "cells": 6,
+                                       "heat_rate": 2e13}
     lab = label_snapshots(snaps, NI)
     info = lab["_info"]
-    assert info["t_melt"] == pytest.approx(2000, abs=30)
-    assert len(lab["fcc"]) == 10 and len(lab["liquid"]) == 9 and len(lab["amorphous"]) == 5
-    # energy window: the crystal line holds up to the jump, so the margin ends the window
-    assert all(s.stage == 1 and s.target < info["fcc_below"] for s in lab["fcc"])
-    assert info["fcc_below"] == pytest.approx(info["pe_jump_onset"] - 100.0)
-    assert info["fcc_below"] - 20 <= max(s.target for s in lab["fcc"]) < info["fcc_below"]
-    assert info["fcc_stopped_by"].startswith("margin")
-    assert min(s.target for s in lab["fcc"]) > 300          # not the unthermalised start
-    assert all(s.stage == 2 or abs(s.target - 1600) <= 100 for s in lab["liquid"])
-    assert any(s.stage == 3 for s in lab["liquid"])
-    assert all(s.stage == 3 and s.target < 600 for s in lab["amorphous"])
-    assert info["excluded_crystallised"] == []
+    assert info["t_pe_jump"] == pytest.approx(2000, abs=30)
+    assert info["t_slope_change"] == pytest.approx(900, abs=60)
+    assert len(lab["fcc"]) == 10 and len(lab["liquid"]) == 18 and len(lab["amorphous"]) == 6
+    fcc = [s.target for s in lab["fcc"]]
+    assert all(s.stage == 1 for s in lab["fcc"]) and max(fcc) < info["fcc_below"]
+    assert max(fcc) >= info["pe_jump_onset"] - 60.0          # up to the jump, not 2/3 T_m
+    liq_q = [s.target for s in lab["liquid"] if s.stage == 3]
+    assert len(liq_q) == 15 and sum(s.stage == 2 for s in lab["liquid"]) == 3
+    assert min(liq_q) > info["t_slope_change"] + 150 and min(liq_q) < 1300  # supercooled
+    assert all(s.stage == 3 and s.target < info["t_slope_change"] - 150
+               for s in lab["amorphous"])
+    assert info["dropped"]["quench: glass transition"] >= 2
+    assert info["dropped"]["heating: melting step or liquid"] >= 25
 
 
-def test_fcc_window_follows_the_crystal_line_past_two_thirds_tm(tmp_path):
-    """fcc = heating snapshots on the crystal line (fitted below 2/3 T_m) up to where the PE
-    leaves it by 10 % of the jump, drawn evenly over that whole range; a one-snapshot PE
-    spike (thermal noise) does not end the window."""
-    snaps = read_snapshot_index(_fake_snapshots(tmp_path, premelt_from=1500.0,
-                                                      spikes=(1200.0,)))
-    lab = label_snapshots(snaps, NI)
+def test_ni_labels_drop_contradicting_evidence(tmp_path):
+    """A heating snapshot that diffuses is not fcc; a quench snapshot that CNA finds
+    crystalline is neither liquid nor amorphous."""
+    lab = label_snapshots(read_snapshot_index(_fake_snapshots(
+        tmp_path, diffusive_at=(1200.0,), cna_at=(1205.2,))), NI, counts={"fcc": 200,
+                                                                        "liquid": 100})
+    assert not any(abs(s.target - 1200.0) < 1 for s in lab["fcc"])
+    assert any(abs(s.target - 1100.0) < 1 for s in lab["fcc"])        # outside the MSD window
+    assert not any(abs(s.target - 1205.2) < 1 for s in lab["liquid"])
     info = lab["_info"]
-    fcc = sorted(s.target for s in lab["fcc"])
-    # residual 0.3 ((T - 1500) / 500)^2 of the jump reaches 10 % at 1789 K; its running mean
-    # over 3 snapshots 20 K apart is 9.4 % at 1780 K, 10.8 % at 1800 K -> last accepted 1780 K
-    assert info["fcc_stopped_by"].startswith("energy")
-    assert info["fcc_accepted_up_to"] == pytest.approx(1780.0)
-    assert fcc[-1] == pytest.approx(1780.0)
-    assert info["crystal_line_fit_below"] == pytest.approx(2 / 3 * info["t_melt"])
-    assert fcc[-1] > 2 / 3 * info["t_melt"] + 300     # well past the paper's 2/3 T_m
-    assert len(fcc) == 10
-    gaps = np.diff(fcc)                                # evenly over the whole window
-    assert gaps.max() - gaps.min() <= 20.0 + 1e-6
-    assert fcc[0] < 500
-    # the crystal line is the low-T fit: slope 1.3e-4 eV/atom/K, no premelting in it
-    assert info["crystal_line_eV_per_atom"][0] == pytest.approx(1.3e-4, rel=0.05)
+    assert info["dropped"]["heating: diffusive below the jump"] >= 1
+    assert info["dropped"]["quench: crystallised (CNA or PE)"] == 1
 
 
-def test_fcc_energy_window_margin_and_fallback():
-    snap = Snapshot
-    heat = [snap(1, i, t, (-4.45 + 1.3e-4 * t) * 100, t, 100, None)
-            for i, t in enumerate(np.arange(400.0, 2001.0, 20.0))]
-    jump = dict(t_jump=2000.0, lo=1990.0, delta_pe=0.18)
-    acc, info = fcc_energy_window(heat, 2000.0, jump, margin_k=60.0)
-    assert acc[-1].target == pytest.approx(1920.0)          # < 1990 - 60 K
-    assert info["fcc_stopped_by"].startswith("margin")
-    acc, info = fcc_energy_window(heat, 1900.0, jump, margin_k=60.0)
-    assert acc[-1].target == pytest.approx(1820.0)          # onset = min(lo, T_m) = 1900 K
-    acc, info = fcc_energy_window(heat, 2000.0, dict(jump, delta_pe=float("nan")))
-    assert info["fcc_rule"].startswith("fallback")
-    assert max(s.target for s in acc) < 2 / 3 * 2000.0
+def test_ni_labels_without_msd_columns(tmp_path):
+    """An index without msd / CNA columns (older runs) is labelled from the energy alone."""
+    lab = label_snapshots(read_snapshot_index(_fake_snapshots(tmp_path, msd=False)), NI)
+    assert not lab["_info"]["msd_logged"]
+    assert len(lab["fcc"]) == 10 and len(lab["amorphous"]) == 6
 
 
 def test_label_snapshots_ni_refuses_a_crystallised_cold_end(tmp_path):

@@ -4,11 +4,11 @@ compute orientorder/atom is in tests/integration/test_steinhardt_lammps.py."""
 
 from __future__ import annotations
 
-import itertools
 import json
 
 import numpy as np
 import pytest
+from periodic_reference import all_images
 
 from insitu.descriptors import Steinhardt, descriptor_from_metadata, wigner3j
 from insitu.frame import Frame
@@ -28,17 +28,7 @@ LS = (3, 4, 6, 8, 10, 12)
 # independent references
 def neighbour_vectors(frame: Frame, rmax: float):
     """Per atom: (vectors, atom indices) of all images within rmax, sorted by (d, id)."""
-    cell = frame.cell
-    frac = frame.positions @ np.linalg.inv(cell)
-    frac -= np.floor(frac)
-    pos = frac @ cell
-    vol = abs(np.linalg.det(cell))
-    reach = [int(np.ceil(rmax / (vol / np.linalg.norm(np.cross(cell[(d + 1) % 3],
-                                                                cell[(d + 2) % 3]))))) + 1
-             for d in range(3)]
-    shifts = np.array(list(itertools.product(*[range(-k, k + 1) for k in reach])), float)
-    images = (pos[None] + (shifts @ cell)[:, None]).reshape(-1, 3)
-    atom = np.tile(np.arange(len(pos)), len(shifts))
+    pos, images, atom = all_images(frame, rmax)
     out = []
     for i in range(len(pos)):
         v = images - pos[i]

@@ -1,0 +1,199 @@
+"""What every benchmark script shares: the machine's state in each results.json entry
+(date, command, load average, CPU and its instruction set, pinning), merging one entry
+into results.json, and one LAMMPS job whose loop times give the cost of an analysis.
+
+Not a benchmark itself (``insitu bench`` skips files starting with ``_``)."""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent / "results.json"
+
+
+def instruction_set() -> str:
+    """The widest x86 vector extension of this CPU (from /proc/cpuinfo flags)."""
+    try:
+        flags = set(next(line for line in Path("/proc/cpuinfo").read_text().splitlines()
+                         if line.startswith("flags")).split(":", 1)[1].split())
+    except (OSError, StopIteration):
+        return platform.machine()
+    for name, flag in (("AVX-512", "avx512f"), ("AVX2", "avx2"), ("AVX", "avx"),
+                       ("SSE4.2", "sse4_2")):
+        if flag in flags:
+            extra = [f for f in ("avx512_vnni", "avx_vnni", "fma") if f in flags]
+            return name + (f" ({', '.join(extra)})" if extra else "")
+    return platform.machine()
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def pin(core: int | None) -> list[int]:
+    """Pin this process (and its future children) to ``core`` (None: leave as is);
+    returns the CPUs it may run on."""
+    if core is not None:
+        os.sched_setaffinity(0, {int(core)})
+    return sorted(os.sched_getaffinity(0))
+
+
+def machine_state() -> dict:
+    """The fields every results.json entry carries."""
+    return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "command": " ".join(["python", *sys.argv]),
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+            "cpu": cpu_model(), "instruction_set": instruction_set(),
+            "cpus_on_machine": os.cpu_count(), "runs_on_cpus": sorted(os.sched_getaffinity(0)),
+            "host": platform.node()}
+
+
+def finish(entry: dict) -> dict:
+    """Adds the load average at the end (a busy machine makes every figure suspect)."""
+    entry["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    busy = max(entry["load_average_at_start"][0], entry["load_average_at_end"][0])
+    entry["machine_busy"] = bool(busy > 0.5 * (os.cpu_count() or 1))
+    return entry
+
+
+def merge_results(key: str, value: dict, path: Path = RESULTS) -> Path:
+    """Write ``value`` under ``key`` of results.json, keeping the other keys."""
+    data = {}
+    if path.exists():
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError:
+            data = {}
+    data[key] = value
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n")
+    tmp.replace(path)
+    return path
+
+
+LOOP = re.compile(r"Loop time of ([\d.eE+-]+) on (\d+) procs for (\d+) steps")
+
+
+def lammps_loop_times(script: str, workdir: Path, nprocs: int, timeout: float = 3600):
+    """Run ``script`` with ``mpirun -np nprocs lmp``; the ``Loop time`` of each ``run``
+    (seconds, in order) and LAMMPS's output."""
+    from insitu.launch import lammps_env, mpirun_command
+
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "in.lmp").write_text(script)
+    env = lammps_env()
+    env.setdefault("OMPI_MCA_mpi_yield_when_idle", "1")
+    env.setdefault("NUMBA_NUM_THREADS", "1")
+    proc = subprocess.run(mpirun_command(nprocs, "in.lmp", extra=["-log", "log.lammps"]),
+                          cwd=workdir, env=env, capture_output=True, text=True, timeout=timeout)
+    if proc.returncode:
+        raise RuntimeError(proc.stdout[-3000:] + proc.stderr[-3000:])
+    return [float(m.group(1)) for m in LOOP.finditer(proc.stdout)], proc.stdout
+
+
+SYSTEM = """
+units metal
+lattice fcc 3.52
+region box block 0 {cells} 0 {cells} 0 {cells}
+create_box 1 box
+create_atoms 1 box
+mass 1 58.69
+pair_style eam
+pair_coeff 1 1 Ni_u3.eam
+neighbor 2.0 bin
+neigh_modify delay 0 every 1 check yes
+velocity all create 1800 4928459 loop geom
+fix md all nvt temp 900 900 0.1
+thermo 100
+run {every}
+run {steps}
+comm_modify cutoff {comm}
+run {steps}
+"""
+
+ATTACH = """python insitu_attach input {n} SELF {id} {model} every={every} log={id}.h5{extra} &
+    format p{letters} here "from insitu.coupling import insitu_attach"
+python insitu_attach invoke
+fix {id} all python/invoke {every} end_of_step insitu_{id}
+run {every}
+run {steps}
+unfix {id}
+unfix insitu_{id}_thermo
+"""
+
+
+def analysis_cost(model: Path, cells: int, nprocs: int, every: int, calls: int,
+                  passes=(None,), workdir: Path | None = None) -> dict:
+    """The cost of one analysis call as the user pays it, from LAMMPS's own loop times in
+    one job: EAM Ni (4 cells^3 atoms at 900 K) runs ``every * calls`` MD steps without the
+    analysis (at LAMMPS's default ghost cutoff, then at the one the model needs), then with
+    the model attached (``fix python/invoke`` every ``every`` steps, HDF5 log on; a first
+    call of ``every`` steps before, JIT and session start excluded) once per entry of
+    ``passes`` (None: the model's default MC passes), each detached (``unfix``) after its
+    run, and once more without. Cost of a call = (loop time with - mean loop time
+    without) / calls; in MD steps: divided by the time of one MD step at the same ghost
+    cutoff. The medians of the internal timer (the log's ``total``, which stops before the
+    HDF5 append) are kept beside it."""
+    import tempfile
+
+    import numpy as np
+
+    from insitu.io.phase_log import read_log
+    from insitu.model import Classifier
+
+    clf = Classifier.load(model)
+    comm = float(np.ceil(clf.descriptor.required_cutoff + 2.0 + 0.1))
+    steps = every * calls
+    text = SYSTEM.format(cells=cells, comm=comm, every=every, steps=steps)
+    ids = []
+    for k, t in enumerate(passes):
+        aid = f"a{k}"
+        # the ghost check reads LAMMPS's log, which names the first run's ghost cutoff
+        # only: the cutoff set before the measured runs is checked here instead
+        extra = " check_ghost=no" + ("" if t is None else f" mc_passes={t}")
+        n = 6 + (t is not None)
+        text += ATTACH.format(n=n, id=aid, model=model, every=every, steps=steps, extra=extra,
+                              letters="s" * (n - 1))
+        ids.append(aid)
+    text += f"run {steps}\n"
+    with tempfile.TemporaryDirectory() as tmp:
+        wd = Path(workdir or tmp)
+        loops, stdout = lammps_loop_times(text, wd, nprocs)
+        logs = {aid: read_log(wd / f"{aid}.h5") for aid in ids}
+    # loops: warm, MD at default ghosts, MD at the model's ghosts, (first call, with) per
+    # analysis, MD again
+    md_default = loops[1] / steps
+    without = 0.5 * (loops[2] + loops[-1])
+    md_step = without / steps
+    out = {"model": Path(model).name, "descriptor": clf.descriptor.kind,
+           "atoms": 4 * cells ** 3, "ranks": nprocs, "every": every, "calls": calls,
+           "comm_cutoff_angstrom": comm, "md_step_s": md_step,
+           "md_step_default_ghosts_s": md_default,
+           "md_without_analysis_loop_s": [loops[2], loops[-1]], "runs": {}}
+    for k, (aid, t) in enumerate(zip(ids, passes)):
+        with_loop = loops[4 + 2 * k]
+        per_call = (with_loop - without) / calls
+        log = logs[aid]
+        passes_used = clf.mc_passes if t is None else int(t)
+        out["runs"][f"T={passes_used}"] = {
+            "mc_passes": passes_used, "loop_with_analysis_s": with_loop,
+            "call_s": per_call, "md_steps_per_call": per_call / md_step,
+            "first_call_loop_s": loops[3 + 2 * k],
+            "internal_timer_call_s": float(np.median(log.timings["total"][1:])),
+            "internal_stages_s": {s: float(np.median(log.timings[s][1:]))
+                                  for s in ("extract", "descriptor", "inference", "reduce")},
+        }
+    return out

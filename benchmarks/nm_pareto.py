@@ -1,0 +1,263 @@
+"""Neighbors Map networks: accuracy against speed (the Pareto table of issue 13).
+
+    .venv/bin/python benchmarks/nm_pareto.py --cand-dir DIR [--data data/crystal_v3.h5]
+        [--train ARCH ...] [--epochs 10] [--int8] [--core 0]
+
+For every ``DIR/nm-<arch>.onnx`` (trained with ``insitu train fit --data DATA --descriptor
+nm --arch <arch> --seed 1 --out DIR/nm-<arch>.onnx``; ``--train`` runs that command for
+the architectures named) and the shipped ``crystal-nm`` (the paper CNN): trainable
+parameters, MFLOP per atom of one pass (2 x multiply-adds of the convolutions and dense
+layers, counted on the torch net), model-only throughput (onnxruntime, 1 intra-op
+thread, this process pinned to one core; features of a thermal fcc crystal precomputed)
+with one pass and with the model's MC-dropout passes T, and the accuracy on the dataset's
+validation split (argmax, one pass and T passes). Near-transition accuracy on ``--near``
+(default: the first ``data/*near*.h5``, else ``data/transition_heldout.h5``, the held-out
+near-transition set of ``insitu train transition``; ``--near-atoms`` of its atoms, seeded).
+``--int8`` adds, per network, a static int8 quantisation (QDQ, per-channel weights)
+calibrated on training maps, with its accuracy and its agreement with fp32, atom by atom.
+
+Writes benchmarks/nm_pareto.md (the table) and results.json under "nm_pareto"; without
+candidates it says so and writes nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from _bench import finish, machine_state, merge_results, pin
+
+from insitu.model import Classifier
+from insitu.resources import model_path
+from insitu.testing import lattice, thermal
+
+HERE = Path(__file__).resolve().parent
+TABLE = HERE / "nm_pareto.md"
+
+
+def best_rate(fn, n_items: int, repeats: int = 7, min_time: float = 0.5) -> float:
+    """Best of ``repeats`` rates, each over at least ``min_time`` s (the best run is the
+    one least disturbed by other processes)."""
+    best = 0.0
+    for _ in range(repeats):
+        t0, k = time.perf_counter(), 0
+        while True:
+            fn()
+            k += 1
+            dt = time.perf_counter() - t0
+            if dt >= min_time:
+                break
+        best = max(best, k * n_items / dt)
+    return best
+
+
+def arch_of(clf: Classifier) -> str:
+    arch = (clf.metadata.get("training") or {}).get("arch", "cnn")
+    return "paper" if arch == "cnn" else arch
+
+
+def flops_and_params(clf: Classifier) -> tuple[float, int]:
+    """(MFLOP per atom of one pass, trainable parameters) of the model's architecture."""
+    from insitu.training.nets import build_model, count_parameters, multiply_adds
+
+    net = build_model(arch_of(clf), clf.feature_shape, len(clf.classes))
+    return 2e-6 * multiply_adds(net, clf.feature_shape), count_parameters(net)
+
+
+def load_split(path: Path, split: int | None, classes: list, limit: int | None = None):
+    """(maps, labels in ``classes`` order) of a dataset's split (None: all atoms)."""
+    import json
+
+    import h5py
+
+    with h5py.File(path, "r") as h5:
+        names = json.loads(h5.attrs["classes"])
+        sel = np.ones(len(h5["label"]), bool) if split is None else h5["split"][...] == split
+        idx = np.nonzero(sel)[0]
+        if limit is not None and len(idx) > limit:
+            idx = np.sort(np.random.default_rng(0).choice(idx, limit, replace=False))
+        x = h5["nm"][idx] if len(idx) < len(sel) else h5["nm"][...]
+        y = np.array([classes.index(names[k]) if names[k] in classes else -1
+                      for k in h5["label"][idx]])
+    described = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    return x[described].astype(np.float32), y[described]
+
+
+def accuracy(clf: Classifier, x, y, passes: int) -> float:
+    if passes > 1:
+        p = clf.predict_mc(x, np.arange(1, len(x) + 1), step=0, n_passes=passes)[0]
+    else:
+        p = clf.predict_proba(x)
+    return float((p.argmax(1) == y).mean())
+
+
+def quantize(model: Path, calibration: np.ndarray, out: Path) -> Path:
+    """Static int8 (QDQ, per-channel weights, uint8 activations) of ``model``, calibrated
+    on ``calibration`` maps."""
+    from onnxruntime.quantization import (
+        CalibrationDataReader,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([{"features": calibration[s:s + 256]}
+                                 for s in range(0, len(calibration), 256)])
+
+        def get_next(self):
+            return next(self.batches, None)
+
+    quantize_static(str(model), str(out), Reader(), quant_format=QuantFormat.QDQ,
+                    per_channel=True, activation_type=QuantType.QUInt8,
+                    weight_type=QuantType.QInt8, op_types_to_quantize=["Conv", "Gemm",
+                                                                         "MatMul"])
+    return out
+
+
+def train(arches, data: Path, cand_dir: Path, epochs: int) -> None:
+    for arch in arches:
+        cmd = [sys.executable, "-m", "insitu", "train", "fit", "--data", str(data),
+               "--descriptor", "nm", "--arch", arch, "--seed", "1", "--epochs", str(epochs),
+               "--threads", "1", "--quiet", "--out", str(cand_dir / f"nm-{arch}.onnx")]
+        print(" ".join(cmd), flush=True)
+        subprocess.run(cmd, check=True)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--cand-dir", default="data/nm_candidates",
+                    help="folder of the candidate nm-<arch>.onnx (default %(default)s)")
+    ap.add_argument("--data", default="data/crystal_v3.h5", help="dataset (validation split)")
+    ap.add_argument("--train", nargs="*", default=[], help="architectures to train first")
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--int8", action="store_true", help="also static int8 quantisations")
+    ap.add_argument("--core", type=int, default=0, help="CPU to pin to (default 0)")
+    ap.add_argument("--val-atoms", type=int, default=None,
+                    help="validation atoms used (default all)")
+    ap.add_argument("--near", default=None, help="held-out near-transition dataset")
+    ap.add_argument("--near-atoms", type=int, default=20000,
+                    help="its atoms used (default %(default)s, seeded subset)")
+    ap.add_argument("--shipped", action="store_true",
+                    help="also measure the shipped crystal-nm")
+    args = ap.parse_args()
+    cand_dir, data = Path(args.cand_dir), Path(args.data)
+    if args.train:
+        cand_dir.mkdir(parents=True, exist_ok=True)
+        train(args.train, data, cand_dir, args.epochs)
+    cands = sorted(cand_dir.glob("nm-*.onnx")) if cand_dir.is_dir() else []
+    cands = [c for c in cands if not c.name.endswith((".int8.onnx", ".tmp.onnx"))]
+    if not cands or not data.is_file():
+        print(f"nm_pareto: no candidates in {cand_dir} or no dataset {data}: nothing measured "
+              "(train them with --train paper small lite tiny)")
+        return 0
+    pin(args.core)
+    entry = machine_state() | {"dataset": str(data), "rows": []}
+    shipped = model_path("crystal-nm")
+    frame = thermal(lattice("fcc", 3.52, 10), 0.08, seed=0)
+    near = ([Path(args.near)] if args.near else sorted(Path("data").glob("*near*.h5"))
+            or [p for p in [Path("data/transition_heldout.h5")] if p.is_file()])
+    entry["near_transition_data"] = str(near[0]) if near else None
+    entry["near_transition_atoms"] = args.near_atoms
+    rows = []
+    for path in [shipped, *cands] if args.shipped else cands:
+        clf = Classifier.load(path, n_threads=1)
+        feats = np.concatenate([f for _, _, f in clf.descriptor.iter_compute(frame)])[:4096]
+        x = np.ascontiguousarray(feats, dtype=np.float32)
+        ids = np.arange(1, len(x) + 1)
+        clf.predict_proba(x[:64])
+        mflop, params = flops_and_params(clf)
+        xv, yv = load_split(data, 1, clf.classes, args.val_atoms)
+        t = clf.mc_passes
+        row = {"model": str(path), "arch": arch_of(clf), "parameters": params,
+               "mflop_per_atom": mflop, "mc_passes": t,
+               "atoms_per_s_1pass": best_rate(lambda c=clf, x=x: c.predict_proba(x), len(x)),
+               "atoms_per_s_mc": best_rate(
+                   lambda c=clf, x=x, i=ids: c.predict_mc(x, i, 0), len(x)),
+               "val_accuracy_1pass": accuracy(clf, xv, yv, 1),
+               "val_accuracy_mc": accuracy(clf, xv, yv, t),
+               "train_seconds": (clf.metadata.get("training") or {}).get("seconds"),
+               "training": {k: (clf.metadata.get("training") or {}).get(k)
+                            for k in ("dataset", "epochs", "seed", "lr", "batch_size")}}
+        if near:
+            xn, yn = load_split(near[0], None, clf.classes, args.near_atoms)
+            row["near_accuracy_1pass"] = accuracy(clf, xn, yn, 1)
+            row["near_accuracy_mc"] = accuracy(clf, xn, yn, t)
+        rows.append(row)
+        print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()},
+              flush=True)
+        if args.int8:
+            xc, _ = load_split(data, 0, clf.classes, 2048)
+            q = quantize(path, xc, cand_dir / f"{Path(path).stem}.int8.onnx")
+            qc = Classifier.load(q, n_threads=1, mc_passes=1)
+            pq, p32 = qc.predict_proba(xv), clf.predict_proba(xv)
+            rows.append(row | {"model": str(q), "arch": row["arch"] + " int8", "mc_passes": 1,
+                               "atoms_per_s_1pass": best_rate(
+                                   lambda c=qc, x=x: c.predict_proba(x), len(x)),
+                               "atoms_per_s_mc": None,
+                               "val_accuracy_1pass": float((pq.argmax(1) == yv).mean()),
+                               "val_accuracy_mc": None,
+                               "agreement_with_fp32": float((pq.argmax(1) == p32.argmax(1))
+                                                            .mean())})
+            print(rows[-1], flush=True)
+    entry["rows"] = rows
+    finish(entry)
+    merge_results("nm_pareto", entry)
+    TABLE.write_text(markdown(entry))
+    print(f"wrote {TABLE} and results.json 'nm_pareto'")
+    return 0
+
+
+def markdown(entry: dict) -> str:
+    def pct(v):
+        return "n/a" if v is None else f"{100 * v:.2f}"
+
+    near = entry["near_transition_data"]
+    lines = [
+        "# Neighbors Map networks: accuracy against speed",
+        "",
+        f"Measured by `{entry['command']}` on {entry['date']} ({entry['cpu']}, "
+        f"{entry['instruction_set']}; load average {entry['load_average_at_start'][0]} at "
+        f"start, {entry['load_average_at_end'][0]} at the end"
+        + (": a busy machine, speeds are low and noisy" if entry["machine_busy"] else "")
+        + "). Speed: model only, onnxruntime with 1 intra-op thread, the process pinned to "
+        f"CPU {entry['runs_on_cpus']}, 4,096 precomputed maps of thermal fcc per call "
+        "batched by 1,024. Accuracy: argmax on the validation split of "
+        f"`{entry['dataset']}` (by MD run, no atom in training), one deterministic pass "
+        "and the model's MC-dropout passes T. Near-transition accuracy: "
+        + (f"`{near}` ({entry['near_transition_atoms']:,} of its atoms, seeded; none of "
+           "these networks was trained on near-transition data)." if near else
+           "**missing** (no held-out near-transition dataset `data/*near*.h5` yet)."),
+        "",
+        "Every network was trained by the same recipe (`insitu train fit --descriptor nm "
+        "--seed 1`: Adam, one-cycle lr 2e-3, batch 256, balanced class weights; the column "
+        "'trained' is read from each model's metadata); `nm-paper.onnx` is the paper CNN "
+        "as shipped before the light default (trained on the same data, same recipe).",
+        "",
+        "| architecture | parameters | MFLOP/atom | atoms/s/core (1 pass) | atoms/s/core "
+        "(T passes) | val. acc. % (1 pass) | val. acc. % (T) | near-transition acc. % (1 pass) "
+        "| near-transition acc. % (T) | "
+        "int8 agreement with fp32 % | trained |",
+        "|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in entry["rows"]:
+        tr = r.get("training") or {}
+        mc = ("n/a" if r["atoms_per_s_mc"] is None
+              else f"{r['atoms_per_s_mc']:,.0f} (T={r['mc_passes']})")
+        lines.append(
+            f"| {r['arch']} (`{Path(r['model']).name}`) | {r['parameters']:,} | "
+            f"{r['mflop_per_atom']:.2f} | {r['atoms_per_s_1pass']:,.0f} | {mc} | "
+            f"{pct(r['val_accuracy_1pass'])} | {pct(r['val_accuracy_mc'])} | "
+            f"{pct(r.get('near_accuracy_1pass'))} | {pct(r.get('near_accuracy_mc'))} | "
+            f"{pct(r.get('agreement_with_fp32'))} | "
+            f"{tr.get('epochs')} epochs, seed {tr.get('seed')}, `{tr.get('dataset')}` |")
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,74 @@
+"""One neighbour search per MD step for the analyses attached to one LAMMPS instance.
+
+Several ``insitu_attach`` analyses on the same LAMMPS job (e.g. a Neighbors Map and a BOO
+model) are called one after the other in the same step on the same atoms. Each registers
+its descriptor and interval here; at a step where two or more are due, the first one
+extracts the rank's points and builds a :func:`insitu.locality.shared_query` at the
+largest search radius of the analyses due, and the others reuse it when their own
+extraction is the same atoms at the same positions (the cache key is the step, the
+atom counts and the positions themselves). Each descriptor keeps the neighbours within its
+own radius, so the results are those of separate searches, bit for bit. With one analysis
+due nothing is cached.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..locality import NeighborQuery, Points, shared_query
+from .rank_analysis import extract_points
+
+__all__ = ["StepNeighbors", "step_neighbors"]
+
+
+class StepNeighbors:
+    """The per-step neighbour cache of one LAMMPS instance on this rank."""
+
+    def __init__(self):
+        self.analyses: list[tuple[float, int]] = []  # (search radius, every) per analysis
+        self._key = None
+        self._points: Points | None = None
+        self._query: NeighborQuery | None = None
+        self._readers = 0
+        self.hits = 0
+
+    def register(self, descriptor, every: int) -> StepNeighbors:
+        """An analysis with ``descriptor`` called every ``every`` steps; returns self."""
+        self.analyses.append((float(descriptor.search_radius), int(every)))
+        return self
+
+    def due(self, step: int) -> list[float]:
+        """Search radii of the analyses called at ``step``."""
+        return [r for r, every in self.analyses if every > 0 and step % every == 0]
+
+    def points(self, lmp, step: int) -> tuple[Points, NeighborQuery | None]:
+        """This rank's points at ``step`` and, when several analyses are due, the neighbour
+        query they share (None otherwise: the classifier searches on its own)."""
+        points = extract_points(lmp)
+        radii = self.due(step)
+        if len(radii) < 2:
+            return points, None
+        key = (int(step), points.n_centers, len(points.positions))
+        if (key == self._key and self._points is not None
+                and np.array_equal(points.positions, self._points.positions)
+                and np.array_equal(points.ids, self._points.ids)
+                and np.array_equal(points.types, self._points.types)):
+            self.hits += 1
+            query = self._query
+        else:
+            query = shared_query(points, max(radii))
+            self._key, self._points, self._query, self._readers = key, points, query, 0
+        self._readers += 1
+        if self._readers >= len(radii):  # the last analysis of the step: drop the cache
+            self._key = self._points = self._query = None
+        return query.points, query
+
+
+_BY_INSTANCE: dict[int, StepNeighbors] = {}
+
+
+def step_neighbors(lmp) -> StepNeighbors:
+    """The cache of the LAMMPS instance ``lmp`` (one per instance and rank)."""
+    handle = getattr(lmp, "lmp", None)
+    key = int(getattr(handle, "value", None) or id(lmp))
+    return _BY_INSTANCE.setdefault(key, StepNeighbors())

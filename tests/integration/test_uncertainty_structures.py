@@ -1,0 +1,146 @@
+"""Where the shipped crystal-nm model is uncertain (MC dropout, ARISE Supp. Eq. 5), on
+structures built here: Voronoi polycrystals of each training structure (4 randomly oriented
+grains, free surfaces, relaxed with LAMMPS and held at 0.5 T_m), and structures outside
+the training classes. Run with ``-s`` for the tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from uncertainty_structures import (
+    b2,
+    boundary_distance,
+    polycrystal,
+    random_points,
+    relax,
+    simple_cubic,
+    stacking_fault,
+)
+
+from insitu.model import Classifier
+from insitu.resources import model_path
+from insitu.training.datagen import MATERIALS
+
+POLY = {"bcc": "Fe", "fcc": "Al", "hcp": "Zr", "cubic_diamond": "Si"}
+NN = {"bcc": np.sqrt(3) / 2, "fcc": 1 / np.sqrt(2), "hcp": 1.0, "cubic_diamond": np.sqrt(3) / 4}
+BOUNDARY_ANGSTROM = 2.0  # atoms this close to a grain boundary or a free surface
+INTERIOR_ANGSTROM = 6.5  # the descriptor's cutoff: the whole environment inside one grain
+BINS = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.5, 9.0, np.inf)
+RELAXED_CONFIDENT = {("relaxed", "bcc"), ("relaxed", "hcp")}
+"""0 K boundaries the model labels with confidence (measured; see the test)."""
+
+
+@pytest.fixture(scope="module")
+def clf():
+    model = Classifier.load(model_path("crystal-nm"))
+    assert model.mc_passes > 1 and model.mi_threshold is not None
+    return model
+
+
+@pytest.fixture(scope="module")
+def polycrystals(clf, tmp_path_factory):
+    """{(structure, 'relaxed' | 'hot'): (distance to the nearest boundary, MI, labels)}."""
+    out = {}
+    for k, (structure, name) in enumerate(POLY.items()):
+        mat = MATERIALS[name]
+        frame, grain, centres, slab = polycrystal(structure, mat.a, 4, 45.0, 32.0, seed=k + 1,
+                                                  nn_distance=NN[structure] * mat.a)
+        # distances from the construction (ids are construction order): relaxation and
+        # 2 ps at 0.5 T_m move atoms by far less than the bins
+        distance = boundary_distance(frame.positions, grain, centres, 45.0, slab)
+        runs = relax(frame, mat, tmp_path_factory.mktemp(name), temperature=0.5 * mat.t_melt)
+        for state, f in runs.items():
+            res = clf.classify(f)
+            out[structure, state] = (distance[f.ids - 1], res.mutual_information,
+                                     res.label_index)
+    return out
+
+
+def test_polycrystal_boundaries_are_uncertain_interiors_are_not(clf, polycrystals):
+    print(f"\ncrystal-nm, T = {clf.mc_passes}, MI threshold {clf.mi_threshold:.4f} bits")
+    print("| structure | state | boundary atoms (< 2 A) | interior atoms (> 6.5 A) | median MI "
+          "boundary | median MI interior | ratio | interior below threshold | interior "
+          "labelled right | boundary unknown |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    failures = []
+    for (structure, state), (d, mi, lab) in polycrystals.items():
+        edge, inner = d < BOUNDARY_ANGSTROM, d > INTERIOR_ANGSTROM
+        ratio = np.median(mi[edge]) / np.median(mi[inner])
+        below = np.mean(mi[inner] <= clf.mi_threshold)
+        right = np.mean(lab[inner] == clf.classes.index(structure))
+        print(f"| {structure} | {state} | {edge.sum()} | {inner.sum()} | "
+              f"{np.median(mi[edge]):.4f} | {np.median(mi[inner]):.5f} | {ratio:.1f} | "
+              f"{100 * below:.1f} % | {100 * right:.1f} % | {100 * np.mean(lab[edge] < 0):.1f} % |")
+        assert edge.sum() > 300 and inner.sum() > 200
+        # every grain interior is certain; every boundary at 0.5 T_m is >= 6x less so. At
+        # 0 K the relaxed boundaries of bcc Fe and hcp Zr are not (ratios ~1-2: the model
+        # recognises most of their atoms with confidence), those of fcc Al and Si are
+        if below < 0.9 or (ratio < 6 and (state, structure) not in RELAXED_CONFIDENT):
+            failures.append((structure, state, round(float(ratio), 2), round(below, 3)))
+    pooled = {s: np.concatenate([v[1] for (_, st), v in polycrystals.items() if st == s])
+              for s in ("relaxed", "hot")}
+    dist = {s: np.concatenate([v[0] for (_, st), v in polycrystals.items() if st == s])
+            for s in ("relaxed", "hot")}
+    for s in pooled:
+        ratio = (np.median(pooled[s][dist[s] < BOUNDARY_ANGSTROM])
+                 / np.median(pooled[s][dist[s] > INTERIOR_ANGSTROM]))
+        print(f"all four structures, {s}: median MI ratio boundary / interior {ratio:.1f}")
+        if ratio < 6:
+            failures.append(("all", s, round(float(ratio), 2), None))
+    assert not failures, f"(structure, state, ratio, interior below threshold): {failures}"
+
+
+def test_mean_mi_falls_with_the_distance_from_the_boundary(polycrystals):
+    print("\nmean MI (bits) against the distance from the nearest grain boundary or free "
+          "surface")
+    print("| distance (A) | " + " | ".join(f"{s} {st}" for s, st in polycrystals) + " |")
+    print("|---|" + "---|" * len(polycrystals))
+    table = []
+    for lo, hi in zip(BINS[:-1], BINS[1:]):
+        row = [float(np.mean(mi[(d >= lo) & (d < hi)])) for d, mi, _ in polycrystals.values()]
+        table.append(row)
+        print(f"| {lo:g}-{hi:g} | " + " | ".join(f"{v:.4f}" for v in row) + " |")
+    table = np.array(table)
+    # the grain-boundary core is the most uncertain, the grain interior the least
+    assert np.all(table[0] > 2 * table[-1]), table[[0, -1]]
+    hot = [i for i, (_, state) in enumerate(polycrystals) if state == "hot"]
+    assert np.all(table[0, hot] > 5 * table[-1, hot]), table[[0, -1]]
+
+
+def test_structures_outside_the_training_classes(clf):
+    sf, to_fault = stacking_fault()
+    d111 = 4.05 / np.sqrt(3.0)
+    gas = random_points(300, density=0.0005, seed=2)
+    cases = {"simple cubic (a = 3.359 A)": (simple_cubic(), None),
+             "B2, 2 types, one species channel (a = 2.887 A)": (b2(), None),
+             "fcc/hcp stacking fault, 2 hcp-like layers": (sf, to_fault < d111),
+             "fcc/hcp stacking fault, 4 layers": (sf, to_fault < 2 * d111),
+             "random points (Al density)": (random_points(), None),
+             "isolated-atom gas": (gas, None)}
+    p99 = clf.metadata["mc_calibration"]["mi_percentiles_50_90_99_99.9"][2]
+    print(f"\ncrystal-nm, T = {clf.mc_passes}; 99th percentile of the validation MI "
+          f"{p99:.4f} bits; MI threshold {clf.mi_threshold:.4f} bits")
+    print("| structure | atoms | median MI | unknown | by MI | by confidence | "
+          "undescribed | most common label |")
+    print("|---|---|---|---|---|---|---|---|")
+    measured = {}
+    for name, (frame, select) in cases.items():
+        res = clf.classify(frame)
+        sel = np.ones(len(frame), bool) if select is None else select
+        unknown = res.label_index[sel] < 0
+        by_mi = res.uncertain[sel]
+        by_conf = res.confidence[sel] < clf.confidence_threshold
+        top = np.bincount(res.probabilities[sel].argmax(1), minlength=len(clf.classes))
+        common = clf.classes[int(top.argmax())] if res.probabilities[sel].any() else "-"
+        measured[name] = (float(np.median(res.mutual_information[sel])), unknown.mean())
+        print(f"| {name} | {sel.sum()} | {measured[name][0]:.4f} | "
+              f"{100 * unknown.mean():.1f} % | {100 * by_mi.mean():.1f} % | "
+              f"{100 * by_conf.mean():.1f} % | {100 * res.undescribed[sel].mean():.1f} % | "
+              f"{common} |")
+    # isolated atoms cannot be described: unknown, whatever the network would say
+    assert measured["isolated-atom gas"][1] == 1.0
+    # simple cubic is far less certain than the validation atoms (median MI ~100x theirs),
+    # though for most of its atoms not above the threshold; the other structures are
+    # mapped confidently onto a training class (B2 through one geometric channel is bcc)
+    p50 = clf.metadata["mc_calibration"]["mi_percentiles_50_90_99_99.9"][0]
+    assert measured["simple cubic (a = 3.359 A)"][0] > 20 * p50
