@@ -64,9 +64,15 @@ def machine_state() -> dict:
 def finish(entry: dict) -> dict:
     """Adds the load average at the end (a busy machine makes every figure suspect)."""
     entry["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    busy = max(entry["load_average_at_start"][0], entry["load_average_at_end"][0])
-    entry["machine_busy"] = bool(busy > 0.5 * (os.cpu_count() or 1))
+    entry["machine_busy"] = is_busy(entry)
     return entry
+
+
+def is_busy(entry: dict) -> bool:
+    """More than the whole machine's cores in use (1-min load) at the start or end: the
+    benchmark alone uses at most all of them, so the excess is someone else's work."""
+    busy = max(entry["load_average_at_start"][0], entry["load_average_at_end"][0])
+    return bool(busy > (os.cpu_count() or 1))
 
 
 def merge_results(key: str, value: dict, path: Path = RESULTS) -> Path:
