@@ -13,6 +13,7 @@ import platform
 import re
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results.json"
@@ -203,3 +204,19 @@ def analysis_cost(model: Path, cells: int, nprocs: int, every: int, calls: int,
                                   for s in ("extract", "descriptor", "inference", "reduce")},
         }
     return out
+
+
+def best_rate(fn, n_items: int, repeats: int = 7, min_time: float = 0.5) -> float:
+    """Best of ``repeats`` rates, each over at least ``min_time`` s (the best run is the
+    one least disturbed by other processes)."""
+    best = 0.0
+    for _ in range(repeats):
+        t0, k = time.perf_counter(), 0
+        while True:
+            fn()
+            k += 1
+            dt = time.perf_counter() - t0
+            if dt >= min_time:
+                break
+        best = max(best, k * n_items / dt)
+    return best

@@ -14,34 +14,15 @@ CPU's instruction set are recorded.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-from _bench import finish, machine_state, pin
+from _bench import RESULTS, best_rate, finish, machine_state, merge_results, pin
 
 from insitu.model import Classifier
 from insitu.resources import model_path
 from insitu.testing import lattice, thermal
-
-RESULTS = Path(__file__).resolve().parent / "results.json"
-
-
-def best_rate(fn, n_items, repeats=3, min_time=1.0):
-    best = 0.0
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        k = 0
-        while True:
-            fn()
-            k += 1
-            dt = time.perf_counter() - t0
-            if dt >= min_time:
-                break
-        best = max(best, k * n_items / dt)
-    return best
 
 
 def main(argv=None) -> int:
@@ -70,12 +51,12 @@ def main(argv=None) -> int:
         n = min(len(feats), 16384)
         x = np.ascontiguousarray(feats[:n])
         clf.predict_proba(x[:256])  # warm up
-        model_rate = best_rate(lambda: clf.predict_proba(x), n)  # noqa: B023
+        model_rate = best_rate(lambda: clf.predict_proba(x), n, 3, 1.0)  # noqa: B023
         ids = np.arange(1, n + 1)
-        mc_rate = best_rate(lambda: clf.predict_mc(x, ids, 0), n)  # noqa: B023
+        mc_rate = best_rate(lambda: clf.predict_mc(x, ids, 0), n, 3, 1.0)  # noqa: B023
         clf.classify(frame)
-        e2e_rate = best_rate(lambda: clf.classify(frame), len(frame), repeats=2)  # noqa: B023
-        desc_rate = best_rate(lambda: clf.descriptor.compute(frame), len(frame), repeats=2)  # noqa: B023
+        e2e_rate = best_rate(lambda: clf.classify(frame), len(frame), 2, 1.0)  # noqa: B023
+        desc_rate = best_rate(lambda: clf.descriptor.compute(frame), len(frame), 2, 1.0)  # noqa: B023
         name = Path(path).stem
         out["models"][name] = {
             "descriptor": clf.descriptor.kind,
@@ -92,10 +73,7 @@ def main(argv=None) -> int:
               f"descriptor+model {e2e_rate:,.0f} atoms/s (1 thread, batch {args.batch_size})")
     finish(out)
     if not args.no_write:
-        res = Path(args.results)
-        data = json.loads(res.read_text()) if res.is_file() else {}
-        data["inference"] = out
-        res.write_text(json.dumps(data, indent=2) + "\n")
+        res = merge_results("inference", out, Path(args.results))
         print(f"merged into {res} under 'inference'")
     return 0
 

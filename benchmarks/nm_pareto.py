@@ -25,11 +25,10 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
-from _bench import finish, machine_state, merge_results, pin
+from _bench import best_rate, finish, machine_state, merge_results, pin
 
 from insitu.model import Classifier
 from insitu.resources import model_path
@@ -37,22 +36,6 @@ from insitu.testing import lattice, thermal
 
 HERE = Path(__file__).resolve().parent
 TABLE = HERE / "nm_pareto.md"
-
-
-def best_rate(fn, n_items: int, repeats: int = 7, min_time: float = 0.5) -> float:
-    """Best of ``repeats`` rates, each over at least ``min_time`` s (the best run is the
-    one least disturbed by other processes)."""
-    best = 0.0
-    for _ in range(repeats):
-        t0, k = time.perf_counter(), 0
-        while True:
-            fn()
-            k += 1
-            dt = time.perf_counter() - t0
-            if dt >= min_time:
-                break
-        best = max(best, k * n_items / dt)
-    return best
 
 
 def arch_of(clf: Classifier) -> str:

@@ -28,6 +28,7 @@ from insitu.giip import (
     distance_matrix,
     extract_laes,
     fit_model,
+    linear_r2,
 )
 from insitu.io.lammps_dump import read_lammps_dump
 
@@ -36,13 +37,6 @@ HERE = Path(__file__).resolve().parent
 SETTINGS = GIIPSettings(dim=3, sigma=1.0, inner=3.2, outer=4.0, species="sign",
                         type_signs=(1.0, -1.0), coarse_deg=20.0, n_starts=4)
 RATES = ("3e14", "1e14", "3e13")
-
-
-def r2_linear(x: np.ndarray, y: np.ndarray) -> float:
-    a = np.column_stack([np.ones(len(y)), x])
-    coef, *_ = np.linalg.lstsq(a, y, rcond=None)
-    res = y - a @ coef
-    return float(1.0 - res @ res / ((y - y.mean()) @ (y - y.mean())))
 
 
 def main() -> None:
@@ -87,7 +81,7 @@ def main() -> None:
     coords[train], coords[ext] = model.dmap.coordinates, proj.coords
     w = laes.weights
     x_cu = np.where(w > 0, w, 0).sum(1) / np.abs(w).sum(1)     # Cu fraction of neighbours
-    r2 = [r2_linear(coords[:, k], x_cu) for k in range(6)]
+    r2 = [linear_r2(coords[:, k], x_cu) for k in range(6)]
     best = int(np.argmax(r2))
     fast, slow = rate_of == 0, rate_of == len(RATES) - 1
     from scipy.stats import ks_2samp
@@ -119,7 +113,7 @@ def main() -> None:
     lines.append("per-atom PE of Cu (eV) mean by rate: " + ", ".join(
         f"{r}: {pe[rate_of == j].mean():.4f}" for j, r in enumerate(RATES)))
     lines.append("r^2(Cu PE ~ c_k), k=1..4: " + ", ".join(
-        f"{r2_linear(coords[:, k], pe):.3f}" for k in range(4)))
+        f"{linear_r2(coords[:, k], pe):.3f}" for k in range(4)))
     text = "\n".join(lines)
     print(text)
     (HERE / "cuzr_results.txt").write_text(text + "\n")
@@ -146,7 +140,7 @@ def plot(model, coords, x_cu, rate_of, best: int) -> None:
     a.scatter(coords[:, best], x_cu, s=3, alpha=0.4)
     a.set_xlabel(f"diffusion coordinate {best + 1}")
     a.set_ylabel("Cu fraction of the LAE (weighted)")
-    a.set_title(f"local composition: r^2 = {r2_linear(coords[:, best], x_cu):.3f} "
+    a.set_title(f"local composition: r^2 = {linear_r2(coords[:, best], x_cu):.3f} "
                 "(paper, Ni-Nb: 0.97)")
     nonredundant = [k for k in range(1, len(r2)) if r2[k] < 0.5 and k != best]
     for j, k in enumerate((best, nonredundant[0] if nonredundant else 1)):

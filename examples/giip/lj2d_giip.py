@@ -28,6 +28,7 @@ from insitu.giip import (
     distance_matrix,
     extract_laes,
     fit_model,
+    linear_r2,
 )
 from insitu.giip.pipeline import (
     eligible_atoms,
@@ -40,14 +41,6 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 SETTINGS = GIIPSettings(dim=2, sigma=0.5, inner=1.3, outer=1.75, species="none",
                         coarse_deg=10.0, n_starts=3)
-
-
-def r2_linear(x: np.ndarray, y: np.ndarray) -> float:
-    """r^2 of a least-squares fit y ~ a + b x (x may have several columns)."""
-    a = np.column_stack([np.ones(len(y)), x])
-    coef, *_ = np.linalg.lstsq(a, y, rcond=None)
-    res = y - a @ coef
-    return float(1.0 - res @ res / ((y - y.mean()) @ (y - y.mean())))
 
 
 def local_strain(frame, idx: np.ndarray) -> np.ndarray:
@@ -122,11 +115,11 @@ def main() -> None:
     allp = Projection(coords, clusters, np.zeros(len(idx)))  # training atoms: distance 0
     write_projection_dump(ROOT / "out/giip/lj2d/lj2d_giip.dump", frame, idx, allp, wsum)
     ok = np.isfinite(coords[:, :2]).all(axis=1)
-    r2_c1 = r2_linear(coords[ok, 0], wsum[ok])
-    r2_c12 = r2_linear(alpha_prime(coords[ok], wsum[ok]), wsum[ok])
+    r2_c1 = linear_r2(coords[ok, 0], wsum[ok])
+    r2_c12 = linear_r2(alpha_prime(coords[ok], wsum[ok]), wsum[ok])
     strain = local_strain(frame, idx)
     six = ok & np.isfinite(strain) & (np.abs(wsum - 6) < 0.05)
-    r2_strain = [r2_linear(coords[six, k], strain[six]) for k in range(4)]
+    r2_strain = [linear_r2(coords[six, k], strain[six]) for k in range(4)]
     lines = [
         "GIIP, 2D Lennard-Jones crystal with dislocations (Hardin et al. Sec. 3.1)",
         f"atoms {len(frame)}; eligible (>= {margin} sigma from the edges) "
@@ -200,8 +193,8 @@ def plot(frame, idx, coords, clusters, wsum, strain, model, k_strain, centre, wi
     a.scatter(coords[ok, 0], wsum[ok] - 0.02, s=3, alpha=0.4, label="c1 (shifted by -0.02)")
     a.set_xlabel("diffusion coordinate")
     a.set_ylabel("coordination number (sum of LAE weights)")
-    a.set_title(f"r^2: alpha' {r2_linear(ap, wsum[ok]):.3f}, c1 "
-                f"{r2_linear(coords[ok, 0], wsum[ok]):.3f} (paper alpha': 0.93)")
+    a.set_title(f"r^2: alpha' {linear_r2(ap, wsum[ok]):.3f}, c1 "
+                f"{linear_r2(coords[ok, 0], wsum[ok]):.3f} (paper alpha': 0.93)")
     a.legend(markerscale=4)
     for a, v, title, cmap in ((ax[1, 1], coords[:, k_strain],
                                f"diffusion coordinate {k_strain + 1}", "coolwarm"),

@@ -10,7 +10,7 @@ model is one .npz file (:mod:`.model`); :mod:`.pipeline` runs it on LAMMPS dumps
 """
 
 from .cluster import assign_nearest, cluster_diameter, cluster_diameters
-from .diffusion import DiffusionMap, diffusion_map, nystrom, redundancy
+from .diffusion import DiffusionMap, diffusion_map, linear_r2, nystrom, redundancy
 from .distance import distance_matrix, giip_distance, giip_inner, self_inner
 from .lae import GIIPSettings, LAESet, concat_laes, extract_laes, radial_weight
 from .model import GIIPModel, Projection, fit_model
@@ -19,5 +19,5 @@ from .rotations import random_rotation, rotation_grid
 __all__ = ["GIIPSettings", "LAESet", "extract_laes", "concat_laes", "radial_weight",
            "giip_inner", "giip_distance", "self_inner", "distance_matrix", "rotation_grid",
            "random_rotation", "cluster_diameter", "cluster_diameters", "assign_nearest",
-           "DiffusionMap", "diffusion_map", "nystrom", "redundancy", "GIIPModel",
+           "DiffusionMap", "diffusion_map", "linear_r2", "nystrom", "redundancy", "GIIPModel",
            "Projection", "fit_model"]

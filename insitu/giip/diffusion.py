@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["DiffusionMap", "diffusion_map", "nystrom", "redundancy"]
+__all__ = ["DiffusionMap", "diffusion_map", "linear_r2", "nystrom", "redundancy"]
 
 
 @dataclass
@@ -113,3 +113,12 @@ def redundancy(coords: np.ndarray, n_test: int | None = None,
         resid = np.sum((x[:, c] - pred) ** 2)
         r2[c] = max(0.0, 1.0 - resid / max(np.sum((x[:, c] - x[:, c].mean()) ** 2), 1e-300))
     return r2
+
+
+def linear_r2(x: np.ndarray, y: np.ndarray) -> float:
+    """r^2 of the least-squares fit y ~ a + b x (x one or several columns): how much of a
+    per-atom quantity (coordination, composition, strain) a diffusion coordinate explains."""
+    a = np.column_stack([np.ones(len(y)), x])
+    coef, *_ = np.linalg.lstsq(a, y, rcond=None)
+    res = y - a @ coef
+    return float(1.0 - res @ res / ((y - y.mean()) @ (y - y.mean())))

@@ -242,3 +242,18 @@ def test_model_roundtrip_and_projection(tmp_path):
     assert np.array_equal(proj.cluster, model.labels[:8])
     assert np.allclose(proj.nearest, 0.0, atol=1e-4)
     assert back.settings == S2
+
+
+def test_linear_r2_against_the_definition():
+    """r^2 = 1 - SS_res / SS_tot: 1 for an exact line, (signal variance) / (total) with
+    independent noise, computed here from np.polyfit."""
+    from insitu.giip import linear_r2
+
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=500)
+    assert linear_r2(x, 2.0 - 3.0 * x) == pytest.approx(1.0)
+    y = x + rng.normal(size=500)
+    fit = np.polyval(np.polyfit(x, y, 1), x)
+    expected = 1 - np.sum((y - fit) ** 2) / np.sum((y - y.mean()) ** 2)
+    assert linear_r2(x, y) == pytest.approx(expected, rel=1e-10)
+    assert 0.35 < linear_r2(x, y) < 0.65
