@@ -1,14 +1,15 @@
 """GIIP analysis of a Cu50Zr50 glass quenched at three rates (after Hardin et al. Sec. 3.2-3.3,
 with Cu-Zr / CuZr_mm.eam.fs instead of their Ni-Nb potential).
 
-Input: out/giip/cuzr/rate_<R>/cuzr_final.dump from examples/giip/run_cuzr_quenches.sh.
-Cu-centred LAEs of all samples are pooled (as the paper pools Ni-centred ones); sign species
+Input: out/giip/cuzr/rate_<R>/seed_<S>/cuzr_final.dump from
+examples/giip/run_cuzr_quenches.sh (independent samples per rate). Cu-centred LAEs of all
+samples are pooled (as the paper pools Ni-centred ones); sign species
 (Cu +1, Zr -1), sigma 1.0 A, weight 1 below 3.2 A and 0 at 4.0 A, O(3) search (20 deg
 Super-Fibonacci grid + continuous refinement); a random training subset, clusters of
 diameter <= ``--diameter``, diffusion map with eps 1.5 atoms (the paper's), Nystrom
 extension of the other LAEs. Reports r^2 of the diffusion coordinates against the local
 composition (Cu fraction of the weighted neighbours) and the shift of the coordinate
-distributions with quench rate.
+distributions with quench rate, within the pooled LAEs and between independent samples.
 
     .venv/bin/python examples/giip/cuzr_glass.py [--n-train 300] [--processes 2]
 """
@@ -47,14 +48,21 @@ def main() -> None:
     p.add_argument("--processes", type=int, default=2)
     p.add_argument("--reuse", action="store_true", help="reuse out/giip/cuzr/distances.npz")
     args = p.parse_args()
-    parts, rate_of, pe = [], [], []
+    parts, rate_of, sample_of, pe = [], [], [], []
     for k, rate in enumerate(RATES):
-        frame = read_lammps_dump(ROOT / f"out/giip/cuzr/rate_{rate}/cuzr_final.dump")
-        cu = np.flatnonzero(frame.types == 1)
-        parts.append(extract_laes(frame, cu, SETTINGS))
-        rate_of.append(np.full(len(cu), k))
-        pe.append(frame.info["columns"]["c_pe"][cu])
+        dumps = sorted((ROOT / f"out/giip/cuzr/rate_{rate}").glob("seed_*/cuzr_final.dump"))
+        if not dumps:
+            raise SystemExit(f"no samples for {rate} K/s: run examples/giip/"
+                             "run_cuzr_quenches.sh first")
+        for dump in dumps:
+            frame = read_lammps_dump(dump)
+            cu = np.flatnonzero(frame.types == 1)
+            parts.append(extract_laes(frame, cu, SETTINGS))
+            rate_of.append(np.full(len(cu), k))
+            sample_of.append(np.full(len(cu), len(parts) - 1))
+            pe.append(frame.info["columns"]["c_pe"][cu])
     laes, rate_of, pe = concat_laes(parts), np.concatenate(rate_of), np.concatenate(pe)
+    sample_of = np.concatenate(sample_of)
     n = len(laes)
     rng = np.random.default_rng(0)
     train = np.sort(rng.choice(n, min(args.n_train, n), replace=False))
@@ -88,7 +96,7 @@ def main() -> None:
 
     lines = [
         "GIIP, Cu50Zr50 glass at three quench rates (Cu-centred LAEs, sign species)",
-        f"rates (K/s, 1400 -> 500 K): {', '.join(RATES)}; LAEs {n} "
+        f"rates (K/s, 1400 -> 500 K): {', '.join(RATES)}; {len(parts)} samples; LAEs {n} "
         f"({', '.join(str(int((rate_of == k).sum())) for k in range(len(RATES)))}); "
         f"training {len(train)}, Nystrom {len(ext)}",
         f"distance matrix {len(train) * (len(train) - 1) // 2} pairs in {took[0]:.0f} s, "
@@ -108,6 +116,11 @@ def main() -> None:
         lines.append(f"c{k + 1} mean +- s.e. by rate: " + ", ".join(
             f"{r}: {v.mean():+.4f} +- {v.std() / np.sqrt(len(v)):.4f}" for r, v in
             zip(RATES, m)) + f"; KS fastest vs slowest p = {ks.pvalue:.2g}")
+        lines.append(f"  c{k + 1} sample means by rate (independent quenches): " + "; ".join(
+            f"{r}: " + " ".join(f"{coords[sample_of == s, k].mean():+.3f}"
+                                for s in np.unique(sample_of[rate_of == j]))
+            for j, r in enumerate(RATES)) + "; " + shift_between_samples(
+                coords[:, k], rate_of, sample_of))
     lines.append("Cu fraction mean by rate: " + ", ".join(
         f"{r}: {x_cu[rate_of == j].mean():.4f}" for j, r in enumerate(RATES)))
     lines.append("per-atom PE of Cu (eV) mean by rate: " + ", ".join(
@@ -118,6 +131,22 @@ def main() -> None:
     print(text)
     (HERE / "cuzr_results.txt").write_text(text + "\n")
     plot(model, coords, x_cu, rate_of, best)
+
+
+def shift_between_samples(c: np.ndarray, rate_of: np.ndarray, sample_of: np.ndarray) -> str:
+    """Slowest minus fastest rate: difference of the per-sample means and its standard error
+    from the scatter between independent samples (not between the LAEs of one sample, which
+    share a history), with Welch's t-test p-value."""
+    from scipy.stats import ttest_ind
+
+    means = [np.array([c[sample_of == s].mean() for s in np.unique(sample_of[rate_of == r])])
+             for r in (0, rate_of.max())]
+    if min(len(m) for m in means) < 2:
+        return "one sample per rate: no between-sample error"
+    diff = means[1].mean() - means[0].mean()
+    se = np.sqrt(sum(m.var(ddof=1) / len(m) for m in means))
+    p = ttest_ind(means[1], means[0], equal_var=False).pvalue
+    return f"slowest - fastest {diff:+.4f} +- {se:.4f} (between samples), Welch p = {p:.2g}"
 
 
 def plot(model, coords, x_cu, rate_of, best: int) -> None:

@@ -1,5 +1,5 @@
 """The GIIP model of the Cu-Zr example projected in situ: LAMMPS on 2 MPI ranks, Cu50Zr50
-glass (the 3e13 K/s sample) at 500 K, ``giip_attach`` sampling LAEs into HDF5 and
+glass (the 3e13 K/s sample of seed 87287) at 500 K, ``giip_attach`` sampling LAEs into HDF5 and
 projecting ``--max-atoms`` random Cu atoms per rank every ``--every`` steps. Prints the
 cluster fractions per call and each rank's cost per projected atom, the MD time per step
 and the interval that keeps the projection under 10 % of the run.
@@ -54,7 +54,7 @@ def main() -> None:
     p.add_argument("--max-atoms", type=int, default=10)
     args = p.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
-    frame = read_lammps_dump(ROOT / "out/giip/cuzr/rate_3e13/cuzr_final.dump")
+    frame = read_lammps_dump(ROOT / "out/giip/cuzr/rate_3e13/seed_87287/cuzr_final.dump")
     write_lammps_data(OUT / "glass.data", frame, masses={1: 63.546, 2: 91.224})
     (OUT / "laes.h5").unlink(missing_ok=True)
     script = SCRIPT.format(every=args.every, steps=args.steps, max_atoms=args.max_atoms,

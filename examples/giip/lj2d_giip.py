@@ -16,6 +16,7 @@ out/giip/lj2d/lj2d_giip.dump (columns giip_cluster, giip_c1..c4, giip_wsum for O
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from pathlib import Path
 
@@ -67,6 +68,9 @@ def main() -> None:
     p.add_argument("--eps", type=float, default=1.0)
     p.add_argument("--diameter", type=float, default=1.0)
     p.add_argument("--processes", type=int, default=2)
+    p.add_argument("--outdir", default=str(ROOT / "out/giip/lj2d"),
+                   help="distance cache and extended dump")
+    p.add_argument("--figures", default=str(HERE), help="where the PNG and results go")
     p.add_argument("--reuse", action="store_true", help="reuse out/giip/lj2d/distances.npz")
     args = p.parse_args()
     frame = read_lammps_dump(args.dump)
@@ -76,7 +80,7 @@ def main() -> None:
     sample = sample_frames([frame], SETTINGS, args.n_train, "energy", edge_margin=margin,
                            n_low=args.n_low)
     train_idx = np.searchsorted(frame.ids, sample.atom_id)
-    # extension set: a window around the highest-energy eligible atom (a dislocation core)
+    # extension set: a window around the highest-energy eligible atom (a defect)
     # + random atoms elsewhere (not training)
     eligible = eligible_atoms(frame, (), margin)
     cand = np.setdiff1d(eligible, train_idx)
@@ -88,7 +92,8 @@ def main() -> None:
     ext = np.sort(np.concatenate([cand[inwin], rng.choice(rest, min(args.n_random, len(rest)),
                                                            replace=False)]))
     ext_laes = extract_laes(frame, ext, SETTINGS)
-    cache = ROOT / "out/giip/lj2d/distances.npz"
+    out, figures = Path(args.outdir), Path(args.figures)
+    cache = out / "distances.npz"
     t1 = time.perf_counter()
     if args.reuse and cache.exists():       # distances of an earlier run (same sets)
         with np.load(cache) as z:
@@ -113,17 +118,20 @@ def main() -> None:
     order = np.argsort(idx)
     idx, coords, clusters, wsum = idx[order], coords[order], clusters[order], wsum[order]
     allp = Projection(coords, clusters, np.zeros(len(idx)))  # training atoms: distance 0
-    write_projection_dump(ROOT / "out/giip/lj2d/lj2d_giip.dump", frame, idx, allp, wsum)
+    write_projection_dump(out / "lj2d_giip.dump", frame, idx, allp, wsum)
     ok = np.isfinite(coords[:, :2]).all(axis=1)
     r2_c1 = linear_r2(coords[ok, 0], wsum[ok])
     r2_c12 = linear_r2(alpha_prime(coords[ok], wsum[ok]), wsum[ok])
     strain = local_strain(frame, idx)
     six = ok & np.isfinite(strain) & (np.abs(wsum - 6) < 0.05)
     r2_strain = [linear_r2(coords[six, k], strain[six]) for k in range(4)]
+    defect = eligible[np.abs(extract_laes(frame, eligible, SETTINGS).weight_sums() - 6.0) > 0.1]
+    n_defect, n_sites = len(defect), defect_sites(frame, defect)
     lines = [
         "GIIP, 2D Lennard-Jones crystal with dislocations (Hardin et al. Sec. 3.1)",
-        f"atoms {len(frame)}; eligible (>= {margin} sigma from the edges) "
-        f"{len(eligible_atoms(frame, (), margin))}",
+        f"atoms {len(frame)}; eligible (>= {margin} sigma from the edges) {len(eligible)}, "
+        f"of which {n_defect} not 6-coordinated (|CN - 6| > 0.1) in {n_sites} defects "
+        "(groups of such atoms within 1.75 sigma of each other)",
         f"training LAEs {len(sample.laes)} ({args.n_low} lowest + "
         f"{len(sample.laes) - args.n_low} highest energy); extension {len(ext)}",
         f"distance matrix: {n_pairs:.0f} pairs in {took[0]:.1f} s wall "
@@ -143,9 +151,30 @@ def main() -> None:
     ]
     text = "\n".join(lines)
     print(text)
-    (HERE / "lj2d_results.txt").write_text(text + "\n")
+    (figures / "lj2d_results.txt").write_text(text + "\n")
+    summary = {"dump": str(args.dump), "atoms": len(frame), "eligible": len(eligible),
+               "not_6_coordinated": n_defect, "defect_sites": n_sites, "n_train": len(sample.laes),
+               "clusters": model.n_clusters, "max_cluster_diameter": float(diam.max()),
+               "r2_cn_c1": r2_c1, "r2_cn_alpha_prime": r2_c12,
+               "r2_strain_ck": [float(v) for v in r2_strain]}
+    (out / "lj2d_summary.json").write_text(json.dumps(summary, indent=1) + "\n")
     k_strain = int(np.argmax(r2_strain))
-    plot(frame, idx, coords, clusters, wsum, strain, model, k_strain, centre, args.window)
+    plot(frame, idx, coords, clusters, wsum, strain, model, k_strain, centre, args.window,
+         figures)
+
+
+def defect_sites(frame, atoms: np.ndarray) -> int:
+    """Number of connected groups of ``atoms`` (bonds: closer than 1.75 sigma_LJ)."""
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+    from scipy.spatial import cKDTree
+
+    if len(atoms) == 0:
+        return 0
+    pairs = cKDTree(frame.positions[atoms, :2]).query_pairs(1.75, output_type="ndarray")
+    graph = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])),
+                       shape=(len(atoms), len(atoms)))
+    return int(connected_components(graph, directed=False)[0])
 
 
 def alpha_prime(coords: np.ndarray, cn: np.ndarray) -> np.ndarray:
@@ -157,7 +186,8 @@ def alpha_prime(coords: np.ndarray, cn: np.ndarray) -> np.ndarray:
     return coords[:, :2] @ b
 
 
-def plot(frame, idx, coords, clusters, wsum, strain, model, k_strain, centre, window) -> None:
+def plot(frame, idx, coords, clusters, wsum, strain, model, k_strain, centre, window,
+         figures: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -170,7 +200,7 @@ def plot(frame, idx, coords, clusters, wsum, strain, model, k_strain, centre, wi
     a.scatter(xy[win, 0], xy[win, 1], c=np.minimum(clusters[win], 9), cmap="tab10",
               vmin=0, vmax=9, s=14)
     a.set_title(f"{model.n_clusters} clusters (diameter <= {model.diameter:g} atom), window "
-                "around a dislocation")
+                "around the highest-energy atom")
     a.set_aspect("equal")
     a = ax[0, 1]
     ev, r2 = model.dmap.eigenvalues, model.redundancy_r2
@@ -207,8 +237,8 @@ def plot(frame, idx, coords, clusters, wsum, strain, model, k_strain, centre, wi
         a.set_title(title)
         a.set_aspect("equal")
     fig.tight_layout()
-    fig.savefig(HERE / "lj2d_giip.png", dpi=80)
-    print(f"wrote {HERE / 'lj2d_giip.png'}")
+    fig.savefig(figures / "lj2d_giip.png", dpi=80)
+    print(f"wrote {figures / 'lj2d_giip.png'}")
 
 
 if __name__ == "__main__":

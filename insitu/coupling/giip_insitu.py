@@ -26,9 +26,10 @@ Cost: projecting one atom costs n_train orientation-minimised distances, which i
 are sub-sampled (``max_atoms``, default 20 per rank; the fractions are then estimates with
 a standard error of about sqrt(f (1 - f) / n_projected)). Measured with the Cu-Zr example's
 model (300 training LAEs, O(3) search on a 20 deg grid; examples/giip/insitu_cuzr.py, 800
-atoms on 2 ranks of a loaded 2-core machine): 1.28 s wall per projected atom (0.38 CPU-s
-from benchmarks/giip_distance.py's 790 pairs per CPU-second) against 17.6 ms per MD step,
-so 10 projected atoms per rank need ``every`` >= ~7,000 to stay under 10 % of the run. The
+atoms on 2 ranks of a 2-core machine running one other job): 1.0 s wall per projected atom
+(0.42 CPU-s from benchmarks/giip_distance.py's ~720 pairs per CPU-second) against 3.6 ms per
+MD step, so 10 projected atoms per rank need ``every`` >= ~27,500 to stay under 10 % of
+the run. The
 sensible default is therefore to sample in situ (no distance work: one LAE extraction and
 one HDF5 append per call, e.g. every 1000 steps) and project offline, and to project in
 situ only every 10^4-10^5 steps; after the run, ``giip_report`` prints each rank's
