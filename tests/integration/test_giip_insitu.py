@@ -158,3 +158,83 @@ def test_distance_matrix_over_mpi_ranks_equals_serial(tmp_path):
         serial = np.load(out.replace(".npy", f"_{rank}.npy"))
         assert np.allclose(d_mpi, serial, atol=1e-12)
     assert d_mpi.shape == (37, 37) and d_mpi.max() > 0.1 and np.allclose(d_mpi, d_mpi.T)
+
+
+SCRIPT_2D = """
+units lj
+dimension 2
+boundary p p p
+atom_style atomic
+read_data system.data
+mass 1 1.0
+pair_style lj/cut 2.5
+pair_coeff 1 1 1.0 1.0 2.5
+neighbor 0.3 bin
+neigh_modify delay 0 every 1 check yes
+velocity all create 0.02 5 loop geom
+fix md all nve
+fix flat all enforce2d
+timestep 0.003
+python giip_attach input 7 SELF gp every=5 model=model.npz max_atoms=0 sample=laes.h5 &
+    n_sample=20 format pssssss here "from insitu.coupling.giip_insitu import giip_attach"
+python giip_attach invoke
+fix gp all python/invoke 5 end_of_step giip_gp
+dump d all custom 5 atoms.dump id type x y z
+dump_modify d sort id format float %.15g
+thermo 5
+thermo_style custom step temp {columns} v_gp_other v_gp_m1
+thermo_modify format float %.15g
+run 10
+"""
+
+
+def test_giip_in_situ_in_a_2d_run(tmp_path):
+    """The paper's 2D setting in situ: a LAMMPS `dimension 2` Lennard-Jones crystal with
+    vacancies on 2 ranks; LAEs use x, y only, and the in-situ fractions and mean c1 equal
+    the offline projection of the dumped steps."""
+    from insitu.frame import Frame
+
+    settings = GIIPSettings(dim=2, sigma=0.5, inner=1.3, outer=1.75, coarse_deg=10.0,
+                            n_starts=3)
+    a = 2 ** (1 / 6)
+    i, j = np.meshgrid(np.arange(20), np.arange(12), indexing="xy")
+    xy = np.column_stack([(a * (i + 0.5 * (j % 2))).ravel(),
+                          (a * np.sqrt(3) / 2 * j).ravel()]) + 0.25
+    keep = np.ones(len(xy), bool)
+    keep[[25, 130]] = False                                # two vacancies
+    xy = xy[keep]
+    pos = np.column_stack([xy, np.zeros(len(xy))])
+    cell = np.diag([20 * a, 12 * a * np.sqrt(3) / 2, 1.0])
+    frame = Frame(pos, cell, [True, True, True], np.ones(len(pos), np.int64))
+    frame.info["origin"] = (0.0, 0.0, -0.5)
+    write_data(tmp_path / "system.data", frame)
+    laes = extract_laes(frame, np.arange(len(frame)), settings)
+    cn = laes.weight_sums()
+    assert np.sum(cn < 5.5) == 12 and np.allclose(cn[cn > 5.5], 6.0)   # 6 per vacancy
+    train = laes.subset(np.concatenate([np.flatnonzero(cn > 5.5)[:20],
+                                        np.flatnonzero(cn < 5.5)]))
+    model, _ = fit_model(train, settings, eps=1.0, diameter=0.5, n_coords=3)
+    assert model.n_clusters >= 2      # a missing neighbour is ~0.9 atoms of difference
+    model.save(tmp_path / "model.npz")
+    k = min(4, model.n_clusters)
+    columns = " ".join(f"v_gp_c{c}" for c in range(k))
+    proc = run_lammps(SCRIPT_2D.replace("{columns}", columns), tmp_path, nprocs=2,
+                      timeout=600)
+    out = proc.stdout
+    rows = {int(m.group(1)): [float(x) for x in m.group(2).split()]
+            for m in re.finditer(r"^\s+(5|10)\s+([-\d.e+ ]+)$", out, re.M)}
+    assert set(rows) == {5, 10}
+    frames = {f.step: f for f in iter_lammps_dump(tmp_path / "atoms.dump")}
+    for step in (5, 10):
+        fractions, other, m1 = rows[step][1:k + 1], *rows[step][k + 1:]
+        idx, proj, _ = project_frame(model, frames[step])
+        assert len(idx) == len(frame)
+        offline = np.bincount(proj.cluster, minlength=model.n_clusters) / len(idx)
+        assert np.allclose(fractions, offline[:k], atol=1e-9)
+        assert abs(other - offline[k:].sum()) < 1e-9
+        assert abs(m1 - proj.coords[:, 0].mean()) < 1e-6
+        assert 0.8 < max(fractions) < 1       # bulk, and the vacancies' 12 neighbours
+    from insitu.coupling.giip_insitu import read_sampled_laes
+
+    sample = read_sampled_laes(tmp_path / "laes.h5")
+    assert sample.laes.positions.shape[2] == 2 and len(sample.laes) == 40
