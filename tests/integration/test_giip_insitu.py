@@ -203,7 +203,7 @@ def test_giip_in_situ_in_a_2d_run(tmp_path):
     keep = np.ones(len(xy), bool)
     keep[[25, 130]] = False                                # two vacancies
     xy = xy[keep]
-    pos = np.column_stack([xy, np.zeros(len(xy))])
+    pos = np.column_stack([xy, np.full(len(xy), 0.5)])     # z = 0 in LAMMPS's box
     cell = np.diag([20 * a, 12 * a * np.sqrt(3) / 2, 1.0])
     frame = Frame(pos, cell, [True, True, True], np.ones(len(pos), np.int64))
     frame.info["origin"] = (0.0, 0.0, -0.5)
