@@ -1,5 +1,5 @@
-"""Transfer check: the crystal models on materials they were not trained on
-(``insitu train transfer``).
+"""Transfer check: the crystal models on other potentials and elements
+(``insitu train transfer``; of these, only Ni is held out of the shipped models' training).
 
 Short NPT runs (LAMMPS) of fcc Ni (Ni_u3.eam), fcc Cu (CuZr_mm.eam.fs, Cu only), hcp Mg
 (Mg_mm.eam.fs) at 1/3, 1/2 and 2/3 of an estimated T_m, and liquid Ni; yields the rows of a

@@ -214,6 +214,8 @@ def write_transition_card(model_path, data_path, report: dict, provenance: dict,
                      f"{100 * h.get('val_accuracy_subset', float('nan')):.2f} |"
                      for h in tr.get("history", []))
     arch = f" --arch {tr['arch']}" if key == "nm" else ""
+    if "class_weights" in tr and tr["class_weights"] is None:  # unweighted cross-entropy
+        arch += " --class-weights none"
     cmd = command or (f"insitu train data --protocol transition --out {data_path}\n"
                       f"insitu train fit --data {data_path} --descriptor {key}{arch} "
                       f"--seed {tr.get('seed')} --epochs {tr.get('epochs')} --threads 1 "

@@ -26,8 +26,10 @@ NN = {"bcc": np.sqrt(3) / 2, "fcc": 1 / np.sqrt(2), "hcp": 1.0, "cubic_diamond":
 BOUNDARY_ANGSTROM = 2.0  # atoms this close to a grain boundary or a free surface
 INTERIOR_ANGSTROM = 6.5  # the descriptor's cutoff: the whole environment inside one grain
 BINS = (0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.5, 9.0, np.inf)
-RELAXED_CONFIDENT = {("relaxed", "bcc"), ("relaxed", "hcp")}
-"""0 K boundaries the model labels with confidence (measured; see the test)."""
+CONFIDENT_BOUNDARIES = {("hot", "hcp")}
+"""Boundaries the model labels with confidence (measured; see the crystal-nm card): the hcp
+Zr slab at 0.5 T_m (Zr is held out of the training; median MI ratio 0.9, most of the slab
+labelled liquid with low MI)."""
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +74,9 @@ def test_polycrystal_boundaries_are_uncertain_interiors_are_not(clf, polycrystal
               f"{np.median(mi[edge]):.4f} | {np.median(mi[inner]):.5f} | {ratio:.1f} | "
               f"{100 * below:.1f} % | {100 * right:.1f} % | {100 * np.mean(lab[edge] < 0):.1f} % |")
         assert edge.sum() > 300 and inner.sum() > 200
-        # every grain interior is certain; every boundary at 0.5 T_m is >= 6x less so. At
-        # 0 K the relaxed boundaries of bcc Fe and hcp Zr are not (ratios ~1-2: the model
-        # recognises most of their atoms with confidence), those of fcc Al and Si are
-        if below < 0.9 or (ratio < 6 and (state, structure) not in RELAXED_CONFIDENT):
+        # every grain interior is certain; every boundary is >= 6x less so (measured: 44x
+        # to 2,400x), but for the hot hcp Zr slab (ratio 0.9, see CONFIDENT_BOUNDARIES)
+        if below < 0.9 or (ratio < 6 and (state, structure) not in CONFIDENT_BOUNDARIES):
             failures.append((structure, state, round(float(ratio), 2), round(below, 3)))
     pooled = {s: np.concatenate([v[1] for (_, st), v in polycrystals.items() if st == s])
               for s in ("relaxed", "hot")}
@@ -100,10 +101,11 @@ def test_mean_mi_falls_with_the_distance_from_the_boundary(polycrystals):
         row = [float(np.mean(mi[(d >= lo) & (d < hi)])) for d, mi, _ in polycrystals.values()]
         table.append(row)
         print(f"| {lo:g}-{hi:g} | " + " | ".join(f"{v:.4f}" for v in row) + " |")
-    table = np.array(table)
+    keep = [i for i, (s, st) in enumerate(polycrystals) if (st, s) not in CONFIDENT_BOUNDARIES]
+    table = np.array(table)[:, keep]
     # the grain-boundary core is the most uncertain, the grain interior the least
     assert np.all(table[0] > 2 * table[-1]), table[[0, -1]]
-    hot = [i for i, (_, state) in enumerate(polycrystals) if state == "hot"]
+    hot = [i for i, k in enumerate(keep) if list(polycrystals)[k][1] == "hot"]
     assert np.all(table[0, hot] > 5 * table[-1, hot]), table[[0, -1]]
 
 

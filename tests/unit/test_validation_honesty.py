@@ -267,3 +267,18 @@ def test_cli_refuses_a_dataset_without_fingerprint(synthetic, tmp_path, capsys):
     assert "fingerprint" in capsys.readouterr().err
     assert not (tmp_path / "m.onnx").exists()
     assert main(["train", "card", str(out), "--data", str(old)]) == 2
+
+
+def test_cli_fit_class_weights_reach_the_loss_and_the_model(synthetic, tmp_path):
+    """``insitu train fit --class-weights none`` (the shipped crystal-nm: unweighted
+    cross-entropy) and the default ``balanced`` are recorded in the model's metadata."""
+    from insitu.cli import main
+    from insitu.model import Classifier
+
+    main_path, out, report, split = synthetic
+    for flag, stored in (("none", None), ("balanced", "balanced")):
+        model = tmp_path / f"{flag}.onnx"
+        assert main(["train", "fit", "--data", str(main_path), "--descriptor", "boo",
+                     "--out", str(model), "--epochs", "1", "--threads", "1",
+                     "--class-weights", flag, "--no-card", "--quiet"]) == 0
+        assert Classifier.load(model).metadata["training"]["class_weights"] == stored
