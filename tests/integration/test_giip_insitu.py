@@ -16,6 +16,21 @@ from insitu.testing import NI_LATTICE, lattice, thermal, write_data
 
 SETTINGS = GIIPSettings(dim=3, sigma=0.5, inner=2.9, outer=3.2, coarse_deg=30.0)
 
+ANALYSIS = """python giip_attach input 7 SELF gp every=5 model=model.npz max_atoms=0 &
+    sample=laes.h5 n_sample=30 format pssssss &
+    here "from insitu.coupling.giip_insitu import giip_attach"
+python giip_attach invoke
+fix gp all python/invoke 5 end_of_step giip_gp
+dump d all custom 5 atoms.dump id type x y z
+dump_modify d sort id format float %.15g
+thermo 5
+thermo_style custom step temp {columns} v_gp_other v_gp_far v_gp_m1
+thermo_modify format float %.15g
+run 10
+"""
+# ANALYSIS: attach the model in the run folder, project every atom every 5 steps, sample 30
+# LAEs per call, dump the same steps; {columns}: the cluster-fraction thermo columns.
+
 SCRIPT = """
 units metal
 read_data system.data
@@ -27,20 +42,35 @@ neigh_modify delay 0 every 1 check yes
 comm_modify cutoff 6.0
 velocity all create 300 7 loop geom
 fix md all nvt temp 300 300 0.1
-python giip_attach input 7 SELF gp every=5 model=model.npz max_atoms=0 sample=laes.h5 &
-    n_sample=30 format pssssss here "from insitu.coupling.giip_insitu import giip_attach"
-python giip_attach invoke
-fix gp all python/invoke 5 end_of_step giip_gp
-dump d all custom 5 atoms.dump id type x y z
-dump_modify d sort id format float %.15g
-thermo 5
-thermo_style custom step temp {columns} v_gp_other v_gp_far v_gp_m1
-thermo_modify format float %.15g
-run 10
-python giip_report input 2 SELF gp format ps here &
+""" + ANALYSIS + """python giip_report input 2 SELF gp format ps here &
     "from insitu.coupling.giip_insitu import giip_report"
 python giip_report invoke
 """
+
+
+def run_and_compare(script: str, tmp_path, model, k: int, n_atoms: int):
+    """Run ``script`` (ANALYSIS with k fraction columns) on 2 ranks. At steps 5 and 10 the
+    thermo fractions (summing to 1 with ``other``), ``far`` and mean c1 must equal the
+    offline projection of the dumped step. Returns (stdout, {step: fractions})."""
+    columns = " ".join(f"v_gp_c{c}" for c in range(k))
+    out = run_lammps(script.replace("{columns}", columns), tmp_path, nprocs=2,
+                     timeout=600).stdout
+    rows = {int(m.group(1)): [float(x) for x in m.group(2).split()]
+            for m in re.finditer(r"^\s+(5|10)\s+([-\d.e+ ]+)$", out, re.M)}
+    assert set(rows) == {5, 10}
+    frames = {f.step: f for f in iter_lammps_dump(tmp_path / "atoms.dump")}
+    fractions = {}
+    for step in (5, 10):
+        fractions[step], (other, far, m1) = rows[step][1:k + 1], rows[step][k + 1:]
+        assert abs(sum(fractions[step]) + other - 1) < 1e-9
+        idx, proj, _ = project_frame(model, frames[step])
+        assert len(idx) == n_atoms
+        offline = np.bincount(proj.cluster, minlength=model.n_clusters) / len(idx)
+        assert np.allclose(fractions[step], offline[:k], atol=1e-9)
+        assert abs(other - offline[k:].sum()) < 1e-9
+        assert abs(far - np.mean(proj.nearest > model.diameter)) < 1e-9
+        assert abs(m1 - proj.coords[:, 0].mean()) < 1e-6
+    return out, fractions
 
 
 def crystal_with_vacancies():
@@ -61,26 +91,10 @@ def test_giip_sampling_and_projection_under_mpirun(tmp_path):
     model.save(tmp_path / "model.npz")
     write_data(tmp_path / "system.data", frame)
     k = min(8, model.n_clusters)
-    columns = " ".join(f"v_gp_c{c}" for c in range(k))
-    proc = run_lammps(SCRIPT.replace("{columns}", columns), tmp_path, nprocs=2, timeout=600)
-    out = proc.stdout
+    out, fractions = run_and_compare(SCRIPT, tmp_path, model, k, len(frame))
     assert "insitu giip: 'gp' attached on 2 rank(s)" in out
-    # thermo rows at steps 5 and 10: fractions sum to 1
-    rows = {int(m.group(1)): [float(x) for x in m.group(2).split()]
-            for m in re.finditer(r"^\s+(5|10)\s+([-\d.e+ ]+)$", out, re.M)}
-    assert set(rows) == {5, 10}
-    frames = {f.step: f for f in iter_lammps_dump(tmp_path / "atoms.dump")}
     for step in (5, 10):
-        fractions, other, far, m1 = rows[step][1:k + 1], *rows[step][k + 1:]
-        assert abs(sum(fractions) + other - 1) < 1e-9
-        idx, proj, _ = project_frame(model, frames[step])
-        assert len(idx) == len(frame)
-        offline = np.bincount(proj.cluster, minlength=model.n_clusters) / len(idx)
-        assert np.allclose(fractions, offline[:k], atol=1e-9)
-        assert abs(other - offline[k:].sum()) < 1e-9
-        assert abs(far - np.mean(proj.nearest > model.diameter)) < 1e-9
-        assert abs(m1 - proj.coords[:, 0].mean()) < 1e-6
-        assert 0.5 < max(fractions) < 1       # bulk and the vacancies' neighbours
+        assert 0.5 < max(fractions[step]) < 1       # bulk and the vacancies' neighbours
     costs = re.findall(r"giip gp rank (\d): 2 calls, (\d+) atoms projected, ([\d.]+) ms", out)
     assert sorted(c[0] for c in costs) == ["0", "1"]
     assert sum(int(c[1]) for c in costs) == 2 * len(frame)
@@ -89,6 +103,7 @@ def test_giip_sampling_and_projection_under_mpirun(tmp_path):
 
     sample = read_sampled_laes(tmp_path / "laes.h5")
     assert len(sample.laes) == 60 and sorted(set(sample.step.tolist())) == [5, 10]
+    frames = {f.step: f for f in iter_lammps_dump(tmp_path / "atoms.dump")}
     for step in (5, 10):
         sel = np.flatnonzero(sample.step == step)
         f = frames[step]
@@ -175,17 +190,7 @@ velocity all create 0.02 5 loop geom
 fix md all nve
 fix flat all enforce2d
 timestep 0.003
-python giip_attach input 7 SELF gp every=5 model=model.npz max_atoms=0 sample=laes.h5 &
-    n_sample=20 format pssssss here "from insitu.coupling.giip_insitu import giip_attach"
-python giip_attach invoke
-fix gp all python/invoke 5 end_of_step giip_gp
-dump d all custom 5 atoms.dump id type x y z
-dump_modify d sort id format float %.15g
-thermo 5
-thermo_style custom step temp {columns} v_gp_other v_gp_m1
-thermo_modify format float %.15g
-run 10
-"""
+""" + ANALYSIS
 
 
 def test_giip_in_situ_in_a_2d_run(tmp_path):
@@ -217,24 +222,10 @@ def test_giip_in_situ_in_a_2d_run(tmp_path):
     assert model.n_clusters >= 2      # a missing neighbour is ~0.9 atoms of difference
     model.save(tmp_path / "model.npz")
     k = min(4, model.n_clusters)
-    columns = " ".join(f"v_gp_c{c}" for c in range(k))
-    proc = run_lammps(SCRIPT_2D.replace("{columns}", columns), tmp_path, nprocs=2,
-                      timeout=600)
-    out = proc.stdout
-    rows = {int(m.group(1)): [float(x) for x in m.group(2).split()]
-            for m in re.finditer(r"^\s+(5|10)\s+([-\d.e+ ]+)$", out, re.M)}
-    assert set(rows) == {5, 10}
-    frames = {f.step: f for f in iter_lammps_dump(tmp_path / "atoms.dump")}
+    _, fractions = run_and_compare(SCRIPT_2D, tmp_path, model, k, len(frame))
     for step in (5, 10):
-        fractions, other, m1 = rows[step][1:k + 1], *rows[step][k + 1:]
-        idx, proj, _ = project_frame(model, frames[step])
-        assert len(idx) == len(frame)
-        offline = np.bincount(proj.cluster, minlength=model.n_clusters) / len(idx)
-        assert np.allclose(fractions, offline[:k], atol=1e-9)
-        assert abs(other - offline[k:].sum()) < 1e-9
-        assert abs(m1 - proj.coords[:, 0].mean()) < 1e-6
-        assert 0.8 < max(fractions) < 1       # bulk, and the vacancies' 12 neighbours
+        assert 0.8 < max(fractions[step]) < 1       # bulk, and the vacancies' 12 neighbours
     from insitu.coupling.giip_insitu import read_sampled_laes
 
     sample = read_sampled_laes(tmp_path / "laes.h5")
-    assert sample.laes.positions.shape[2] == 2 and len(sample.laes) == 40
+    assert sample.laes.positions.shape[2] == 2 and len(sample.laes) == 60
