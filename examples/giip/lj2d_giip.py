@@ -71,7 +71,8 @@ def main() -> None:
     p.add_argument("--outdir", default=str(ROOT / "out/giip/lj2d"),
                    help="distance cache and extended dump")
     p.add_argument("--figures", default=str(HERE), help="where the PNG and results go")
-    p.add_argument("--reuse", action="store_true", help="reuse out/giip/lj2d/distances.npz")
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse distances.npz in --outdir (same sets)")
     args = p.parse_args()
     frame = read_lammps_dump(args.dump)
     frame.pbc[:] = False
