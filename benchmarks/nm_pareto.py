@@ -51,14 +51,19 @@ def flops_and_params(clf: Classifier) -> tuple[float, int]:
     return 2e-6 * multiply_adds(net, clf.feature_shape), count_parameters(net)
 
 
-def load_split(path: Path, split: int | None, classes: list, limit: int | None = None):
-    """(maps, labels in ``classes`` order) of a dataset's split (None: all atoms)."""
+def load_split(path: Path, split: int | None, clf: Classifier, limit: int | None = None):
+    """(maps, labels in ``clf.classes`` order) of a dataset's split (None: all atoms), the
+    maps cropped to the model's n_G when stored larger (insitu.training.nm_crop)."""
     import json
 
     import h5py
 
+    from insitu.training.nm_crop import features_for
+
+    classes = clf.classes
     with h5py.File(path, "r") as h5:
         names = json.loads(h5.attrs["classes"])
+        stored = json.loads(h5["nm"].attrs["descriptor"])
         sel = np.ones(len(h5["label"]), bool) if split is None else h5["split"][...] == split
         idx = np.nonzero(sel)[0]
         if limit is not None and len(idx) > limit:
@@ -66,6 +71,7 @@ def load_split(path: Path, split: int | None, classes: list, limit: int | None =
         x = h5["nm"][idx] if len(idx) < len(sel) else h5["nm"][...]
         y = np.array([classes.index(names[k]) if names[k] in classes else -1
                       for k in h5["label"][idx]])
+    x = features_for(x, stored, clf.descriptor, f"{path} ['nm']")
     described = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
     return x[described].astype(np.float32), y[described]
 
@@ -155,7 +161,7 @@ def main() -> int:
         ids = np.arange(1, len(x) + 1)
         clf.predict_proba(x[:64])
         mflop, params = flops_and_params(clf)
-        xv, yv = load_split(data, 1, clf.classes, args.val_atoms)
+        xv, yv = load_split(data, 1, clf, args.val_atoms)
         t = clf.mc_passes
         row = {"model": str(path), "arch": arch_of(clf), "parameters": params,
                "mflop_per_atom": mflop, "mc_passes": t,
@@ -168,14 +174,14 @@ def main() -> int:
                "training": {k: (clf.metadata.get("training") or {}).get(k)
                             for k in ("dataset", "epochs", "seed", "lr", "batch_size")}}
         if near:
-            xn, yn = load_split(near[0], None, clf.classes, args.near_atoms)
+            xn, yn = load_split(near[0], None, clf, args.near_atoms)
             row["near_accuracy_1pass"] = accuracy(clf, xn, yn, 1)
             row["near_accuracy_mc"] = accuracy(clf, xn, yn, t)
         rows.append(row)
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in row.items()},
               flush=True)
         if args.int8:
-            xc, _ = load_split(data, 0, clf.classes, 2048)
+            xc, _ = load_split(data, 0, clf, 2048)
             q = quantize(path, xc, cand_dir / f"{Path(path).stem}.int8.onnx")
             qc = Classifier.load(q, n_threads=1, mc_passes=1)
             pq, p32 = qc.predict_proba(xv), clf.predict_proba(xv)

@@ -68,6 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="network: for nm stride (default), paper (Allera et al.'s "
                        "CNN), pool, pstride, small, small64, lite, lite64, stride64, tiny "
                        "(benchmarks/nm_pareto.md); for boo mlp")
+        p.add_argument("--n-grid", type=int, default=None, help="nm: train on the stored "
+                       "maps cropped to this n_G (exact; insitu/training/nm_crop.py)")
     c.add_argument("--scale-jitter", type=float, default=0.1,
                    help="augmentation of the dataset, when it must be generated")
 
@@ -280,6 +282,7 @@ def _fit(args: argparse.Namespace) -> int:
                                                else args.class_weights),
                                 card=not args.no_card and not transition,
                                 progress=not args.quiet, arch=args.arch,
+                                n_grid=args.n_grid,
                                 command=" ".join(["insitu"] + sys.argv[1:]))
     if "tables" in report:
         print(report["tables"]["markdown"])

@@ -135,9 +135,16 @@ class Descriptor:
         raise NotImplementedError  # pragma: no cover
 
     # -- shared machinery -----------------------------------------------------------------
+    @property
+    def max_neighbors(self) -> int | None:
+        """Most neighbours of a centre the descriptor reads (the nearest first; None: all
+        within its radius): the search keeps no more."""
+        return None
+
     def neighbors_of(self, cells: CellList, centers: np.ndarray) -> NeighborList:
-        """Sorted neighbours of point indices ``centers`` within this descriptor's radius."""
-        nl = cells.query_points(centers)
+        """Sorted neighbours of point indices ``centers`` within this descriptor's radius
+        (at most :attr:`max_neighbors` of them)."""
+        nl = cells.query_points(centers, self.max_neighbors)
         return nl if cells.cutoff <= self.search_radius else nl.within(self.search_radius)
 
     def _context(self, system, neighbors: NeighborQuery | None):

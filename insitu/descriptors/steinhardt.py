@@ -147,6 +147,12 @@ class Steinhardt(Descriptor):
     def search_radius(self) -> float:
         return self._base_radius()
 
+    @property
+    def max_neighbors(self) -> int | None:
+        """N of the N-nearest rule (with or without a cutoff); the adaptive radius of
+        LESS eq. 2 may take more."""
+        return self.n_neighbors if self.adaptive_factor is None else None
+
     # -- evaluation -------------------------------------------------------------------------
     def _prepare(self, cells, types, ids):
         ctx = {"cells": cells, "types": types}
@@ -174,22 +180,20 @@ class Steinhardt(Descriptor):
                           self.search_radius)
         return nl, nsel
 
-    def _qlm(self, ctx, nl, nsel, center_types):
+    def _qlm(self, ctx, nl, nsel, center_types, out=None, rows=None):
+        """[q_re, q_im] (+ cross-species [x_re, x_im]) of the list's centres, each
+        (centres, nlm); or written into rows ``rows`` of the arrays ``out``."""
         nc = nl.n_centers
-        qre = np.zeros((nc, self._nlm))
-        qim = np.zeros((nc, self._nlm))
-        if self.cross_species:
-            xre = np.zeros((nc, self._nlm))
-            xim = np.zeros((nc, self._nlm))
-        else:
-            xre = xim = np.zeros((1, 1))
-        cnt = np.zeros(nc, np.int64)
-        xcnt = np.zeros(nc, np.int64)
+        if out is None:
+            blocks = 2 if self.cross_species else 1
+            out = [np.zeros((nc, self._nlm)) for _ in range(2 * blocks)]
+            rows = np.arange(nc)
+        xre, xim = out[2:] if self.cross_species else (out[0][:0], out[0][:0])
         a, b, diag, sub = self._coefs
         qlm_kernel(nl.offsets, nl.index, nl.vectors, nl.distances, nsel, center_types,
-                    ctx["types"], self._ls_arr, self._lmax, a, b, diag, sub,
-                    self.cross_species, qre, qim, xre, xim, cnt, xcnt)
-        return qre, qim, xre, xim
+                   ctx["types"], self._ls_arr, self._lmax, a, b, diag, sub,
+                   self.cross_species, rows, out[0], out[1], xre, xim)
+        return out
 
     def _invariants(self, qre, qim) -> np.ndarray:
         """[q_l] (+ [w^_l]) from q_lm (m >= 0 columns, per l)."""
@@ -229,9 +233,9 @@ class Steinhardt(Descriptor):
         if len(todo) == 0:
             return
         nl, nsel = self._neighbors(ctx, todo)
-        for cache, block in zip(ctx["q"], self._qlm(ctx, nl, nsel, ctx["types"][todo])):
-            cache[todo] = block  # zip stops at the cache: no cross blocks without it
-        chosen = nl.index[csr_entries(nl.offsets, np.arange(len(todo)), nsel)]
+        self._qlm(ctx, nl, nsel, ctx["types"][todo], out=ctx["q"], rows=todo)
+        chosen = nl.index if len(nl.index) == nsel.sum() else \
+            nl.index[csr_entries(nl.offsets, np.arange(len(todo)), nsel)]
         used = ctx["used"]
         if used + len(chosen) > len(ctx["sel"]):
             ctx["sel"] = np.concatenate([ctx["sel"][:used],
@@ -265,11 +269,11 @@ class Steinhardt(Descriptor):
         centers = np.arange(start, stop, dtype=np.int64)
         if self.averaged:
             (qre, qim, *cross), nsel, bad = self._averaged_chunk(ctx, centers)
-            xre, xim = cross if cross else (None, None)
         else:
             nl, nsel = self._neighbors(ctx, centers)
-            qre, qim, xre, xim = self._qlm(ctx, nl, nsel, ctx["types"][start:stop])
+            qre, qim, *cross = self._qlm(ctx, nl, nsel, ctx["types"][start:stop])
             bad = coincident(nl)
+        xre, xim = cross if cross else (None, None)
         feats = self._invariants(qre, qim)
         if self.cross_species:
             feats = np.concatenate([feats, self._invariants(xre, xim)], axis=1)

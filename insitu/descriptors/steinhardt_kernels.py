@@ -54,22 +54,25 @@ def select_neighbors(offsets, dists, n_nb, cutoff, adaptive, radius):
     return nsel, status
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, error_model="numpy", fastmath=True)
 def qlm_kernel(offsets, nbr, vectors, dists, nsel, center_types, types, ls, lmax,
-                ca, cb, cdiag, csub, cross, qre, qim, xre, xim, cnt, xcnt):
+               ca, cb, cdiag, csub, cross, rows, qre, qim, xre, xim):
     """Accumulate q_lm (m >= 0, all l in ls) of each centre; normalised by the count.
 
-    qre/qim (nc, nlm) and, if cross, xre/xim for neighbours of another type than the
-    centre.  cnt/xcnt receive the neighbour counts.  Per neighbour, for each m the
+    Written to row rows[c] of qre/qim (., nlm) and, if cross, of xre/xim for the
+    neighbours of another type than the centre.  Per neighbour, for each m the
     normalised associated Legendre functions (divided by sin^m theta) are run up in l
     with the three-term recurrence and multiplied by (sin theta e^{i phi})^m =
-    (u_x + i u_y)^m; only the requested l are accumulated.
+    (u_x + i u_y)^m; only the requested l are accumulated.  Four neighbours go through
+    the recurrence together in scalar locals (a missing fourth has weight 0): their
+    independent chains run in parallel and LLVM packs them into SIMD registers (2x
+    faster than one neighbour at a time; written out lane by lane because small helper
+    functions returning tuples defeat the packing).
     """
     nc = offsets.shape[0] - 1
-    nl = ls.shape[0]
     lpos = np.full(lmax + 1, -1, np.int64)
     o = 0
-    for il in range(nl):
+    for il in range(ls.shape[0]):
         lpos[ls[il]] = o
         o += ls[il] + 1
     nlm = o
@@ -77,69 +80,98 @@ def qlm_kernel(offsets, nbr, vectors, dists, nsel, center_types, types, ls, lmax
     aim = np.zeros(nlm)
     bre = np.zeros(nlm)
     bim = np.zeros(nlm)
+    lane = np.zeros((4, 5))  # per neighbour of the group: u_x, u_y, u_z, weight, cross
     for c in range(nc):
         s0 = offsets[c]
         n = nsel[c]
-        tc = center_types[c]
         nx = 0
         for j in range(nlm):
             are[j] = 0.0
             aim[j] = 0.0
             bre[j] = 0.0
             bim[j] = 0.0
-        for k in range(n):
-            d = dists[s0 + k]
-            if d > 0.0:
-                inv = 1.0 / d
-                ux = vectors[s0 + k, 0] * inv
-                uy = vectors[s0 + k, 1] * inv
-                uz = vectors[s0 + k, 2] * inv
-            else:
-                ux = 0.0
-                uy = 0.0
-                uz = 1.0
-            is_x = cross and types[nbr[s0 + k]] != tc
-            if is_x:
-                nx += 1
-            er = 1.0
-            ei = 0.0
-            pmm = cdiag[0]
+        for k0 in range(0, n, 4):
+            for q in range(4):
+                k = k0 + q
+                lane[q, 0] = 0.0
+                lane[q, 1] = 0.0
+                lane[q, 2] = 1.0
+                lane[q, 3] = 0.0
+                lane[q, 4] = 0.0
+                if k < n:
+                    d = dists[s0 + k]
+                    if d > 0.0:  # else +z: a coincident atom (flagged by the caller)
+                        lane[q, 0] = vectors[s0 + k, 0] / d
+                        lane[q, 1] = vectors[s0 + k, 1] / d
+                        lane[q, 2] = vectors[s0 + k, 2] / d
+                    lane[q, 3] = 1.0
+                    if cross and types[nbr[s0 + k]] != center_types[c]:
+                        lane[q, 4] = 1.0
+                        nx += 1
+            ux0, uy0, uz0, er0, w0 = lane[0, 0], lane[0, 1], lane[0, 2], lane[0, 3], lane[0, 4]
+            ux1, uy1, uz1, er1, w1 = lane[1, 0], lane[1, 1], lane[1, 2], lane[1, 3], lane[1, 4]
+            ux2, uy2, uz2, er2, w2 = lane[2, 0], lane[2, 1], lane[2, 2], lane[2, 3], lane[2, 4]
+            ux3, uy3, uz3, er3, w3 = lane[3, 0], lane[3, 1], lane[3, 2], lane[3, 3], lane[3, 4]
+            ei0 = 0.0
+            ei1 = 0.0
+            ei2 = 0.0
+            ei3 = 0.0
+            pmm = cdiag[0]  # the same for all neighbours: P_m^m / sin^m is a constant
             for m in range(lmax + 1):
                 if m > 0:
-                    pmm = cdiag[m] * pmm
-                    t = er * ux - ei * uy
-                    ei = er * uy + ei * ux
-                    er = t
-                # normalised P_l^m / sin^m for l = m, m+1, ... by the three-term recurrence
-                p1 = 0.0
-                p2 = 0.0
+                    pmm = pmm * cdiag[m]
+                    t = er0 * ux0 - ei0 * uy0
+                    ei0 = er0 * uy0 + ei0 * ux0
+                    er0 = t
+                    t = er1 * ux1 - ei1 * uy1
+                    ei1 = er1 * uy1 + ei1 * ux1
+                    er1 = t
+                    t = er2 * ux2 - ei2 * uy2
+                    ei2 = er2 * uy2 + ei2 * ux2
+                    er2 = t
+                    t = er3 * ux3 - ei3 * uy3
+                    ei3 = er3 * uy3 + ei3 * ux3
+                    er3 = t
+                p0 = pmm  # P_l^m for l = m
+                p1 = pmm
+                p2 = pmm
+                p3 = pmm
+                r0 = 0.0  # P_{l-1}^m
+                r1 = 0.0
+                r2 = 0.0
+                r3 = 0.0
                 for l in range(m, lmax + 1):
-                    if l == m:
-                        p0 = pmm
-                    elif l == m + 1:
-                        p0 = csub[m] * uz * pmm
-                    else:
-                        p0 = ca[l, m] * (uz * p1 - cb[l, m] * p2)
-                    p2 = p1
-                    p1 = p0
-                    o = lpos[l]
-                    if o >= 0:
-                        are[o + m] += p0 * er
-                        aim[o + m] += p0 * ei
-                        if is_x:
-                            bre[o + m] += p0 * er
-                            bim[o + m] += p0 * ei
-        cnt[c] = n
-        xcnt[c] = nx
+                    if l == m + 1:
+                        f = csub[m]
+                        p0, r0 = f * uz0 * pmm, p0
+                        p1, r1 = f * uz1 * pmm, p1
+                        p2, r2 = f * uz2 * pmm, p2
+                        p3, r3 = f * uz3 * pmm, p3
+                    elif l > m + 1:
+                        a = ca[l, m]
+                        b = cb[l, m]
+                        p0, r0 = a * (uz0 * p0 - b * r0), p0
+                        p1, r1 = a * (uz1 * p1 - b * r1), p1
+                        p2, r2 = a * (uz2 * p2 - b * r2), p2
+                        p3, r3 = a * (uz3 * p3 - b * r3), p3
+                    j = lpos[l]
+                    if j >= 0:
+                        j += m
+                        are[j] += p0 * er0 + p1 * er1 + p2 * er2 + p3 * er3
+                        aim[j] += p0 * ei0 + p1 * ei1 + p2 * ei2 + p3 * ei3
+                        if cross:
+                            bre[j] += p0 * er0 * w0 + p1 * er1 * w1 + p2 * er2 * w2 + p3 * er3 * w3
+                            bim[j] += p0 * ei0 * w0 + p1 * ei1 * w1 + p2 * ei2 * w2 + p3 * ei3 * w3
         f = 1.0 / n if n > 0 else 0.0
+        r = rows[c]
         for j in range(nlm):
-            qre[c, j] = are[j] * f
-            qim[c, j] = aim[j] * f
+            qre[r, j] = are[j] * f
+            qim[r, j] = aim[j] * f
         if cross:
             f = 1.0 / nx if nx > 0 else 0.0
             for j in range(nlm):
-                xre[c, j] = bre[j] * f
-                xim[c, j] = bim[j] * f
+                xre[r, j] = bre[j] * f
+                xim[r, j] = bim[j] * f
 
 
 @njit(cache=True, error_model="numpy")

@@ -3,8 +3,9 @@
 Stage 1 of the data flow (positions -> neighbours); knows nothing about descriptors or LAMMPS.
 """
 
-from .cell_list import TIE_RTOL, CellList, fix_ties, periodic_images
+from .cell_list import CellList, periodic_images
 from .neighbor_list import NeighborList, csr_entries
+from .ordering import TIE_RTOL, fix_ties
 from .points import NeighborQuery, Points, as_points
 from .shared import SharedNeighbors, shared_query
 

@@ -29,12 +29,9 @@ import numpy as np
 from numba import njit
 
 from .neighbor_list import NeighborList
+from .ordering import fix_ties, nearest_first, rank_order
 
-__all__ = ["NeighborList", "CellList", "TIE_RTOL", "periodic_images", "fix_ties"]
-
-TIE_RTOL = 1e-10
-"""Relative tolerance on squared distances below which two distances count as a tie."""
-
+__all__ = ["NeighborList", "CellList", "periodic_images"]
 
 @njit(cache=True, error_model="numpy")
 def _build_bins(pos, lo, inv_bin, nb):
@@ -61,64 +58,15 @@ def _build_bins(pos, lo, inv_bin, nb):
     return start, order
 
 
-@njit(cache=True, inline="always", error_model="numpy")
-def _rank_order(d2, d2bits, n, keys, perm):
-    """perm[0:n] = indices 0..n-1 ordered by d2 (exact ties by index).
-
-    d2bits is an int64 view of d2 (non-negative doubles order like their bit patterns);
-    the low bits of each key are replaced by the item index, making keys unique; the rank
-    of each key is counted without branches (vectorises well for the ~40 items here).
-    """
-    nbits = 1
-    while (1 << nbits) < n:
-        nbits += 1
-    mask = (1 << nbits) - 1
-    for k in range(n):
-        keys[k] = (d2bits[k] & ~mask) | k
-    for k in range(n):
-        kk = keys[k]
-        r = 0
-        for k2 in range(n):
-            r += keys[k2] < kk
-        perm[r] = k
-
-
-@njit(cache=True, inline="always", error_model="numpy")
-def fix_ties(perm, d2, n, limit, tid, tsec):
-    """Re-sort runs of (relative TIE_RTOL) equal d2 in perm[0:n] by (tid, tsec).
-
-    Only runs starting before `limit` are treated.  Returns the number of runs fixed.
-    """
-    fixed = 0
-    i = 0
-    while i < n - 1 and i < limit:
-        j = i
-        while j + 1 < n and d2[perm[j + 1]] - d2[perm[j]] <= TIE_RTOL * d2[perm[j + 1]]:
-            j += 1
-        if j > i:
-            fixed += 1
-            for a in range(i + 1, j + 1):
-                x = perm[a]
-                b = a
-                while b > i and (tid[perm[b - 1]] > tid[x] or (tid[perm[b - 1]] == tid[x]
-                                                               and tsec[perm[b - 1]] > tsec[x])):
-                    perm[b] = perm[b - 1]
-                    b -= 1
-                perm[b] = x
-        i = j + 1
-    return fixed
-
-
 @njit(cache=True, error_model="numpy")
-def _query(centers, pos, ids, lo, inv_bin, nb, ndiv, start, order, spos, cutoff, hint):
-    """Neighbours (within cutoff, self excluded) of the points `centers`, sorted."""
+def _query(centers, pos, ids, lo, inv_bin, nb, ndiv, start, order, spos, cutoff, n_max,
+           nbr, vec, d2s):
+    """Neighbours (within cutoff, self excluded) of the points `centers`, sorted; with
+    n_max > 0 only the first n_max of each list (the n_max nearest, same order and ties)."""
     nc = centers.shape[0]
     cut2 = cutoff * cutoff
     offsets = np.zeros(nc + 1, np.int64)
-    cap = max(nc * hint, 64)
-    nbr = np.empty(cap, np.int64)
-    vec = np.empty((cap, 3), np.float64)
-    d2s = np.empty(cap, np.float64)
+    cap = nbr.shape[0]  # output buffers from the caller, grown here if too short
     maxocc = 0
     for k in range(start.shape[0] - 1):
         maxocc = max(maxocc, start[k + 1] - start[k])
@@ -161,8 +109,12 @@ def _query(centers, pos, ids, lo, inv_bin, nb, ndiv, start, order, spos, cutoff,
                         cv[m, 1] = dy
                         cv[m, 2] = dz
                         m += 1
-        _rank_order(cd2, cbits, m, keys, perm)
+        if 0 < n_max < m:
+            m = nearest_first(cd2, cj, cid, cv, m, n_max, keys)
+        rank_order(cd2, cbits, m, keys, perm)
         fix_ties(perm, cd2, m, m, cid, cj)
+        if 0 < n_max < m:
+            m = n_max
         if tot + m > cap:
             cap = max(2 * cap, tot + m)
             nbr2 = np.empty(cap, np.int64)
@@ -183,7 +135,9 @@ def _query(centers, pos, ids, lo, inv_bin, nb, ndiv, start, order, spos, cutoff,
             d2s[tot + r] = cd2[k]
         tot += m
         offsets[c + 1] = tot
-    return offsets, nbr[:tot].copy(), vec[:tot].copy(), np.sqrt(d2s[:tot])
+    for e in range(tot):  # in place, and views, not copies: fresh arrays of this size
+        d2s[e] = np.sqrt(d2s[e])  # cost more in page faults than the search itself
+    return offsets, nbr[:tot], vec[:tot], d2s[:tot]
 
 
 @njit(cache=True, error_model="numpy")
@@ -288,7 +242,11 @@ class CellList:
         self._inv_bin = nb / extent
         self._start, self._order = _build_bins(self.points, lo, self._inv_bin, nb)
         self._spos = np.ascontiguousarray(self.points[self._order])
-        self._hint = 48
+        # expected list length (+25 %) from the mean density (a flat or thin set counts
+        # as 2 cutoffs thick): the output is then sized once
+        volume = np.prod(np.maximum(extent, 2.0 * self.cutoff))
+        expected = npts / volume * 4.0 / 3.0 * np.pi * self.cutoff ** 3
+        self._hint = int(min(max(1.25 * expected, 8.0), max(npts, 8))) + 1
         self._source = None
 
     @classmethod
@@ -331,13 +289,20 @@ class CellList:
             return CellList.periodic(*src[1:], cutoff)
         return CellList.open(*src[1:], cutoff)
 
-    def query_points(self, centers) -> NeighborList:
-        """Neighbours of arbitrary point indices (0 <= p < number of points)."""
+    def query_points(self, centers, max_neighbors: int | None = None) -> NeighborList:
+        """Neighbours of arbitrary point indices (0 <= p < number of points);
+        ``max_neighbors``: only the first (nearest) that many of each list."""
         centers = np.ascontiguousarray(centers, dtype=np.int64)
+        n_max = int(max_neighbors or 0)
+        # NumPy's allocator maps large buffers with huge pages: first touch is ~10x
+        # cheaper than for numba's (the lists are ~40 bytes x 100 per centre)
+        cap = max(len(centers) * (self._hint if n_max <= 0 else n_max), 64)
         offsets, nbr, vec, dist = _query(centers, self.points, self.point_ids, self._lo,
                                          self._inv_bin, self._nb, self.ndiv, self._start,
-                                         self._order, self._spos, self.cutoff, self._hint)
-        if len(centers):
+                                         self._order, self._spos, self.cutoff, n_max,
+                                         np.empty(cap, np.int64), np.empty((cap, 3)),
+                                         np.empty(cap))
+        if len(centers) and n_max <= 0:
             self._hint = max(8, int(1.25 * len(nbr) / len(centers)) + 1)
         return NeighborList(offsets, self.orig[nbr], vec, dist)
 

@@ -45,6 +45,18 @@ class NeighborList:
         np.cumsum(kept, out=offsets[1:])
         return NeighborList(offsets, self.index[keep], self.vectors[keep], self.distances[keep])
 
+    def first(self, n: int | None) -> NeighborList:
+        """The first (nearest) ``n`` neighbours of each centre (None: all)."""
+        counts = np.diff(self.offsets)
+        if n is None or not (counts > n).any():
+            return self
+        kept = np.minimum(counts, int(n))
+        offsets = np.zeros(self.n_centers + 1, np.int64)
+        np.cumsum(kept, out=offsets[1:])
+        entries = csr_entries(self.offsets, np.arange(self.n_centers), kept)
+        return NeighborList(offsets, self.index[entries], self.vectors[entries],
+                            self.distances[entries])
+
     def take(self, rows: np.ndarray) -> NeighborList:
         """The lists of the centres ``rows`` (indices into this list's centres), in that
         order; a contiguous increasing range is a view."""

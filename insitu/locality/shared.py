@@ -48,8 +48,11 @@ class SharedNeighbors:
             self.searches += 1
         return self._all
 
-    def query_points(self, centers) -> NeighborList:
+    def query_points(self, centers, max_neighbors: int | None = None) -> NeighborList:
         """Neighbours of the point indices ``centers`` (as :meth:`CellList.query_points`)."""
+        return self._query_all(centers).first(max_neighbors)
+
+    def _query_all(self, centers) -> NeighborList:
         centers = np.ascontiguousarray(centers, dtype=np.int64)
         n = self.n_centers
         if len(centers) == 0 or (centers.min() >= n):

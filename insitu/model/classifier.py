@@ -24,7 +24,7 @@ import numpy as np
 from ..descriptors import descriptor_from_metadata
 from ..io.ase_bridge import as_frame
 from ..locality import NeighborQuery, as_points
-from .mc_dropout import MASK_INPUT, PASS_OUTPUT, McDropout, entropy_bits, mutual_information
+from .mc_dropout import MASK_INPUT, PASS_OUTPUT, McDropout, entropy_bits, pass_statistics
 from .onnx_format import ModelError, file_sha256, open_session, read_metadata
 
 __all__ = ["Classifier", "ClassificationResult", "labels_from_probabilities",
@@ -247,8 +247,7 @@ class Classifier:
             masks = self.mc.masks(ids[s:s + rows], step, t, buffer[:len(chunk)])
             passes[s:s + len(chunk)] = self.session.run([PASS_OUTPUT], {
                 self.input_name: chunk, MASK_INPUT: masks})[0]
-        mi, entropy = mutual_information(passes)
-        return passes.mean(axis=1), mi, entropy
+        return pass_statistics(passes)
 
     def _buffer(self, name: str, shape: tuple) -> np.ndarray:
         """A float32 work array of ``shape`` kept between calls (the in-situ path asks for

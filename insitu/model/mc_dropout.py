@@ -19,8 +19,8 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-__all__ = ["McDropout", "dropout_masks", "mutual_information", "entropy_bits", "MASK_INPUT",
-           "PASS_OUTPUT"]
+__all__ = ["McDropout", "dropout_masks", "mutual_information", "pass_statistics",
+           "entropy_bits", "MASK_INPUT", "PASS_OUTPUT"]
 
 MASK_INPUT = "dropout_mask"
 """Graph input: (atoms | 1, passes | 1, units) float32 multipliers of the head's dropout
@@ -171,10 +171,51 @@ def mutual_information(pass_probabilities: np.ndarray) -> tuple[np.ndarray, np.n
 
     the first term being the predictive entropy of the averaged probabilities (Supp.
     Eq. 4). I is clipped at 0 against rounding."""
-    p = np.asarray(pass_probabilities, dtype=np.float64)
-    entropy = entropy_bits(p.mean(axis=1))
-    expected = entropy_bits(p).mean(axis=1)
-    return np.maximum(entropy - expected, 0.0), entropy
+    return pass_statistics(pass_probabilities)[1:]
+
+
+def pass_statistics(pass_probabilities: np.ndarray
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean probabilities (N, K) float32, mutual information (N,), predictive entropy
+    (N,) float64 bits) of (N, T, K) per-pass probabilities in one sweep (Supp. Eqs. 4-5;
+    sums in float64; see :func:`mutual_information`)."""
+    p = np.asarray(pass_probabilities)
+    if p.dtype not in (np.float32, np.float64):
+        p = p.astype(np.float64)
+    p = np.ascontiguousarray(p)
+    n, _, k = p.shape
+    mean = np.empty((n, k), np.float32)
+    mi = np.empty(n)
+    entropy = np.empty(n)
+    if p.size:
+        _pass_statistics(p, mean, mi, entropy)
+    return mean, mi, entropy
+
+
+@njit(cache=True, error_model="numpy")
+def _pass_statistics(p, mean, mi, entropy):
+    n, t, k = p.shape
+    acc = np.zeros(k)
+    inv_log2 = 1.0 / np.log(2.0)
+    for i in range(n):
+        for c in range(k):
+            acc[c] = 0.0
+        expected = 0.0
+        for s in range(t):
+            for c in range(k):
+                v = np.float64(p[i, s, c])
+                acc[c] += v
+                if v > 0.0:
+                    expected -= v * np.log(v)
+        h = 0.0
+        for c in range(k):
+            v = acc[c] / t
+            mean[i, c] = v
+            if v > 0.0:
+                h -= v * np.log(v)
+        h *= inv_log2
+        entropy[i] = h
+        mi[i] = max(h - expected * inv_log2 / t, 0.0)
 
 
 def entropy_bits(probabilities: np.ndarray) -> np.ndarray:

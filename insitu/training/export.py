@@ -35,6 +35,25 @@ def _descriptor_metadata(descriptor) -> dict:
     return descriptor.to_metadata() if hasattr(descriptor, "to_metadata") else dict(descriptor)
 
 
+def flush_subnormals(model) -> int:
+    """Set the float32 weights and buffers of ``model`` below the smallest normal float32
+    (1.2e-38 in magnitude) to 0, in place; returns how many there were. Weight decay
+    leaves dead units with such weights, and x86 CPUs compute with subnormal numbers
+    10-100x slower: the shipped paper CNN ran 2-3x slower through onnxruntime for 1,100
+    of its 27,000 weights, with bit-identical outputs once they are zero."""
+    import torch
+
+    tiny = torch.finfo(torch.float32).tiny
+    flushed = 0
+    with torch.no_grad():
+        for tensor in [*model.parameters(), *model.buffers()]:
+            if tensor.dtype == torch.float32:
+                small = (tensor != 0) & (tensor.abs() < tiny)
+                flushed += int(small.sum())
+                tensor[small] = 0.0
+    return flushed
+
+
 def export_onnx(model, descriptor, classes, path, threshold: float = 0.5,
                 training_summary: dict | None = None, validation_accuracy: float | None = None,
                 atom_types: dict | None = None, feature_shape=None,
@@ -68,6 +87,7 @@ def export_onnx(model, descriptor, classes, path, threshold: float = 0.5,
     classes = [str(c).lower() for c in classes]
 
     model = copy.deepcopy(model).cpu().float().eval()
+    flush_subnormals(model)
     dummy = torch.zeros((2,) + feature_shape, dtype=torch.float32)
     mc = WithMcDropout(model, feature_shape) if has_mc_head(model) else None
     wrapped = WithSoftmax(model).eval() if mc is None else mc.eval()

@@ -34,7 +34,7 @@ one deterministic pass, when the validation labels are known: 0.2 points."""
 
 # Dropout rates of the training code (insitu.training.nets defaults); the exported graphs
 # of models trained before MC export do not record them.
-_TRAINED_RATES = {"cnn": 0.5, "mlp": 0.1}
+_TRAINED_RATES = {"cnn": 0.5}
 
 
 def torch_model_from_onnx(path: str | Path):
@@ -45,7 +45,7 @@ def torch_model_from_onnx(path: str | Path):
     import torch
     from onnx import numpy_helper
 
-    from .nets import BOOMLP, NeighborsMapCNN
+    from .nets import BOO_ARCHITECTURES, BOOMLP, NeighborsMapCNN
 
     proto = onnx.load(str(path))
     weights = {i.name[len("model."):]: torch.from_numpy(numpy_helper.to_array(i).copy())
@@ -58,9 +58,12 @@ def torch_model_from_onnx(path: str | Path):
     elif "net.0.weight" in weights:
         layers = sorted(int(k.split(".")[1]) for k in weights if k.endswith(".weight"))
         hidden = tuple(int(weights[f"net.{i}.weight"].shape[0]) for i in layers[:-1])
+        # Linear - ReLU - Dropout per hidden layer ('mlp'), or no Dropout but the last
+        # ('mlp-last'): the spacing of the Linear layers in the Sequential tells
+        arch = "mlp-last" if len(layers) > 2 and layers[1] - layers[0] == 2 else "mlp"
         model = BOOMLP(int(weights["mean"].shape[0]),
                        int(weights[f"net.{layers[-1]}.weight"].shape[0]), hidden,
-                       dropout=_TRAINED_RATES["mlp"])
+                       **BOO_ARCHITECTURES[arch])
     else:
         raise ValueError(f"{path}: not an export of NeighborsMapCNN or BOOMLP")
     state = model.state_dict()
@@ -186,8 +189,13 @@ def calibrate_mi_threshold(model_path: str | Path, features: np.ndarray, ids: np
 def calibrate_on_dataset(model_path: str | Path, data: str | Path,
                          percentile: float = MI_PERCENTILE) -> dict:
     """:func:`calibrate_mi_threshold` on the validation atoms (``split`` 1) of a crystal
-    dataset of ``insitu train data``, the masks seeded by the dataset row."""
+    dataset of ``insitu train data``, the masks seeded by the dataset row (Neighbors Maps
+    stored at a larger n_G cropped to the model's: :func:`insitu.training.nm_crop.features_for`)."""
+    import json
+
     import h5py
+
+    from .nm_crop import features_for
 
     clf = Classifier.load(model_path, mc_passes=1)
     key = "nm" if clf.descriptor.kind == "neighbors_map" else "boo"
@@ -195,6 +203,8 @@ def calibrate_on_dataset(model_path: str | Path, data: str | Path,
         val = np.nonzero(h5["split"][...] == 1)[0]
         features = h5[key][...][val]
         labels = h5["label"][...][val]
+        stored = json.loads(h5[key].attrs["descriptor"])
+    features = features_for(features, stored, clf.descriptor, f"dataset {data} ['{key}']")
     return calibrate_mi_threshold(model_path, features, val + 1, percentile,
                                   dataset=f"{data} (validation split)", labels=labels)
 

@@ -27,6 +27,11 @@ ARCH_TEXT = {
     "mlp": "MLP on BOO features: standardisation (training mean/std, inside the graph) - "
            "Dense(64) - ReLU - Dropout(0.1) - Dense(64) - ReLU - Dropout(0.1) - Dense(K); "
            "softmax inside the exported graph.",
+    "mlp-last": "MLP on BOO features: standardisation (training mean/std, inside the graph) "
+                "- Dense(64) - ReLU - Dense(64) - ReLU - Dropout(0.5) - Dense(K); softmax "
+                "inside the exported graph. Dropout before the output layer only, so the "
+                "MC-dropout head run T times per atom is one 64 x K layer (the costlier "
+                "'mlp', dropout after both hidden layers, is also available).",
 }
 
 ARCH_TEXT.update(NM_ARCH_TEXT, paper=ARCH_TEXT["cnn"])

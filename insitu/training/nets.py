@@ -226,10 +226,12 @@ validation accuracy on data/crystal_v3.h5 and 3.6 points near transitions
 
 class BOOMLP(nn.Module):
     """Small MLP on bond-orientational-order features; standardisation is part of the model
-    (buffers ``mean`` / ``std``), so the exported graph takes raw features."""
+    (buffers ``mean`` / ``std``), so the exported graph takes raw features. Dropout after
+    every hidden layer, or with ``last_only`` before the output layer only: then the MC
+    head, run T times per atom, is one hidden x K layer (:data:`BOO_ARCHITECTURES`)."""
 
     def __init__(self, n_features: int, n_classes: int, hidden=(64, 64), dropout: float = 0.1,
-                 mean=None, std=None):
+                 mean=None, std=None, last_only: bool = False):
         super().__init__()
         mean = np.zeros(n_features) if mean is None else np.asarray(mean, dtype=np.float64)
         std = np.ones(n_features) if std is None else np.asarray(std, dtype=np.float64)
@@ -237,8 +239,10 @@ class BOOMLP(nn.Module):
         self.register_buffer("std", torch.as_tensor(np.maximum(std, 1e-8), dtype=torch.float32))
         layers = []
         prev = n_features
-        for h in hidden:
-            layers += [nn.Linear(prev, h), nn.ReLU(), nn.Dropout(dropout)]
+        for k, h in enumerate(hidden):
+            layers += [nn.Linear(prev, h), nn.ReLU()]
+            if not last_only or k == len(hidden) - 1:
+                layers.append(nn.Dropout(dropout))
             prev = h
         layers.append(nn.Linear(prev, n_classes))
         self.net = nn.Sequential(*layers)
@@ -272,6 +276,13 @@ class WithSoftmax(nn.Module):
         return torch.softmax(self.model(features.float()), dim=-1)
 
 
+BOO_ARCHITECTURES = {
+    "mlp": {"dropout": 0.1},  # after both hidden layers: the head is 64x64 + 64xK per pass
+    "mlp-last": {"dropout": 0.5, "last_only": True},  # the head is 64xK per pass
+}
+"""BOO networks by name: keyword arguments of :class:`BOOMLP`."""
+
+
 def count_parameters(model: nn.Module) -> int:
     """Number of trainable parameters."""
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -293,13 +304,13 @@ def build_model(arch: str, feature_shape, n_classes: int, features=None) -> nn.M
             scale = 1.0 / std if std > 0 else 1.0
         cls, kwargs = NM_ARCHITECTURES[name]
         return cls(feature_shape[0], n_classes, feature_shape[1], input_scale=scale, **kwargs)
-    if arch == "mlp":
+    if arch in BOO_ARCHITECTURES:
         n = int(np.prod(feature_shape))
         mean = std = None
         if features is not None:
             f = np.asarray(features, dtype=np.float64).reshape(len(features), n)
             mean, std = f.mean(axis=0), f.std(axis=0)
-        return BOOMLP(n, n_classes, mean=mean, std=std)
+        return BOOMLP(n, n_classes, mean=mean, std=std, **BOO_ARCHITECTURES[arch])
     raise ValueError(f"unknown arch {arch!r} (use 'mlp', 'cnn' or one of "
                      f"{sorted(NM_ARCHITECTURES)})")
 

@@ -35,23 +35,29 @@ def dataset_key(clf) -> str:
 def read_dataset(data_path: str | Path, clf) -> tuple[np.ndarray, dict, dict]:
     """(features, 1-D columns, provenance) of a dataset for classifier ``clf``; refuses
     (:class:`insitu.descriptors.fingerprint.DescriptorMismatch`) features that the current
-    descriptor code would not compute, and a model trained on such features."""
+    descriptor code would not compute, and a model trained on such features. Neighbors Maps
+    stored at a larger n_G than the model's are cropped when that is exact
+    (:func:`insitu.training.nm_crop.features_for`)."""
     import h5py
 
+    from insitu.descriptors import descriptor_from_metadata
     from insitu.descriptors.fingerprint import check_fingerprint
+    from insitu.training.nm_crop import features_for
 
     key = dataset_key(clf)
     with h5py.File(data_path, "r") as h5:
         if key not in h5:
             raise ValueError(f"{data_path}: has no '{key}' descriptors (has {list(h5)})")
         stored = json.loads(h5[key].attrs.get("fingerprint", "null"))
+        stored_desc = descriptor_from_metadata(json.loads(h5[key].attrs["descriptor"]))
         feats = h5[key][...]
         cols = {k: h5[k][...] for k in h5 if h5[k].ndim == 1}
         provenance = json.loads(h5.attrs.get("provenance", "{}"))
-    check_fingerprint(stored, clf.descriptor, f"dataset {data_path} ['{key}']")
+    check_fingerprint(stored, stored_desc, f"dataset {data_path} ['{key}']")
     check_fingerprint(clf.metadata.get("training", {}).get("descriptor_fingerprint"),
                       clf.descriptor, f"model {clf.metadata.get('name', '')} (its training "
                       "features)")
+    feats = features_for(feats, stored_desc, clf.descriptor, f"dataset {data_path} ['{key}']")
     return feats, cols, provenance
 
 

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from insitu.training.nets import (
+    BOO_ARCHITECTURES,
     DEFAULT_NM_ARCH,
     NM_ARCHITECTURES,
     build_model,
@@ -229,13 +230,16 @@ def fit_from_hdf5(data, descriptor: str = "nm", out=None, epochs: int = 10, seed
                   class_weights="balanced", threshold: float = 0.5, max_train: int | None = None,
                   batch_size: int = 256, lr: float = 2e-3, threads: int | None = None,
                   card: bool = True, progress: bool = True, command: str | None = None,
-                  arch: str | None = None):
+                  arch: str | None = None, n_grid: int | None = None):
     """``insitu train fit``: train on a dataset from ``insitu train data``, export ONNX, and
     write the validation tables (and a model card ``<out>.md`` when ``card``).
 
     ``arch``: the network, a name of :data:`insitu.training.nets.NM_ARCHITECTURES` for
-    ``descriptor='nm'`` (default :data:`~insitu.training.nets.DEFAULT_NM_ARCH`), ``'mlp'``
-    (the only one) for ``'boo'``.
+    ``descriptor='nm'`` (default :data:`~insitu.training.nets.DEFAULT_NM_ARCH`), one of
+    :data:`~insitu.training.nets.BOO_ARCHITECTURES` (default ``'mlp'``) for ``'boo'``.
+    ``n_grid``: train on Neighbors Maps of this n_G, cropped from the stored (larger) ones
+    (exact: :mod:`insitu.training.nm_crop`); the model's descriptor and fingerprint are
+    those of the cropped maps.
 
     Returns (out_path, report).
     """
@@ -256,10 +260,11 @@ def fit_from_hdf5(data, descriptor: str = "nm", out=None, epochs: int = 10, seed
         if arch not in NM_ARCHITECTURES:
             raise ValueError(f"--arch {arch!r}: Neighbors Map networks are "
                              f"{sorted(NM_ARCHITECTURES)}")
-    elif arch not in (None, family):
-        raise ValueError(f"--arch {arch!r}: the {descriptor} descriptor trains '{family}'")
+    elif arch not in (None, *BOO_ARCHITECTURES):
+        raise ValueError(f"--arch {arch!r}: the {descriptor} descriptor trains "
+                         f"{sorted(BOO_ARCHITECTURES)}")
     else:
-        arch = family
+        arch = arch or family
     data = Path(data)
     if not data.is_file():
         raise FileNotFoundError(f"{data}: no dataset; make one with "
@@ -277,6 +282,15 @@ def fit_from_hdf5(data, descriptor: str = "nm", out=None, epochs: int = 10, seed
     if fingerprint is not None:  # features of other descriptor code are refused
         from insitu.descriptors.fingerprint import check_fingerprint
         check_fingerprint(fingerprint, desc, f"dataset {data} ['{key}']")
+    crop = {}
+    if n_grid is not None and n_grid != getattr(desc, "n_grid", None):
+        from insitu.descriptors.fingerprint import descriptor_fingerprint
+        from insitu.training.nm_crop import crop_maps, cropped_descriptor
+        crop = {"cropped_from": desc_meta}
+        desc = cropped_descriptor(desc, n_grid)
+        feats = crop_maps(feats, n_grid)
+        desc_meta = desc.to_metadata()
+        fingerprint = descriptor_fingerprint(desc) if fingerprint is not None else None
     val_mask = cols["split"] == 1 if "split" in cols else None
     model, report = train_classifier(feats, cols["label"], cols["group"], classes, desc, arch=arch,
                                      epochs=epochs, class_weights=class_weights, seed=seed,
@@ -287,7 +301,7 @@ def fit_from_hdf5(data, descriptor: str = "nm", out=None, epochs: int = 10, seed
         "dataset_created": provenance.get("created"),
         "materials": [m.get("name") for m in provenance.get("materials", [])],
         "potentials": [m.get("potential") for m in provenance.get("materials", [])],
-        "descriptor_fingerprint": fingerprint})
+        "descriptor_fingerprint": fingerprint, **crop})
     export_onnx(model, desc, classes, out, threshold=threshold, training_summary=summary,
                 validation_accuracy=report["val_accuracy"], mc_passes=DEFAULT_MC_PASSES,
                 mc_seed=seed)

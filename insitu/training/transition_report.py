@@ -25,6 +25,8 @@ from insitu.training.model_card import (
     retrain_block,
     write_card,
 )
+from insitu.training.nets import BOO_ARCHITECTURES
+from insitu.training.nm_crop import crop_note
 from insitu.training.report import predict_rows, read_dataset
 from insitu.training.transition_dataset import heldout_path
 from insitu.training.transition_labels import hysteresis_melting_point
@@ -204,7 +206,7 @@ def write_transition_card(model_path, data_path, report: dict, provenance: dict,
     rows = evaluation_rows(out, data_path)
     figs = must_show(rows)
     tr = report
-    key = "boo" if tr["arch"] == "mlp" else "nm"
+    key = "boo" if tr["arch"] in BOO_ARCHITECTURES else "nm"
     mats = "\n".join(
         f"| {m['name']} | {m['structure']} | `{m['potential']}` ({m['pair_style']}) | "
         f"{m['t_melt']:.0f} | {provenance['t_melt_sources'][m['name']]} | "
@@ -213,15 +215,17 @@ def write_transition_card(model_path, data_path, report: dict, provenance: dict,
     hist = "\n".join(f"| {h['epoch']} | {h['loss']:.4f} | {100 * h['train_accuracy']:.2f} | "
                      f"{100 * h.get('val_accuracy_subset', float('nan')):.2f} |"
                      for h in tr.get("history", []))
-    arch = f" --arch {tr['arch']}" if key == "nm" else ""
+    arch = f" --arch {tr['arch']}" if key == "nm" or tr["arch"] != "mlp" else ""
     if "class_weights" in tr and tr["class_weights"] is None:  # unweighted cross-entropy
         arch += " --class-weights none"
+    fp = tr.get("descriptor_fingerprint") or {}
+    if tr.get("cropped_from"):  # maps cropped from the dataset's larger n_G
+        arch += f" --n-grid {fp['params']['n_grid']}"
     cmd = command or (f"insitu train data --protocol transition --out {data_path}\n"
                       f"insitu train fit --data {data_path} --descriptor {key}{arch} "
                       f"--seed {tr.get('seed')} --epochs {tr.get('epochs')} --threads 1 "
                       f"--out {out.as_posix()}\n"
                       f"insitu train card {out.as_posix()} --data {data_path}")
-    fp = tr.get("descriptor_fingerprint") or {}
     text = f"""# {out.stem}
 
 Per-atom crystal-structure classifier for `insitu`: classes {', '.join(tr['classes'])}.
@@ -234,7 +238,7 @@ by other descriptor code are refused):
 ```
 
 Model: {ARCH_TEXT.get(tr['arch'], tr['arch'])}
-Trainable parameters: {tr.get('n_parameters')}{PARAM_NOTE.get(tr['arch'], '')}.
+Trainable parameters: {tr.get('n_parameters')}{crop_note(tr) or PARAM_NOTE.get(tr['arch'], '')}.
 Confidence threshold {tr.get('threshold', 0.5)} (below it the runtime says `unknown`).
 
 {mc_dropout_text(out)}

@@ -14,7 +14,7 @@ import torch
 from insitu.descriptors import NeighborsMap, Steinhardt
 from insitu.io.phase_log import PhaseLog, read_log
 from insitu.model import ClassificationResult, Classifier, ModelError
-from insitu.model.mc_dropout import MASK_INPUT, dropout_masks, mutual_information
+from insitu.model.mc_dropout import MASK_INPUT, dropout_masks, mutual_information, pass_statistics
 from insitu.testing import lattice, thermal, write_dump
 from insitu.training.export import export_onnx, update_metadata
 from insitu.training.mc_calibration import (
@@ -49,6 +49,9 @@ def test_mutual_information_matches_supp_eq5():
     p[2] /= p[2].sum(-1, keepdims=True)
     mi, entropy = mutual_information(p)
     ref = reference_mi(p)
+    mean, mi32, _ = pass_statistics(p.astype(np.float32))  # what the classifier uses
+    np.testing.assert_allclose(mean, p.mean(1), atol=1e-7)
+    assert np.abs(mi32 - ref).max() < 1e-6
     assert np.abs(mi - ref).max() < 1e-6
     assert abs(mi[0]) < 1e-12 and mi.min() >= 0
     mean = p[1].mean(0)
@@ -79,7 +82,7 @@ def test_masks_are_a_function_of_id_step_pass_and_seed_only():
     np.testing.assert_array_equal(out, m)
 
 
-@pytest.fixture(scope="module", params=["cnn", "mlp"])
+@pytest.fixture(scope="module", params=["cnn", "mlp", "mlp-last"])
 def exported(request, tmp_path_factory):
     """A small net of each architecture exported with the mask input, T = 8 by default."""
     arch = request.param
@@ -92,8 +95,9 @@ def exported(request, tmp_path_factory):
         frame = thermal(lattice("bcc", 2.9, 4), 0.12, seed=2)
     x = desc.compute(frame).astype(np.float32)
     model = build_model(arch, desc.feature_shape, 5, features=x).eval()
-    path = export_onnx(model, desc, CLASSES, tmp_path_factory.mktemp(arch) / "m.onnx",
-                       mc_passes=8, mc_seed=11, mi_threshold=0.05)
+    folder = tmp_path_factory.mktemp(arch.replace("-", "_"))
+    path = export_onnx(model, desc, CLASSES, folder / "m.onnx", mc_passes=8, mc_seed=11,
+                       mi_threshold=0.05)
     return model, path, frame, x
 
 

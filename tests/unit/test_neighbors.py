@@ -160,3 +160,34 @@ def test_empty_and_isolated():
     cl = CellList.open(np.array([[0.0, 0, 0], [10.0, 0, 0]]), None, 2, 3.0)
     nl = cl.query()
     assert nl.offsets.tolist() == [0, 0, 0]
+
+
+@pytest.mark.parametrize("structure,a,n_max", [("bcc", 2.87, 12), ("fcc", 3.615, 12),
+                                               ("bcc", 2.87, 9), ("fcc", 3.615, 1)])
+def test_nearest_n_are_the_first_n_of_the_full_list(structure, a, n_max):
+    """The N-nearest search (BOO's 12 nearest) keeps exactly the first N entries of the
+    sorted list, ties by global id included: in perfect bcc the 12 nearest take 4 of the
+    6 second-shell atoms, in fcc 9 take 9 of 12 equidistant ones (all ties); thermal
+    noise and a random atom order must not matter either."""
+    rng = np.random.default_rng(3)
+    for frame in (lattice(structure, a, 4), thermal(lattice(structure, a, 4), 0.1, seed=4)):
+        ids = rng.permutation(len(frame)) + 7
+        cl = CellList.periodic(frame.positions, frame.cell, frame.pbc, ids, 5.0)
+        full = cl.query()
+        near = cl.query_points(np.arange(len(frame)), max_neighbors=n_max)
+        assert (np.diff(near.offsets) == n_max).all()
+        first = full.first(n_max)
+        np.testing.assert_array_equal(near.offsets, first.offsets)
+        np.testing.assert_array_equal(near.index, first.index)
+        np.testing.assert_array_equal(near.vectors, first.vectors)
+        np.testing.assert_array_equal(near.distances, first.distances)
+
+
+def test_nearest_n_with_fewer_candidates_and_open_points():
+    """Centres with fewer than N neighbours within the cutoff keep all of them."""
+    pos = np.array([[0.0, 0, 0], [1.0, 0, 0], [0, 1.5, 0], [0, 0, 2.0], [9.0, 9, 9]])
+    cl = CellList.open(pos, None, 5, 2.5)
+    near = cl.query_points(np.arange(5), max_neighbors=2)
+    full = cl.query()
+    np.testing.assert_array_equal(np.diff(near.offsets), np.minimum(np.diff(full.offsets), 2))
+    np.testing.assert_array_equal(near.index, full.first(2).index)

@@ -70,9 +70,9 @@ def test_qbar_searches_within_its_radius_and_each_point_once(monkeypatch):
     searched = []
     original = CellList.query_points
 
-    def recording(self, centers):
+    def recording(self, centers, max_neighbors=None):
         searched.append((self.cutoff, np.asarray(centers).copy()))
-        return original(self, centers)
+        return original(self, centers, max_neighbors)
 
     monkeypatch.setattr(CellList, "query_points", recording)
     for _ in d.iter_compute(points, chunk_size=64):  # the default path: its own search

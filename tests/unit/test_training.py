@@ -103,3 +103,43 @@ def test_train_classifier_learns_noisy_lattices():
                                   epochs=5, seed=1, progress=False)
     assert rep["val_accuracy"] > 0.9
     assert rep["n_val"] > 0 and rep["n_train"] > 0
+
+
+def _subnormal_initializers(path) -> int:
+    from onnx import numpy_helper
+
+    count = 0
+    for init in onnx.load(str(path)).graph.initializer:
+        a = numpy_helper.to_array(init)
+        if a.dtype == np.float32:
+            count += int(((a != 0) & (np.abs(a) < np.finfo(np.float32).tiny)).sum())
+    return count
+
+
+def test_export_flushes_subnormal_weights(tmp_path):
+    """Weights below the smallest normal float32 (dead units after weight decay) are
+    written as 0: x86 CPUs compute with subnormals 10-100x slower, and the outputs do not
+    change."""
+    torch.manual_seed(0)
+    desc = Steinhardt(ls=(4, 6, 8), n_neighbors=12)
+    x = desc.compute(thermal(lattice("bcc", 2.9, 3), 0.1, seed=1)).astype(np.float32)
+    net = build_model("mlp-last", desc.feature_shape, 5, features=x).eval()
+    with torch.no_grad():
+        net.net[2].weight[:, :7] = 3e-40  # subnormal
+        net.net[5].weight[0, :3] = -1e-39
+    with torch.no_grad():
+        expected = torch.softmax(net(torch.from_numpy(x)), -1).numpy()
+    path = export_onnx(net, desc, ["fcc", "bcc", "hcp", "cubic_diamond", "liquid"],
+                       tmp_path / "m.onnx", mc_passes=4)
+    assert _subnormal_initializers(path) == 0
+    assert float(net.net[2].weight[0, 0]) == pytest.approx(3e-40)  # the caller's net kept
+    np.testing.assert_allclose(Classifier.load(path, mc_passes=1).predict_proba(x), expected,
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["crystal-nm", "crystal-boo", "ni-fcc-liquid-amorphous",
+                                  "cuzr-liquid-amorphous"])
+def test_shipped_models_have_no_subnormal_weights(name):
+    from insitu.resources import model_path
+
+    assert _subnormal_initializers(model_path(name)) == 0
