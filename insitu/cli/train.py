@@ -65,9 +65,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_fit_arguments(c)
     for p in (f, c):
         p.add_argument("--arch", default=None,
-                       help="network: for nm stride (default), paper (Allera et al.'s "
-                       "CNN), pool, pstride, small, small64, lite, lite64, stride64, tiny "
-                       "(benchmarks/nm_pareto.md); for boo mlp")
+                       help="network: for nm paper (default: Allera et al.'s CNN), "
+                       "stride, pool, pstride, patch, stridepool, small, small64, lite, "
+                       "lite64, stride64, tiny "
+                       "(benchmarks/nm_pareto.md); for boo mlp-last (default: dropout "
+                       "before the output layer only, a cheap MC head), mlp")
         p.add_argument("--n-grid", type=int, default=None, help="nm: train on the stored "
                        "maps cropped to this n_G (exact; insitu/training/nm_crop.py)")
     c.add_argument("--scale-jitter", type=float, default=0.1,

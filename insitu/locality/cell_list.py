@@ -58,6 +58,23 @@ def _build_bins(pos, lo, inv_bin, nb):
     return start, order
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def _inside(cd2, m, x, lo, inv_bin, nb, b, reach):
+    """Whether every candidate d2[0:m] (with a margin) lies inside the ball around ``x``
+    that the bins within ``reach`` of its bin ``b`` surely contain (a side where the grid
+    ends has no points beyond it)."""
+    radius = np.inf
+    for a in range(3):
+        if b[a] - reach > 0:
+            radius = min(radius, x[a] - (lo[a] + (b[a] - reach) / inv_bin[a]))
+        if b[a] + reach < nb[a] - 1:
+            radius = min(radius, lo[a] + (b[a] + reach + 1) / inv_bin[a] - x[a])
+    far = 0.0
+    for k in range(m):
+        far = max(far, cd2[k])
+    return far * (1.0 + 1e-6) < radius * radius
+
+
 @njit(cache=True, error_model="numpy")
 def _query(centers, pos, ids, lo, inv_bin, nb, ndiv, start, order, spos, cutoff, n_max,
            nbr, vec, d2s):
@@ -87,30 +104,38 @@ def _query(centers, pos, ids, lo, inv_bin, nb, ndiv, start, order, spos, cutoff,
         b0 = min(max(int(np.floor((xi0 - lo[0]) * inv_bin[0])), 0), nb[0] - 1)
         b1 = min(max(int(np.floor((xi1 - lo[1]) * inv_bin[1])), 0), nb[1] - 1)
         b2 = min(max(int(np.floor((xi2 - lo[2]) * inv_bin[2])), 0), nb[2] - 1)
-        zlo = max(b2 - ndiv, 0)
-        zhi = min(b2 + ndiv + 1, nb[2])
-        m = 0
-        for x in range(max(b0 - ndiv, 0), min(b0 + ndiv + 1, nb[0])):
-            for y in range(max(b1 - ndiv, 0), min(b1 + ndiv + 1, nb[1])):
-                base = (x * nb[1] + y) * nb[2]
-                for s in range(start[base + zlo], start[base + zhi]):
-                    dx = spos[s, 0] - xi0
-                    dy = spos[s, 1] - xi1
-                    dz = spos[s, 2] - xi2
-                    r2 = dx * dx + dy * dy + dz * dz
-                    if r2 <= cut2:
-                        j = order[s]
-                        if j == i:
-                            continue
-                        cd2[m] = r2
-                        cj[m] = j
-                        cid[m] = ids[j]
-                        cv[m, 0] = dx
-                        cv[m, 1] = dy
-                        cv[m, 2] = dz
-                        m += 1
-        if 0 < n_max < m:
-            m = nearest_first(cd2, cj, cid, cv, m, n_max, keys)
+        # N nearest: first the bins within one bin width, enough when the N nearest (and
+        # any tie of the N-th) lie inside the ball that block is sure to contain
+        reach = 1 if 0 < n_max and ndiv > 1 else ndiv
+        while True:
+            zlo = max(b2 - reach, 0)
+            zhi = min(b2 + reach + 1, nb[2])
+            m = 0
+            for x in range(max(b0 - reach, 0), min(b0 + reach + 1, nb[0])):
+                for y in range(max(b1 - reach, 0), min(b1 + reach + 1, nb[1])):
+                    base = (x * nb[1] + y) * nb[2]
+                    for s in range(start[base + zlo], start[base + zhi]):
+                        dx = spos[s, 0] - xi0
+                        dy = spos[s, 1] - xi1
+                        dz = spos[s, 2] - xi2
+                        r2 = dx * dx + dy * dy + dz * dz
+                        if r2 <= cut2:
+                            j = order[s]
+                            if j == i:
+                                continue
+                            cd2[m] = r2
+                            cj[m] = j
+                            cid[m] = ids[j]
+                            cv[m, 0] = dx
+                            cv[m, 1] = dy
+                            cv[m, 2] = dz
+                            m += 1
+            if 0 < n_max < m:
+                m = nearest_first(cd2, cj, cid, cv, m, n_max, keys)
+            if reach == ndiv or (m >= n_max and _inside(cd2, m, pos[i], lo, inv_bin, nb,
+                                                         (b0, b1, b2), reach)):
+                break
+            reach = ndiv
         rank_order(cd2, cbits, m, keys, perm)
         fix_ties(perm, cd2, m, m, cid, cj)
         if 0 < n_max < m:

@@ -51,6 +51,10 @@ def torch_model_from_onnx(path: str | Path):
     weights = {i.name[len("model."):]: torch.from_numpy(numpy_helper.to_array(i).copy())
                for i in proto.graph.initializer if i.name.startswith("model.")}
     if "features.0.weight" in weights:
+        if not {"head.1.weight", "head.4.weight", "features.9.weight"} <= set(weights):
+            raise ValueError(f"{path}: only the paper CNN and the BOO MLPs are rebuilt from "
+                             "their ONNX weights (a lighter network is exported with its "
+                             "MC-dropout input by `insitu train fit`)")
         w0, last = weights["features.0.weight"], weights["head.4.weight"]
         n_grid = int(round(np.sqrt(weights["head.1.weight"].shape[1] / 32))) * 8
         model = NeighborsMapCNN(int(w0.shape[1]), int(last.shape[0]), n_grid,

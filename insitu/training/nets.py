@@ -45,15 +45,16 @@ class NeighborsMapCNN(nn.Module):
         )
 
     def forward(self, x):
-        return self.head(self.trunk(x))
+        return self.head(self.features(x * self.input_scale))
 
     def trunk(self, x):
         """The layers before the first dropout (run once per atom under MC dropout)."""
-        return self.features(x * self.input_scale)
+        head = self.head[:_first_dropout(self.head)]
+        return head(self.features(x * self.input_scale))
 
     def head_layers(self) -> nn.Sequential:
         """The layers from the first dropout on (run T times under MC dropout)."""
-        return self.head
+        return self.head[_first_dropout(self.head):]
 
 
 class DownsampledNeighborsMapCNN(NeighborsMapCNN):
@@ -67,11 +68,18 @@ class DownsampledNeighborsMapCNN(NeighborsMapCNN):
     def __init__(self, in_channels: int = 1, n_classes: int = 2, n_grid: int = 32,
                  dropout: float = 0.5, input_scale: float = 1.0, stem: str = "pool"):
         super().__init__(in_channels, n_classes, n_grid, dropout, input_scale)
-        if stem not in ("pool", "stride"):
-            raise ValueError(f"stem must be 'pool' or 'stride', got {stem!r}")
-        first = ([nn.Conv2d(in_channels, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2)]
-                 if stem == "pool" else
-                 [nn.Conv2d(in_channels, 16, 4, stride=2, padding=1), nn.ReLU()])
+        if stem not in ("pool", "stride", "patch", "stridepool"):
+            raise ValueError(f"stem must be pool, stride, patch or stridepool, got {stem!r}")
+        quarter = stem in ("patch", "stridepool")  # the rest runs on n_G/4 x n_G/4
+        if quarter and n_grid % 16:
+            raise ValueError(f"stem {stem!r} needs n_grid divisible by 16, got {n_grid}")
+        if stem == "pool":
+            first = [nn.Conv2d(in_channels, 16, 5, padding=2), nn.ReLU(), nn.MaxPool2d(2)]
+        elif stem == "patch":  # one 4 x 4 block of the map per output pixel
+            first = [nn.Conv2d(in_channels, 16, 4, stride=4), nn.ReLU()]
+        else:
+            first = [nn.Conv2d(in_channels, 16, 4, stride=2, padding=1), nn.ReLU()]
+            first += [nn.MaxPool2d(2)] if stem == "stridepool" else []
         self.features = nn.Sequential(
             *first,
             nn.Conv2d(16, 32, 3, padding=1), nn.ReLU(),
@@ -80,6 +88,8 @@ class DownsampledNeighborsMapCNN(NeighborsMapCNN):
             nn.Conv2d(16, 32, 2, stride=2), nn.ReLU(),
             nn.Flatten(),
         )
+        if quarter:
+            self.head[1] = nn.Linear(32 * (n_grid // 16) ** 2, 24)
 
 
 class LightNeighborsMapCNN(NeighborsMapCNN):
@@ -100,7 +110,7 @@ class LightNeighborsMapCNN(NeighborsMapCNN):
     def __init__(self, in_channels: int = 1, n_classes: int = 2, n_grid: int = 32,
                  dropout: float = 0.5, input_scale: float = 1.0, width: int = 8,
                  kernel: int = 5, pool_input: bool = False, pool_head: bool = False,
-                 stem_stride: bool = False):
+                 stem_stride: bool = False, last_dropout: bool = False):
         nn.Module.__init__(self)
         self.register_buffer("input_scale", torch.tensor(float(input_scale)))
         if n_grid % (16 if pool_input else 8):
@@ -134,6 +144,11 @@ class LightNeighborsMapCNN(NeighborsMapCNN):
             nn.Linear(flat, 24), nn.ReLU(),
             nn.BatchNorm1d(24),
             nn.Linear(24, n_classes),
+        ) if not last_dropout else nn.Sequential(  # the T MC passes: one 64 x K layer
+            nn.Linear(flat, 64), nn.ReLU(),
+            nn.BatchNorm1d(64),
+            nn.Dropout(dropout),
+            nn.Linear(64, n_classes),
         )
 
 
@@ -159,6 +174,10 @@ NM_ARCHITECTURES = {
     "lite64": (LightNeighborsMapCNN, {"width": 8, "pool_head": True}),
     "stride": (LightNeighborsMapCNN, {"width": 16, "stem_stride": True}),
     "stride64": (LightNeighborsMapCNN, {"width": 16, "stem_stride": True, "pool_head": True}),
+    "stride-last": (LightNeighborsMapCNN, {"width": 16, "stem_stride": True,
+                                           "last_dropout": True}),
+    "patch": (DownsampledNeighborsMapCNN, {"stem": "patch"}),
+    "stridepool": (DownsampledNeighborsMapCNN, {"stem": "stridepool"}),
 }
 """Neighbors Map networks by name (``insitu train crystal --arch NAME``). ``paper``: the
 CNN of Allera et al. Appendix A (:class:`NeighborsMapCNN`, ~13 MFLOP per atom at n_G 32);
@@ -170,7 +189,11 @@ MFLOP); ``small``/``lite``:
 before the wider ones; ``small64``/``lite64``: the same with the last maps max-pooled to
 2 x 2 (64 features into the head, whose T MC-dropout passes then cost a quarter);
 ``stride``/``stride64``: a 4 x 4 stride-2 first convolution (16 channels) instead of a
-full-resolution one; ``tiny``: the map sum-pooled to n_G/2 first, 3x3 kernels. MFLOP,
+full-resolution one; ``stride-last``: ``stride`` with its dropout before the output layer
+only (Dense(64) - ReLU - BatchNorm - Dropout - Dense(K)), so its T MC passes are one
+64 x K layer; ``patch``/``stridepool``: the paper's layers after a stem that
+quarters the map (4 x 4 stride-4 convolution; stride-2 convolution and max pooling; ~1.3
+MFLOP at n_G 32); ``tiny``: the map sum-pooled to n_G/2 first, 3x3 kernels. MFLOP,
 parameters, speed and accuracy: benchmarks/nm_pareto.md."""
 
 NM_ARCH_TEXT = {
@@ -209,6 +232,22 @@ NM_ARCH_TEXT = {
                 "Conv(16,16,3) - ReLU - MaxPool(2) - Conv(16,16,3) - ReLU - "
                 "Conv(16,16,2,stride 2) - ReLU - MaxPool(2) - Flatten(64) - Dropout(0.5) - "
                 "Dense(24) - ReLU - BatchNorm - Dense(K); softmax inside the exported graph.",
+    "patch": "Neighbors Map CNN of Allera et al., Appendix A, on 4 x 4 blocks of the map "
+             "(insitu 'patch'): Conv(C,16,4,stride 4) - ReLU - Conv(16,32,3) - ReLU - "
+             "Conv(32,16,3) - ReLU - Conv(16,16,3,stride 2) - ReLU - Conv(16,32,2,stride 2) - "
+             "ReLU - Flatten(32 (n_G/16)^2) - Dropout(0.5) - Dense(24) - ReLU - BatchNorm - "
+             "Dense(K); softmax inside the exported graph.",
+    "stridepool": "Neighbors Map CNN of Allera et al., Appendix A, on a quarter of the map "
+                  "(insitu 'stridepool'): Conv(C,16,4,stride 2) - ReLU - MaxPool(2) - "
+                  "Conv(16,32,3) - ReLU - Conv(32,16,3) - ReLU - Conv(16,16,3,stride 2) - ReLU "
+                  "- Conv(16,32,2,stride 2) - ReLU - Flatten(32 (n_G/16)^2) - Dropout(0.5) - "
+                  "Dense(24) - ReLU - BatchNorm - Dense(K); softmax inside the exported graph.",
+    "stride-last": "Light Neighbors Map CNN (insitu 'stride-last'): the 'stride' trunk "
+                   "(Conv(C,16,4,stride 2) - ReLU - Conv(16,16,3) - ReLU - MaxPool(2) - "
+                   "Conv(16,16,3) - ReLU - Conv(16,16,2,stride 2) - ReLU - Flatten(256)) - "
+                   "Dense(64) - ReLU - BatchNorm - Dropout(0.5) - Dense(K); softmax inside "
+                   "the exported graph. Dropout before the output layer only: the MC-dropout "
+                   "head run T times per atom is one 64 x K layer.",
     "tiny": "Light Neighbors Map CNN (insitu 'tiny'): 2x2 sum pooling of the map - "
             "Conv(C,8,3) - ReLU - MaxPool(2) - Conv(8,16,3) - ReLU - Conv(16,16,2,stride 2) - "
             "ReLU - Flatten(256) - Dropout(0.5) - Dense(24) - ReLU - BatchNorm - Dense(K); "

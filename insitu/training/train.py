@@ -223,7 +223,7 @@ def training_summary(report: dict, dataset: str | None = None, extra: dict | Non
     return out
 
 
-DESCRIPTOR_KEYS = {"nm": ("nm", "cnn"), "boo": ("boo", "mlp")}
+DESCRIPTOR_KEYS = {"nm": ("nm", "cnn"), "boo": ("boo", "mlp-last")}  # (dataset key, default)
 
 
 def fit_from_hdf5(data, descriptor: str = "nm", out=None, epochs: int = 10, seed: int = 0,
@@ -236,7 +236,7 @@ def fit_from_hdf5(data, descriptor: str = "nm", out=None, epochs: int = 10, seed
 
     ``arch``: the network, a name of :data:`insitu.training.nets.NM_ARCHITECTURES` for
     ``descriptor='nm'`` (default :data:`~insitu.training.nets.DEFAULT_NM_ARCH`), one of
-    :data:`~insitu.training.nets.BOO_ARCHITECTURES` (default ``'mlp'``) for ``'boo'``.
+    :data:`~insitu.training.nets.BOO_ARCHITECTURES` (default ``'mlp-last'``) for ``'boo'``.
     ``n_grid``: train on Neighbors Maps of this n_G, cropped from the stored (larger) ones
     (exact: :mod:`insitu.training.nm_crop`); the model's descriptor and fingerprint are
     those of the cropped maps.

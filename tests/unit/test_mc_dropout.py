@@ -82,12 +82,12 @@ def test_masks_are_a_function_of_id_step_pass_and_seed_only():
     np.testing.assert_array_equal(out, m)
 
 
-@pytest.fixture(scope="module", params=["cnn", "mlp", "mlp-last"])
+@pytest.fixture(scope="module", params=["cnn", "stride-last", "mlp", "mlp-last"])
 def exported(request, tmp_path_factory):
     """A small net of each architecture exported with the mask input, T = 8 by default."""
     arch = request.param
     torch.manual_seed(1)
-    if arch == "cnn":
+    if arch in ("cnn", "stride-last"):
         desc = NeighborsMap(cutoff=4.6, n_grid=16)
         frame = thermal(lattice("fcc", 3.6, 3), 0.12, seed=2)
     else:
@@ -185,6 +185,10 @@ def test_reexport_from_onnx_weights_is_exact(exported, tmp_path):
     """A model exported before MC dropout gets the mask input from its own weights; its
     deterministic output stays bit for bit the same."""
     model, path, frame, x = exported
+    if type(model).__name__ == "LightNeighborsMapCNN":  # exported with MC by train fit
+        with pytest.raises(ValueError, match="only the paper CNN"):
+            torch_model_from_onnx(path)
+        return
     rebuilt = torch_model_from_onnx(path)
     for a, b in zip(model.state_dict().values(), rebuilt.state_dict().values()):
         np.testing.assert_array_equal(a.numpy(), b.numpy())
