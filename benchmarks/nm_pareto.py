@@ -163,7 +163,8 @@ def main() -> int:
         mflop, params = flops_and_params(clf)
         xv, yv = load_split(data, 1, clf, args.val_atoms)
         t = clf.mc_passes
-        row = {"model": str(path), "arch": arch_of(clf), "parameters": params,
+        row = {"model": str(path), "arch": arch_of(clf), "n_grid": clf.feature_shape[-1],
+               "parameters": params,
                "mflop_per_atom": mflop, "mc_passes": t,
                "atoms_per_s_1pass": best_rate(lambda c=clf, x=x: c.predict_proba(x), len(x)),
                "atoms_per_s_mc": best_rate(
@@ -172,7 +173,8 @@ def main() -> int:
                "val_accuracy_mc": accuracy(clf, xv, yv, t),
                "train_seconds": (clf.metadata.get("training") or {}).get("seconds"),
                "training": {k: (clf.metadata.get("training") or {}).get(k)
-                            for k in ("dataset", "epochs", "seed", "lr", "batch_size")}}
+                            for k in ("dataset", "epochs", "seed", "lr", "batch_size",
+                                      "class_weights")}}
         if near:
             xn, yn = load_split(near[0], None, clf, args.near_atoms)
             row["near_accuracy_1pass"] = accuracy(clf, xn, yn, 1)
@@ -219,32 +221,34 @@ def markdown(entry: dict) -> str:
         "batched by 1,024. Accuracy: argmax on the validation split of "
         f"`{entry['dataset']}` (by MD run, no atom in training), one deterministic pass "
         "and the model's MC-dropout passes T. Near-transition accuracy: "
-        + (f"`{near}` ({entry['near_transition_atoms']:,} of its atoms, seeded; none of "
-           "these networks was trained on near-transition data)." if near else
+        + (f"`{near}` ({entry['near_transition_atoms']:,} of its atoms, seeded: elements "
+           "held out of every training set)." if near else
            "**missing** (no held-out near-transition dataset `data/*near*.h5` yet)."),
         "",
-        "Every network was trained by the same recipe (`insitu train fit --descriptor nm "
-        "--seed 1`: Adam, one-cycle lr 2e-3, batch 256, balanced class weights; the column "
-        "'trained' is read from each model's metadata); `nm-paper.onnx` is the paper CNN "
-        "as shipped before the light default (trained on the same data, same recipe).",
+        "Training (`insitu train fit --descriptor nm --arch ARCH [--n-grid N]`: Adam, "
+        "one-cycle lr, batch 256) as read from each model's metadata in the column "
+        "'trained'; n_G below 32: the stored 32 x 32 maps cropped (exact, "
+        "`insitu/training/nm_crop.py`).",
         "",
-        "| architecture | parameters | MFLOP/atom | atoms/s/core (1 pass) | atoms/s/core "
+        "| architecture | n_G | parameters | MFLOP/atom | atoms/s/core (1 pass) | atoms/s/core "
         "(T passes) | val. acc. % (1 pass) | val. acc. % (T) | near-transition acc. % (1 pass) "
         "| near-transition acc. % (T) | "
         "int8 agreement with fp32 % | trained |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in entry["rows"]:
         tr = r.get("training") or {}
         mc = ("n/a" if r["atoms_per_s_mc"] is None
               else f"{r['atoms_per_s_mc']:,.0f} (T={r['mc_passes']})")
         lines.append(
-            f"| {r['arch']} (`{Path(r['model']).name}`) | {r['parameters']:,} | "
+            f"| {r['arch']} (`{Path(r['model']).name}`) | {r.get('n_grid', '')} | "
+            f"{r['parameters']:,} | "
             f"{r['mflop_per_atom']:.2f} | {r['atoms_per_s_1pass']:,.0f} | {mc} | "
             f"{pct(r['val_accuracy_1pass'])} | {pct(r['val_accuracy_mc'])} | "
             f"{pct(r.get('near_accuracy_1pass'))} | {pct(r.get('near_accuracy_mc'))} | "
             f"{pct(r.get('agreement_with_fp32'))} | "
-            f"{tr.get('epochs')} epochs, seed {tr.get('seed')}, `{tr.get('dataset')}` |")
+            f"{tr.get('epochs')} epochs, seed {tr.get('seed')}, class weights "
+            f"{tr.get('class_weights') or 'none'}, `{tr.get('dataset')}` |")
     return "\n".join(lines) + "\n"
 
 

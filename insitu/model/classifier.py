@@ -291,8 +291,11 @@ class Classifier:
         t_desc = t_inf = 0.0
         t0 = time.perf_counter()
         if n:
-            chunks = self.descriptor.iter_compute(points, neighbors,
-                                                  int(chunk_size or self.batch_size), reuse=True)
+            # descriptor chunks of the descriptor's own size when larger than the inference
+            # batch (BOO: 8192 atoms, fewer passes through the per-chunk glue); inference
+            # runs in batches of batch_size within them
+            chunk = int(chunk_size or max(self.batch_size, self.descriptor.chunk_size))
+            chunks = self.descriptor.iter_compute(points, neighbors, chunk, reuse=True)
             for start, stop, features in chunks:
                 t1 = time.perf_counter()
                 t_desc += t1 - t0
