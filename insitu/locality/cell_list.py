@@ -33,6 +33,7 @@ from .ordering import fix_ties, nearest_first, rank_order
 
 __all__ = ["NeighborList", "CellList", "periodic_images"]
 
+
 @njit(cache=True, error_model="numpy")
 def _build_bins(pos, lo, inv_bin, nb):
     n = pos.shape[0]
