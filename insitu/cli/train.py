@@ -9,14 +9,13 @@
   the data), or from your labelled frames; writes the model, its card and the validation
   table, and exits 1 when the validation accuracy is below ``--min-accuracy``;
 * ``card`` rewrites a crystal model's card from the model and its dataset;
-* ``mc`` gives a trained model MC dropout (mask input, MI threshold from validation data);
-* ``transfer`` checks the crystal models on fcc Ni, fcc Cu and hcp Mg with LAMMPS cna/atom
-  beside them (Ni is held out of the shipped models' training; the near-transition cards
-  report the held-out Ni, Ag and Zr in full).
+* ``mc`` gives a trained model MC dropout (mask input, MI threshold from validation data)
+  and, with ``--data``, its feature-space novelty (``insitu.training.novelty``);
+* ``transfer`` checks the crystal models on fcc Ni, fcc Cu and hcp Mg beside LAMMPS cna/atom
+  (the near-transition cards report the held-out Ni, Ag and Zr in full).
 
-Classes follow the data: a dataset without hcp atoms gives a model without an hcp class.
-Progress bars on data generation and training (``--quiet``: none); every random choice
-comes from ``--seed``.
+Classes follow the data (no hcp atoms: no hcp class); progress bars unless ``--quiet``;
+every random choice comes from ``--seed``.
 
 Needs the ``training`` extra (PyTorch): ``pip install 'insitu[training]'``. The ramp models
 are trained by ``insitu ramp train``.
@@ -64,14 +63,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "(data if missing, then fit)")
     add_fit_arguments(c)
     for p in (f, c):
-        p.add_argument("--arch", default=None,
-                       help="network: for nm paper (default: Allera et al.'s CNN), "
-                       "stride, pool, pstride, patch, stridepool, small, small64, lite, "
-                       "lite64, stride64, tiny "
-                       "(benchmarks/nm_pareto.md); for boo mlp-last (default: dropout "
-                       "before the output layer only, a cheap MC head), mlp")
+        p.add_argument("--arch", default=None, help="network: for nm paper (default: Allera "
+                       "et al.'s CNN), stride, pool, pstride, patch, stridepool, small, small64, "
+                       "lite, lite64, stride64, tiny (benchmarks/nm_pareto.md); for boo "
+                       "mlp-last (default: dropout before the output layer only), mlp")
         p.add_argument("--n-grid", type=int, default=None, help="nm: train on the stored "
                        "maps cropped to this n_G (exact; insitu/training/nm_crop.py)")
+        p.add_argument("--teacher", help="MODEL.onnx whose soft labels to distil (distill.py)")
+        p.add_argument("--distill-alpha", type=float, help="teacher weight A (default 0.7)")
+        p.add_argument("--distill-temperature", type=float, help="TAU (default 2)")
     c.add_argument("--scale-jitter", type=float, default=0.1,
                    help="augmentation of the dataset, when it must be generated")
 
@@ -81,8 +81,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_material_arguments(m)
 
     u = sub.add_parser("mc", help="MC dropout for a trained model: re-export it with the "
-                       "dropout-mask input from its own weights, set its MI threshold on "
-                       "validation data")
+                       "dropout-mask input from its own weights, set its MI threshold "
+                       "(and with --data its novelty threshold) on validation data")
     u.add_argument("model", help="the .onnx model (rewritten in place)")
     u.add_argument("--data", default=None, help="its crystal dataset (validation split)")
     u.add_argument("--ramp", default=None, help="or its ramp system (ni, cuzr) ...")
@@ -283,8 +283,9 @@ def _fit(args: argparse.Namespace) -> int:
                                 class_weights=(None if args.class_weights == "none"
                                                else args.class_weights),
                                 card=not args.no_card and not transition,
-                                progress=not args.quiet, arch=args.arch,
-                                n_grid=args.n_grid,
+                                progress=not args.quiet, arch=args.arch, n_grid=args.n_grid,
+                                teacher=args.teacher, distill_alpha=args.distill_alpha,
+                                distill_temperature=args.distill_temperature,
                                 command=" ".join(["insitu"] + sys.argv[1:]))
     if "tables" in report:
         print(report["tables"]["markdown"])
@@ -341,6 +342,7 @@ def _crystal(args: argparse.Namespace) -> int:
 
 def _mc(args: argparse.Namespace) -> int:
     from insitu.training import mc_calibration as mc
+    from insitu.training import novelty
 
     if (args.data is None) == (args.ramp is None):
         print("insitu train mc: give --data DATASET or --ramp SYSTEM", file=sys.stderr)
@@ -348,6 +350,8 @@ def _mc(args: argparse.Namespace) -> int:
     mc.reexport_with_mc(args.model, passes=args.passes or mc.DEFAULT_MC_PASSES)
     if args.data:
         cal = mc.calibrate_on_dataset(args.model, args.data, args.percentile)
+        nov = novelty.calibrate_novelty_on_dataset(args.model, args.data)
+        print(f"{args.model}: novelty threshold {nov['threshold']:.4g}: {nov['rule']}")
     else:
         cal = mc.calibrate_on_ramp(args.model, args.ramp,
                                    args.ramp_data or f"data/{args.ramp}_ramp",

@@ -10,7 +10,9 @@ With MC dropout (``mc_passes`` T > 1, ARISE Supp. Eqs. 4-5, :mod:`.mc_dropout`) 
 probabilities are the mean of T stochastic passes of the model's head, and every atom
 also gets the mutual information between prediction and weights; an atom is ``unknown``
 when its MI exceeds the model's threshold or its mean probability is below the confidence
-threshold. T = 1 is the deterministic network (dropout off).
+threshold. T = 1 is the deterministic network (dropout off). A model calibrated with
+:mod:`insitu.training.novelty` also scores how unlike the training atoms each environment
+is (its ``novelty`` output); above the model's threshold the atom is ``unknown`` too.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from ..descriptors import descriptor_from_metadata
 from ..io.ase_bridge import as_frame
 from ..locality import NeighborQuery, as_points
 from .mc_dropout import MASK_INPUT, PASS_OUTPUT, McDropout, entropy_bits, pass_statistics
+from .novelty import NOVELTY_OUTPUT, novelty_threshold
 from .onnx_format import ModelError, file_sha256, open_session, read_metadata
 
 __all__ = ["Classifier", "ClassificationResult", "labels_from_probabilities",
@@ -66,6 +69,9 @@ class ClassificationResult:
     predictive_entropy : (N,) float32, bits, entropy of the (mean) probabilities.
     mi_threshold : MI above which an atom is ``unknown`` (None: no MI criterion).
     mc_passes : number of stochastic passes T (1: dropout off).
+    novelty : (N,) float32, the feature-space novelty (:mod:`insitu.model.novelty`; NaN
+        for undescribed atoms), None for a model without it.
+    novelty_threshold : novelty above which an atom is ``unknown`` (None: no criterion).
     """
 
     classes: list
@@ -79,6 +85,8 @@ class ClassificationResult:
     predictive_entropy: np.ndarray | None = None
     mi_threshold: float | None = None
     mc_passes: int = 1
+    novelty: np.ndarray | None = None
+    novelty_threshold: float | None = None
 
     @classmethod
     def from_probabilities(cls, classes, probabilities, threshold: float,
@@ -86,9 +94,11 @@ class ClassificationResult:
                            undescribed: np.ndarray | None = None,
                            mutual_information: np.ndarray | None = None,
                            mi_threshold: float | None = None,
-                           mc_passes: int = 1) -> ClassificationResult:
+                           mc_passes: int = 1, novelty: np.ndarray | None = None,
+                           novelty_threshold: float | None = None) -> ClassificationResult:
         """Labels from (mean) probabilities: argmax, ``unknown`` below ``threshold``, above
-        ``mi_threshold`` in mutual information (bits), or where ``undescribed``."""
+        ``mi_threshold`` in mutual information (bits), above ``novelty_threshold`` in
+        ``novelty``, or where ``undescribed``."""
         probabilities = np.asarray(probabilities, dtype=np.float32).reshape(-1, len(classes))
         bad = ~np.isfinite(probabilities).all(axis=1)
         if undescribed is not None:
@@ -105,10 +115,15 @@ class ClassificationResult:
         idx[bad] = -1
         if mi_threshold is not None:
             idx[mi > mi_threshold] = -1
+        if novelty is not None:  # not defined where the descriptor is not: NaN
+            novelty = np.where(bad, np.nan, np.asarray(novelty, np.float64).reshape(-1))
+            novelty = novelty.astype(np.float32)
+            if novelty_threshold is not None:
+                idx[novelty > novelty_threshold] = -1
         names = np.array(list(classes) + ["unknown"], dtype=object)
         labels = names[np.where(idx < 0, len(classes), idx)].astype(str)
         return cls(list(classes), labels, idx, probabilities, conf, bad, dict(timings or {}),
-                   mi, entropy, mi_threshold, int(mc_passes))
+                   mi, entropy, mi_threshold, int(mc_passes), novelty, novelty_threshold)
 
     @property
     def uncertain(self) -> np.ndarray:
@@ -116,6 +131,13 @@ class ClassificationResult:
         if self.mi_threshold is None:
             return np.zeros(len(self.label_index), bool)
         return self.mutual_information > self.mi_threshold
+
+    @property
+    def novel(self) -> np.ndarray:
+        """(N,) bool, novelty above the model's threshold (all False without one)."""
+        if self.novelty is None or self.novelty_threshold is None:
+            return np.zeros(len(self.label_index), bool)
+        return self.novelty > self.novelty_threshold
 
     def count_array(self) -> np.ndarray:
         """(K + 1,) int64 atoms per class, ``unknown`` last."""
@@ -139,7 +161,8 @@ class Classifier:
     ``confidence_threshold``, ``metadata`` (all insitu.* metadata, JSON decoded), ``path``,
     ``sha256``, ``batch_size``, ``n_threads``, ``atom_types`` (dict or None), ``mc``
     (:class:`McDropout` of a model with a dropout head, else None), ``mc_passes`` (T),
-    ``mi_threshold`` (bits, None without MC dropout).
+    ``mi_threshold`` (bits, None without MC dropout), ``novelty_threshold`` (None for a
+    model without the novelty output).
     """
 
     def __init__(self, session, metadata: dict, path: Path, sha256: str, batch_size: int,
@@ -175,6 +198,10 @@ class Classifier:
                 "(export it with insitu.training.export.export_onnx from a net with dropout, "
                 "e.g. `insitu train mc`)"))
         self.mi_threshold = self.mc.mi_threshold if self.mc else None
+        try:
+            self.novelty_threshold = novelty_threshold(session, metadata, path)
+        except ValueError as exc:
+            raise ModelError(str(exc)) from None
         self._buffers: dict[str, np.ndarray] = {}
 
     @staticmethod
@@ -210,43 +237,57 @@ class Classifier:
                    mc_passes)
 
     # --- inference -------------------------------------------------------------------------
-    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+    def predict_proba(self, features: np.ndarray,
+                      novelty_out: np.ndarray | None = None) -> np.ndarray:
         """Class probabilities (n, K) float32 of per-atom features (n, *feature_shape),
-        run in batches of ``batch_size``."""
+        run in batches of ``batch_size``; the novelty (n,) goes to ``novelty_out`` when
+        given (a model with the novelty output)."""
         x = np.asarray(features)
         if x.shape[1:] != self.feature_shape:
             raise ValueError(f"features of shape {x.shape[1:]} per atom, the model "
                              f"{self.path.name} expects {self.feature_shape}")
         n = len(x)
         out = np.empty((n, len(self.classes)), dtype=np.float32)
+        fetch = self._fetch(self.output_name, novelty_out)
         for s in range(0, n, self.batch_size):
             chunk = np.ascontiguousarray(x[s:s + self.batch_size], dtype=np.float32)
-            out[s:s + len(chunk)] = self.session.run([self.output_name],
-                                                     {self.input_name: chunk})[0]
+            res = self.session.run(fetch, {self.input_name: chunk})
+            out[s:s + len(chunk)] = res[0]
+            if len(res) > 1:
+                novelty_out[s:s + len(chunk)] = res[1]
         return out
 
+    def _fetch(self, output: str, novelty_out) -> list:
+        return [output] if novelty_out is None or self.novelty_threshold is None \
+            else [output, NOVELTY_OUTPUT]
+
     def predict_mc(self, features: np.ndarray, ids, step: int = 0,
-                   n_passes: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   n_passes: int | None = None, novelty_out: np.ndarray | None = None
+                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """MC dropout on features (n, *feature_shape) of the atoms with global ``ids`` at
         MD ``step``: (mean probabilities (n, K) float32, ARISE Supp. Eq. 4; mutual
         information (n,) and predictive entropy (n,) in bits, Supp. Eq. 5). The trunk runs
         once per atom and the head once per (atom, pass), in one onnxruntime call per
-        batch; the masks depend on (model seed, id, step, pass) only."""
+        batch; the masks depend on (model seed, id, step, pass) only. The novelty (n,)
+        goes to ``novelty_out`` when given."""
         t = self.mc_passes if n_passes is None else int(n_passes)
         x = np.asarray(features)
         n = len(x)
         if self.mc is None or t < 2:
-            p = self.predict_proba(x)
+            p = self.predict_proba(x, novelty_out)
             return p, np.zeros(n), entropy_bits(p)
         ids = np.asarray(ids, np.int64).reshape(n)
         rows = max(1, min(self.batch_size, MC_MASK_VALUES // (t * self.mc.n_units)))
         passes = self._buffer("passes", (n, t, len(self.classes)))
         buffer = self._buffer("masks", (min(rows, n), t, self.mc.n_units))
+        fetch = self._fetch(PASS_OUTPUT, novelty_out)
         for s in range(0, n, rows):
             chunk = np.ascontiguousarray(x[s:s + rows], dtype=np.float32)
             masks = self.mc.masks(ids[s:s + rows], step, t, buffer[:len(chunk)])
-            passes[s:s + len(chunk)] = self.session.run([PASS_OUTPUT], {
-                self.input_name: chunk, MASK_INPUT: masks})[0]
+            res = self.session.run(fetch, {self.input_name: chunk, MASK_INPUT: masks})
+            passes[s:s + len(chunk)] = res[0]
+            if len(res) > 1:
+                novelty_out[s:s + len(chunk)] = res[1]
         return pass_statistics(passes)
 
     def _buffer(self, name: str, shape: tuple) -> np.ndarray:
@@ -287,6 +328,7 @@ class Classifier:
         step = int(step if step is not None else getattr(system, "step", None) or 0)
         proba = np.empty((n, len(self.classes)), dtype=np.float32)
         mi = np.zeros(n)
+        novelty = None if self.novelty_threshold is None else np.zeros(n, np.float32)
         undescribed = np.zeros(n, bool)
         t_desc = t_inf = 0.0
         t0 = time.perf_counter()
@@ -305,14 +347,16 @@ class Classifier:
                                         0, features)
                     undescribed[start:stop] = bad
                 proba[start:stop], mi[start:stop], _ = self.predict_mc(
-                    features, points.ids[start:stop], step)
+                    features, points.ids[start:stop], step,
+                    novelty_out=None if novelty is None else novelty[start:stop])
                 t0 = time.perf_counter()
                 t_inf += t0 - t1
             t_desc += time.perf_counter() - t0
         thr = self.confidence_threshold if threshold is None else float(threshold)
         return ClassificationResult.from_probabilities(
             self.classes, proba, thr, {"descriptor": t_desc, "inference": t_inf}, undescribed,
-            mi, self.mi_threshold if self.mc_passes > 1 else None, self.mc_passes)
+            mi, self.mi_threshold if self.mc_passes > 1 else None, self.mc_passes, novelty,
+            self.novelty_threshold)
 
     def summary(self) -> str:
         d = self.metadata.get("descriptor", {})

@@ -100,8 +100,9 @@ def reexport_with_mc(path: str | Path, out: str | Path | None = None,
     clf = Classifier.load(path, mc_passes=1)
     model = torch_model_from_onnx(path)
     proto = onnx.load(str(path))
-    kept = {e.key: e.value for e in proto.metadata_props
-            if e.key.startswith("insitu.") and e.key not in _WRITTEN_BY_EXPORT}
+    # the novelty output is not re-exported: its metadata goes with it (re-calibrate)
+    kept = {e.key: e.value for e in proto.metadata_props if e.key.startswith("insitu.")
+            and e.key not in _WRITTEN_BY_EXPORT and e.key != "insitu.novelty"}
     training = clf.metadata.get("training") or {}
     seed = int(training.get("seed", 0) if seed is None else seed)
     out = Path(out or path)
@@ -121,16 +122,18 @@ _WRITTEN_BY_EXPORT = {"insitu.format", "insitu.classes", "insitu.descriptor",
 
 def validation_mi(model, features: np.ndarray, ids: np.ndarray, n_threads: int = 1) -> dict:
     """MC dropout at the default T of ``model`` (a :class:`Classifier` or a path) on
-    validation features: ``mean_probabilities``, ``mi`` (bits) and ``described`` (finite
-    features) per atom. ``ids`` seed the masks (step 0), e.g. the atoms' dataset rows."""
+    validation features: ``mean_probabilities``, ``mi`` (bits), ``described`` (finite
+    features) and ``novelty`` (None for a model without it) per atom. ``ids`` seed the
+    masks (step 0), e.g. the atoms' dataset rows."""
     clf = model if isinstance(model, Classifier) else Classifier.load(model,
                                                                       n_threads=n_threads)
     x = np.asarray(features, np.float32)
     described = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
     x = np.where(described.reshape((-1,) + (1,) * (x.ndim - 1)), x, 0).astype(np.float32)
-    mean, mi, _ = clf.predict_mc(x, ids, 0)
+    novelty = None if clf.novelty_threshold is None else np.zeros(len(x), np.float32)
+    mean, mi, _ = clf.predict_mc(x, ids, 0, novelty_out=novelty)
     return {"mean_probabilities": mean, "mi": np.where(described, mi, 0.0),
-            "described": described}
+            "described": described, "novelty": novelty}
 
 
 def accuracy_threshold(mean: np.ndarray, mi: np.ndarray, one_pass: np.ndarray,

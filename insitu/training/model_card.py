@@ -106,7 +106,21 @@ def mc_dropout_text(model: str | Path) -> str:
             f"step, pass)); labels come from the mean probabilities, and an atom whose mutual "
             f"information exceeds {clf.mc.mi_threshold:.4f} bits is `unknown`. The threshold "
             f"is {how}. `mc_passes=1` (attach option, `Classifier.load(..., mc_passes=1)`, "
-            f"`insitu classify --mc-passes 1`) gives the deterministic network.")
+            f"`insitu classify --mc-passes 1`) gives the deterministic network."
+            + novelty_text(clf.metadata.get("novelty")))
+
+
+def novelty_text(novelty: dict | None) -> str:
+    """A sentence on the model's feature-space novelty (:mod:`insitu.training.novelty`)."""
+    if not novelty:
+        return ""
+    return (f" Feature-space novelty (`insitu.training.novelty`): one Gaussian per class "
+            f"({', '.join(novelty['classes_fitted'])}) fitted to the trunk features of "
+            f"{novelty['train_atoms']} training atoms on their first "
+            f"{novelty['n_components']} of {novelty['trunk_features']} principal components; "
+            f"an atom whose novelty exceeds {novelty['threshold']:.4g} ({novelty['rule']}, "
+            f"{novelty['val_atoms']} validation atoms, {100 * novelty['fraction_above']:.2f} % "
+            f"of them above it; {novelty['dataset']}) is `unknown` in any number of passes.")
 
 
 def write_crystal_card(out: str | Path, report: dict, provenance: dict, desc_meta: dict,

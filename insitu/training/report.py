@@ -64,15 +64,19 @@ def read_dataset(data_path: str | Path, clf) -> tuple[np.ndarray, dict, dict]:
 def predict_rows(clf, feats: np.ndarray, index: np.ndarray) -> dict:
     """Labels of dataset rows ``index`` as the runtime gives them: MC dropout at the
     model's default T (ARISE Supp. Eq. 4: mean of the passes; masks seeded by the row),
-    unknown below the confidence threshold, above the MI threshold (Supp. Eq. 5) or
-    undescribed. Returns ``pred``, ``unknown``, ``by_mi`` and the raw ``mc`` output."""
+    unknown below the confidence threshold, above the MI threshold (Supp. Eq. 5), above
+    the novelty threshold (:mod:`insitu.training.novelty`) or undescribed. Returns
+    ``pred``, ``unknown``, ``by_mi``, ``by_novelty`` and the raw ``mc`` output."""
     index = np.asarray(index)
     mc = validation_mi(clf, feats[index], index + 1)
     proba = mc["mean_probabilities"]
     pred = proba.argmax(1)
     by_mi = mc["mi"] > clf.mi_threshold if clf.mc_passes > 1 else np.zeros(len(pred), bool)
-    unknown = (proba.max(1) < clf.confidence_threshold) | by_mi | ~mc["described"]
-    return dict(pred=pred, unknown=unknown, by_mi=by_mi, mc=mc)
+    by_novelty = np.zeros(len(pred), bool) if mc["novelty"] is None \
+        else mc["novelty"] > clf.novelty_threshold
+    unknown = (proba.max(1) < clf.confidence_threshold) | by_mi | by_novelty \
+        | ~mc["described"]
+    return dict(pred=pred, unknown=unknown, by_mi=by_mi, by_novelty=by_novelty, mc=mc)
 
 
 def validation_tables(model_path: str | Path, data_path: str | Path, val_index: np.ndarray,
@@ -143,6 +147,8 @@ def validation_tables(model_path: str | Path, data_path: str | Path, val_index: 
         "mc_passes": clf.mc_passes,
         "mi_threshold": clf.mi_threshold,
         "unknown_by_mi_fraction": float(by_mi.mean()),
+        "novelty_threshold": clf.novelty_threshold,
+        "unknown_by_novelty_fraction": float(p["by_novelty"].mean()),
         "overall_one_pass": float((clf.predict_proba(np.where(
             mc["described"].reshape((-1,) + (1,) * (feats.ndim - 1)), feats[val_index], 0))
             .argmax(1) == truth).mean()) if clf.mc_passes > 1 else overall,
@@ -183,7 +189,11 @@ def mc_sentence(summary: dict) -> str:
             f"accuracy is that of the mean probabilities (one pass, dropout off: "
             f"{pct(summary['overall_one_pass'])} %); the unknown atoms include those with a "
             f"mutual information above {summary['mi_threshold']:.4f} bits "
-            f"({pct(summary['unknown_by_mi_fraction'])} % of the atoms); counting every "
+            f"({pct(summary['unknown_by_mi_fraction'])} % of the atoms)"
+            + (f" and a feature-space novelty above {summary['novelty_threshold']:.4g} "
+               f"({pct(summary['unknown_by_novelty_fraction'])} %)"
+               if summary.get("novelty_threshold") is not None else "")
+            + "; counting every "
             f"unknown atom as wrong the accuracy is "
             f"{pct(summary['overall_known_as_correct'])} %.")
 

@@ -65,6 +65,15 @@ def _class_weight_tensor(class_weights, labels, n_classes):
     return torch.as_tensor(w, dtype=torch.float32)
 
 
+def described_mask(features) -> np.ndarray:
+    """Rows of ``features`` without NaN (atoms the descriptor could describe)."""
+    flat = np.asarray(features).reshape(len(features), -1)
+    described = np.ones(len(flat), bool)
+    for s in range(0, len(flat), 65536):
+        described[s:s + 65536] = np.isfinite(flat[s:s + 65536]).all(axis=1)
+    return described
+
+
 @torch.no_grad()
 def predict_logits(model, features, batch_size: int = 2048) -> np.ndarray:
     model.eval()
@@ -80,7 +89,7 @@ def train_classifier(features, labels, groups, classes, descriptor=None, arch: s
                      val_fraction: float = 0.2, batch_size: int = 128, lr: float = 1e-3,
                      weight_decay: float = 1e-4, threads: int | None = None,
                      progress: bool = True, max_train: int | None = None,
-                     val_monitor: int = 5000):
+                     val_monitor: int = 5000, distill=None):
     """Fit a classifier on per-atom features.
 
     Parameters
@@ -96,6 +105,9 @@ def train_classifier(features, labels, groups, classes, descriptor=None, arch: s
     val_mask : optional boolean mask of validation atoms (overrides the random group split).
     max_train : optional cap on training atoms (random subset, seeded).
     val_monitor : validation atoms scored after each epoch (all of them at the end).
+    distill : optional :class:`insitu.training.distill.Distillation` (teacher logits per
+        dataset row): the loss becomes Hinton et al.'s (1 - A) CE + A TAU^2 KL on the
+        training atoms (recorded in ``report['distillation']``).
 
     Returns ``(model, report)``: the torch model (eval mode, returns logits) and a dict with
     ``val_accuracy``, ``train_accuracy``, ``history`` (per epoch), ``confusion`` (K x K,
@@ -114,10 +126,7 @@ def train_classifier(features, labels, groups, classes, descriptor=None, arch: s
     val_mask = np.asarray(val_mask, dtype=bool)
     # atoms the descriptor cannot describe (NaN features: too few neighbours, e.g. after
     # removing half the atoms) are unknown at inference; they carry no label to learn
-    flat = np.asarray(features).reshape(len(labels), -1)
-    described = np.ones(len(labels), bool)
-    for s in range(0, len(labels), 65536):
-        described[s:s + 65536] = np.isfinite(flat[s:s + 65536]).all(axis=1)
+    described = described_mask(features)
     train_idx = np.nonzero(~val_mask & described)[0]
     val_idx = np.nonzero(val_mask)[0]
     if len(train_idx) == 0:
@@ -137,6 +146,7 @@ def train_classifier(features, labels, groups, classes, descriptor=None, arch: s
                                                 steps_per_epoch=steps_per_epoch)
     xt = torch.from_numpy(x_train)
     yt = torch.from_numpy(y_train)
+    soft = None if distill is None else distill.soft_log_targets(train_idx)
     x_val = np.asarray(features[val_idx], dtype=np.float32) if len(val_idx) else None
     y_val = labels[val_idx]
     # per-epoch monitoring on a fixed subset of the validation atoms (full set at the end)
@@ -158,7 +168,8 @@ def train_classifier(features, labels, groups, classes, descriptor=None, arch: s
                 continue
             xb, yb = xt[idx], yt[idx]
             logits = model(xb)
-            loss = loss_fn(logits, yb)
+            loss = (loss_fn(logits, yb) if soft is None
+                    else distill.loss(logits, yb, soft[idx], loss_fn))
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -189,6 +200,7 @@ def train_classifier(features, labels, groups, classes, descriptor=None, arch: s
         "train_accuracy": history[-1]["train_accuracy"] if history else None,
         "val_index": val_idx,
         "descriptor": descriptor.to_metadata() if hasattr(descriptor, "to_metadata") else None,
+        "distillation": None if distill is None else distill.metadata(),
     }
     if x_val is not None:
         val_pred = predict_logits(model, x_val).argmax(1)
@@ -209,7 +221,7 @@ def training_summary(report: dict, dataset: str | None = None, extra: dict | Non
     """JSON-able summary of a training report for the model metadata."""
     keep = ("arch", "epochs", "seed", "batch_size", "lr", "weight_decay", "class_weights",
             "n_train", "n_val", "n_train_groups", "n_val_groups", "n_parameters",
-            "train_accuracy", "val_accuracy", "confusion", "seconds")
+            "train_accuracy", "val_accuracy", "confusion", "seconds", "distillation")
     out = {k: report.get(k) for k in keep}
     out["history"] = [{k: round(v, 5) if isinstance(v, float) else v for k, v in h.items()}
                       for h in report.get("history", [])]
@@ -230,7 +242,9 @@ def fit_from_hdf5(data, descriptor: str = "nm", out=None, epochs: int = 10, seed
                   class_weights="balanced", threshold: float = 0.5, max_train: int | None = None,
                   batch_size: int = 256, lr: float = 2e-3, threads: int | None = None,
                   card: bool = True, progress: bool = True, command: str | None = None,
-                  arch: str | None = None, n_grid: int | None = None):
+                  arch: str | None = None, n_grid: int | None = None,
+                  teacher=None, distill_alpha: float | None = None,
+                  distill_temperature: float | None = None):
     """``insitu train fit``: train on a dataset from ``insitu train data``, export ONNX, and
     write the validation tables (and a model card ``<out>.md`` when ``card``).
 
@@ -240,6 +254,8 @@ def fit_from_hdf5(data, descriptor: str = "nm", out=None, epochs: int = 10, seed
     ``n_grid``: train on Neighbors Maps of this n_G, cropped from the stored (larger) ones
     (exact: :mod:`insitu.training.nm_crop`); the model's descriptor and fingerprint are
     those of the cropped maps.
+    ``teacher``: an exported model to distil (:mod:`insitu.training.distill`, weight
+    ``distill_alpha`` and temperature ``distill_temperature`` of its soft labels).
 
     Returns (out_path, report).
     """
@@ -249,6 +265,7 @@ def fit_from_hdf5(data, descriptor: str = "nm", out=None, epochs: int = 10, seed
     from insitu.training.export import export_onnx
     from insitu.training.mc_calibration import DEFAULT_MC_PASSES, calibrate_mi_threshold
     from insitu.training.model_card import write_crystal_card
+    from insitu.training.novelty import calibrate_novelty
     from insitu.training.report import validation_tables
 
     t_start = time.time()
@@ -282,6 +299,10 @@ def fit_from_hdf5(data, descriptor: str = "nm", out=None, epochs: int = 10, seed
     if fingerprint is not None:  # features of other descriptor code are refused
         from insitu.descriptors.fingerprint import check_fingerprint
         check_fingerprint(fingerprint, desc, f"dataset {data} ['{key}']")
+    val_mask = cols["split"] == 1 if "split" in cols else split_by_group(
+        cols["group"], 0.2, seed, cols["label"])
+    distill = None if teacher is None else teacher_targets(
+        teacher, feats, ~val_mask, classes, desc, distill_alpha, distill_temperature)
     crop = {}
     if n_grid is not None and n_grid != getattr(desc, "n_grid", None):
         from insitu.descriptors.fingerprint import descriptor_fingerprint
@@ -291,11 +312,11 @@ def fit_from_hdf5(data, descriptor: str = "nm", out=None, epochs: int = 10, seed
         feats = crop_maps(feats, n_grid)
         desc_meta = desc.to_metadata()
         fingerprint = descriptor_fingerprint(desc) if fingerprint is not None else None
-    val_mask = cols["split"] == 1 if "split" in cols else None
     model, report = train_classifier(feats, cols["label"], cols["group"], classes, desc, arch=arch,
                                      epochs=epochs, class_weights=class_weights, seed=seed,
                                      val_mask=val_mask, batch_size=batch_size, lr=lr,
-                                     threads=threads, progress=progress, max_train=max_train)
+                                     threads=threads, progress=progress, max_train=max_train,
+                                     distill=distill)
     out = Path(out or f"models/crystal-{descriptor}.onnx")
     summary = training_summary(report, dataset=str(data), extra={
         "dataset_created": provenance.get("created"),
@@ -308,6 +329,14 @@ def fit_from_hdf5(data, descriptor: str = "nm", out=None, epochs: int = 10, seed
     if report["val_accuracy"] is not None:  # the MI threshold of MC dropout, on validation
         calibrate_mi_threshold(out, feats[report["val_index"]], report["val_index"] + 1,
                                dataset=str(data), labels=cols["label"][report["val_index"]])
+    if report["val_accuracy"] is not None and family == "cnn":
+        # the novelty of the CNN's trunk features: class Gaussians on the training split,
+        # threshold on the validation split (for the q-bar MLP it flagged none of the
+        # structures outside the classes and cost ~10 % of a call: not fitted)
+        train_rows = np.setdiff1d(np.arange(len(feats)), report["val_index"])
+        calibrate_novelty(out, feats[train_rows], cols["label"][train_rows],
+                          feats[report["val_index"]], dataset=f"{data} (training split 0, "
+                          f"validation split 1)" if "split" in cols else str(data))
     report["out"] = str(out)
     report["threshold"] = threshold
     if report["val_accuracy"] is not None:
@@ -317,3 +346,16 @@ def fit_from_hdf5(data, descriptor: str = "nm", out=None, epochs: int = 10, seed
     if card:
         write_crystal_card(out, report, provenance, desc_meta, command=command)
     return out, report
+
+
+def teacher_targets(teacher, features, train_mask, classes, descriptor, alpha=None,
+                    temperature=None):
+    """The :class:`~insitu.training.distill.Distillation` of ``teacher`` on the described
+    atoms of ``train_mask`` (never a validation atom); None alpha/temperature: defaults."""
+    from insitu.training import distill as kd
+
+    rows = np.nonzero(np.asarray(train_mask, bool) & described_mask(features))[0]
+    return kd.load_teacher_targets(
+        teacher, features, rows, classes, descriptor,
+        alpha=kd.DEFAULT_ALPHA if alpha is None else alpha,
+        temperature=kd.DEFAULT_TEMPERATURE if temperature is None else temperature)

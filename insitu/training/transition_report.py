@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from insitu.training.cna_reference import cna_correct_code
+from insitu.training.distill import distill_arguments, distill_text
 from insitu.training.model_card import (
     ARCH_TEXT,
     PARAM_NOTE,
@@ -221,6 +222,7 @@ def write_transition_card(model_path, data_path, report: dict, provenance: dict,
     fp = tr.get("descriptor_fingerprint") or {}
     if tr.get("cropped_from"):  # maps cropped from the dataset's larger n_G
         arch += f" --n-grid {fp['params']['n_grid']}"
+    arch += distill_arguments(tr)
     cmd = command or (f"insitu train data --protocol transition --out {data_path}\n"
                       f"insitu train fit --data {data_path} --descriptor {key}{arch} "
                       f"--seed {tr.get('seed')} --epochs {tr.get('epochs')} --threads 1 "
@@ -282,7 +284,7 @@ Training atoms {tr.get('n_train')} ({tr.get('n_train_groups')} snapshots), valid
 Adam (lr {tr.get('lr')}, one-cycle schedule), cross-entropy with class weights
 `{tr.get('class_weights')}`, L2 {tr.get('weight_decay')}, batch {tr.get('batch_size')},
 {tr.get('epochs')} epochs, seed {tr.get('seed')}; {tr.get('seconds')} s on this machine
-(2 shared cores).
+(2 shared cores).{distill_text(tr)}
 
 | epoch | loss | train acc % | val acc % (5000-atom subset) |
 |---|---|---|---|

@@ -116,6 +116,7 @@ def test_fit_n_grid_reaches_the_model_and_every_reader(nm_dataset, tmp_path):
                  "paper", "--n-grid", "16", "--out", str(model), "--epochs", "1",
                  "--threads", "1", "--no-card", "--quiet"]) == 0
     clf = Classifier.load(model)
+    assert clf.novelty_threshold is not None  # train fit gives a CNN its novelty
     small = cropped_descriptor(NeighborsMap(6.5), 16)
     assert clf.metadata["descriptor"] == small.to_metadata()
     assert clf.feature_shape == (1, 16, 16)

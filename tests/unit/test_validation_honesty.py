@@ -281,4 +281,30 @@ def test_cli_fit_class_weights_reach_the_loss_and_the_model(synthetic, tmp_path)
         assert main(["train", "fit", "--data", str(main_path), "--descriptor", "boo",
                      "--out", str(model), "--epochs", "1", "--threads", "1",
                      "--class-weights", flag, "--no-card", "--quiet"]) == 0
-        assert Classifier.load(model).metadata["training"]["class_weights"] == stored
+        clf = Classifier.load(model)
+        assert clf.metadata["training"]["class_weights"] == stored
+        # the q-bar MLP gets no novelty from train fit (the CNN does: test_nm_crop)
+        assert clf.novelty_threshold is None
+
+
+def test_cli_mc_recalibrates_mi_and_novelty(synthetic, tmp_path):
+    """``insitu train mc MODEL --data DATASET`` re-exports the model from its weights and
+    sets both thresholds again (the old novelty output is not carried over)."""
+    from insitu.cli import main
+    from insitu.model import Classifier
+
+    main_path, out, report, split = synthetic
+    model = tmp_path / "m.onnx"
+    assert main(["train", "fit", "--data", str(main_path), "--descriptor", "boo", "--out",
+                 str(model), "--epochs", "1", "--threads", "1", "--no-card", "--quiet"]) == 0
+    for percentile in (95, 90):  # a second calibration replaces the first
+        assert main(["train", "mc", str(model), "--data", str(main_path), "--percentile",
+                     str(percentile)]) == 0
+        clf = Classifier.load(model)
+        assert clf.metadata["mc_calibration"]["percentile"] == percentile
+        assert clf.novelty_threshold is not None
+        if percentile == 95:
+            first = clf.metadata["novelty"]
+    assert clf.metadata["novelty"]["threshold"] == pytest.approx(first["threshold"], rel=1e-4)
+    with h5py.File(main_path, "r") as h5:  # fitted on the training split alone
+        assert first["train_atoms"] == int((h5["split"][...] == 0).sum())
