@@ -80,7 +80,8 @@ def _frame_line(frame, result, classes: list[str], seconds: float, as_json: bool
     if as_json:
         return json.dumps({"step": frame.step, "natoms": n, "fractions": fractions,
                            "mean_confidence": mean_conf, "mean_mi": mean_mi,
-                           "uncertain_fraction": float(result.uncertain.mean()) if n else 0.0})
+                           "uncertain_fraction": float(result.uncertain.mean()) if n else 0.0,
+                           "novel_fraction": float(result.novel.mean()) if n else 0.0})
     return (f"{frame.step} {n} " + " ".join(f"{fractions[c]:.4f}" for c in classes)
             + f" {mean_conf:.4f} {n / max(seconds, 1e-9):.0f}"
             + (f" {mean_mi:.4f}" if result.mc_passes > 1 else ""))

@@ -260,7 +260,8 @@ class InsituAnalysis:
             set_string_variable(self.lmp, f"{self.id}_{name}_s", repr(float(value)))
 
     def _publish_uncertainty(self) -> None:
-        """``v_<ID>_mi`` and ``v_<ID>_uncertain`` (0 without MC dropout)."""
+        """``v_<ID>_mi``, ``v_<ID>_uncertain`` (0 without MC dropout) and ``v_<ID>_novel``
+        (0 for a model without the novelty output)."""
         for name, value in zip(UNCERTAINTY_NAMES, self.uncertainty.values()):
             value = float(np.nan_to_num(value))
             set_string_variable(self.lmp, f"{self.id}_{name}_s", repr(value))

@@ -17,7 +17,8 @@ per-atom values and HDF5 log. What differs:
 
 * results are fix external's global vector: ``f_ID[k]`` for the model's classes in order
   (k = 1..C), then ``unknown`` (C+1), the mean confidence (C+2), the mean mutual
-  information (C+3, bits) and the fraction above the model's MI threshold (C+4);
+  information (C+3, bits), the fraction above the model's MI threshold (C+4) and the
+  fraction above its novelty threshold (C+5);
 * fix external calls back at ``post_force`` (after the step's forces, before its
   ``end_of_step`` and thermo output) and also in the setup of every run: step 0 is
   analysed; a run's setup repeating the last step of the previous run is skipped;
@@ -59,11 +60,11 @@ class DriverAnalysis(InsituAnalysis):
         self.pending = None  # the log row waiting for its thermo values
 
     def define_lammps_objects(self) -> None:
-        self.lmp.fix_external_set_vector_length(self.id, len(self.classes) + 4)
+        self.lmp.fix_external_set_vector_length(self.id, len(self.classes) + 5)
         self.define_thermo_fix()
 
     def thermo_columns(self) -> list[str]:
-        return [f"f_{self.id}[{k}]" for k in range(1, len(self.classes) + 5)]
+        return [f"f_{self.id}[{k}]" for k in range(1, len(self.classes) + 6)]
 
     def on_fix_external(self, caller, step, nlocal, tag, x, f) -> None:
         """The fix external callback (LAMMPS passes the local atoms; the analysis reads
@@ -77,7 +78,8 @@ class DriverAnalysis(InsituAnalysis):
             self.lmp.fix_external_set_vector(self.id, k, float(value))
 
     def _publish_uncertainty(self) -> None:
-        """Mean MI and the fraction above the MI threshold: entries C+3 and C+4."""
+        """Mean MI, the fractions above the MI and the novelty thresholds: entries C+3,
+        C+4 and C+5."""
         for k, value in enumerate(self.uncertainty.values(), start=len(self.classes) + 3):
             self.lmp.fix_external_set_vector(self.id, k, float(np.nan_to_num(value)))
 

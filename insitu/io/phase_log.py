@@ -8,7 +8,8 @@ Layout (all 1-D datasets have one entry per row):
 - ``mean_mi`` (bits) and ``uncertain_fraction``: the mean mutual information of the
   atoms under MC dropout and the fraction above the model's MI threshold (ARISE Supp.
   Eq. 5; NaN when the analysis ran without MC dropout, absent from logs of older
-  versions, which the reader fills with NaN);
+  versions, which the reader fills with NaN); ``novel_fraction``: the fraction of atoms
+  above the model's feature-space novelty threshold (NaN for a model without one);
 - ``fractions/<class>`` and ``counts/<class>`` for every model class and ``unknown``;
 - ``timings/<stage>``: seconds per stage (extract, descriptor = neighbour search +
   descriptor, inference, reduce, total), the maximum over ranks;
@@ -46,7 +47,7 @@ _UNITS = {
            "pressure": "epsilon/sigma^3", "volume": "sigma^3"},
 }
 THERMO_FIELDS = ("time", "temperature", "potential_energy", "pressure", "volume")
-UNCERTAINTY_FIELDS = {"mean_mi": "bit", "uncertain_fraction": None}
+UNCERTAINTY_FIELDS = {"mean_mi": "bit", "uncertain_fraction": None, "novel_fraction": None}
 """Root columns of the MC-dropout uncertainty and their units."""
 _GROUPS = ("fractions", "counts", "timings", "extra")
 
@@ -118,8 +119,8 @@ class PhaseLog:
                mean_confidence: float, timings: Mapping[str, float],
                extra: Mapping[str, float] | None = None,
                uncertainty: Mapping[str, float] | None = None) -> None:
-        """Append one row and flush it to disk. ``uncertainty``: ``mean_mi`` and
-        ``uncertain_fraction`` of the row (NaN when not given)."""
+        """Append one row and flush it to disk. ``uncertainty``: ``mean_mi``,
+        ``uncertain_fraction`` and ``novel_fraction`` of the row (NaN when not given)."""
         counts = np.asarray(counts, dtype=np.int64)
         total = max(int(counts.sum()), 1)
         values = {"step": step, "mean_confidence": mean_confidence}
@@ -200,7 +201,8 @@ def append_problem(path: str | Path, attrs: Mapping, extra: Sequence[str],
 class LogData:
     """Every column of an in-situ log (all rows, equal length), the root attributes (JSON
     ones decoded) and ``n_atoms``, the median total of the counts (None without counts).
-    ``mean_mi`` (bits) and ``uncertain_fraction`` are NaN where not logged."""
+    ``mean_mi`` (bits), ``uncertain_fraction`` and ``novel_fraction`` are NaN where not
+    logged."""
 
     step: np.ndarray
     time: np.ndarray
@@ -217,6 +219,7 @@ class LogData:
     n_atoms: float | None = None
     mean_mi: np.ndarray | None = None
     uncertain_fraction: np.ndarray | None = None
+    novel_fraction: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.step)
@@ -295,4 +298,5 @@ def read_log(path: str | Path) -> LogData:
                    mean_confidence=column("mean_confidence"),
                    mean_mi=column("mean_mi").astype(float),
                    uncertain_fraction=column("uncertain_fraction").astype(float),
+                   novel_fraction=column("novel_fraction").astype(float),
                    attrs=attrs, n_atoms=n_atoms, **cut)

@@ -26,13 +26,13 @@ fix nm all python/invoke 5 end_of_step insitu_nm
 dump d all custom 5 labels.dump id type x y z i_nm_class d_nm_conf d_nm_mi
 dump_modify d sort id format float %.17g
 thermo 5
-thermo_style custom step temp v_nm_fcc v_nm_unknown v_nm_conf v_nm_mi v_nm_uncertain
+thermo_style custom step temp v_nm_fcc v_nm_unknown v_nm_conf v_nm_mi v_nm_uncertain v_nm_novel
 run 10
 """
 
 
 def thermo_rows(text: str) -> np.ndarray:
-    rows = re.findall(r"^\s+(\d+(?:\s+-?[\d.eE+-]+){6})\s*$", text, re.M)
+    rows = re.findall(r"^\s+(\d+(?:\s+-?[\d.eE+-]+){7})\s*$", text, re.M)
     return np.array([[float(v) for v in r.split()] for r in rows])
 
 
@@ -92,6 +92,10 @@ def test_thermo_log_dump_and_offline_agree(runs):
         offline = clf.classify(frame, step=int(step))
         np.testing.assert_allclose(offline.mutual_information, mi, atol=1e-5)
         np.testing.assert_array_equal(offline.label_index, frame.info["columns"]["i_nm_class"])
+        # the fraction above the novelty threshold: log, thermo and offline agree
+        assert clf.novelty_threshold is not None
+        np.testing.assert_allclose([log.novel_fraction[i], rows[i, 7]],
+                                   offline.novel.mean(), atol=1e-7)
         # unknown = below the confidence threshold or above the MI threshold
         lab = frame.info["columns"]["i_nm_class"]
         assert np.all(lab[mi > clf.mi_threshold] == -1)
