@@ -9,7 +9,7 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["legendre_coefficients", "wigner3j", "w3j_table"]
+__all__ = ["legendre_coefficients", "wigner3j", "wl_triples"]
 
 _FOUR_PI = 4.0 * math.pi
 
@@ -55,20 +55,34 @@ def wigner3j(j1: int, j2: int, j3: int, m1: int, m2: int, m3: int) -> float:
     return float(sign * (1 if s >= 0 else -1) * val)
 
 
-_W3J_CACHE: dict = {}
+def wl_triples(ls) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The terms of w_l = sum over m1 + m2 + m3 = 0 of (l l l; m1 m2 m3) q_lm1 q_lm2 q_lm3
+    for each l of ``ls``, one per class of equal terms: (start (len(ls) + 1,) offsets,
+    m (T, 3) int64, c (T,) float64), w_l being the sum of c Re(q_m1 q_m2 q_m3) over its
+    rows.
 
-
-def w3j_table(l: int):
-    """(m1, m2, m3, w) for all m1 + m2 + m3 = 0 of (l l l; m1 m2 m3)."""
-    if l not in _W3J_CACHE:
-        rows = []
-        for m1 in range(-l, l + 1):
-            for m2 in range(-l, l + 1):
+    For even l the symbol is symmetric under any permutation of its columns and the
+    m -> -m mirror of a term is its complex conjugate, so one sorted triple stands for its
+    permutations (c includes their number) and for its mirror (a factor 2 on the real
+    part). For odd l the symbol changes sign under a swap of two equal columns while the
+    product does not: w_l = 0 identically, and the list is empty."""
+    start, rows, coefs = [0], [], []
+    for l in ls:
+        for m1 in range(-l, 1 if l % 2 == 0 else -l):
+            for m2 in range(m1, l + 1):
                 m3 = -m1 - m2
-                if abs(m3) <= l:
-                    w = wigner3j(l, l, l, m1, m2, m3)
-                    if w != 0.0:
-                        rows.append((m1, m2, m3, w))
-        arr = np.array(rows, dtype=np.float64).reshape(-1, 4)
-        _W3J_CACHE[l] = (arr[:, :3].astype(np.int64), arr[:, 3].copy())
-    return _W3J_CACHE[l]
+                if m3 < m2 or m3 > l:
+                    continue
+                triple, mirror = (m1, m2, m3), (-m3, -m2, -m1)
+                if triple < mirror:
+                    continue
+                w = wigner3j(l, l, l, m1, m2, m3)
+                if w == 0.0:
+                    continue
+                permutations = len({(m1, m2, m3), (m1, m3, m2), (m2, m1, m3), (m2, m3, m1),
+                                     (m3, m1, m2), (m3, m2, m1)})
+                rows.append(triple)
+                coefs.append(w * permutations * (1.0 if triple == mirror else 2.0))
+        start.append(len(rows))
+    return (np.array(start, np.int64), np.array(rows, np.int64).reshape(-1, 3),
+            np.array(coefs, np.float64))

@@ -31,8 +31,14 @@ import numpy as np
 
 from ..locality import csr_entries
 from .base import MAX_CUTOFF_ANGSTROM, Descriptor, register_descriptor
-from .spherical import legendre_coefficients, w3j_table, wigner3j
-from .steinhardt_kernels import average_kernel, ql_kernel, qlm_kernel, select_neighbors
+from .spherical import legendre_coefficients, wigner3j, wl_triples
+from .steinhardt_kernels import (
+    average_kernel,
+    ql_kernel,
+    qlm_kernel,
+    select_neighbors,
+    wl_kernel,
+)
 
 __all__ = ["Steinhardt", "wigner3j", "COINCIDENT_ANGSTROM"]
 
@@ -109,6 +115,8 @@ class Steinhardt(Descriptor):
         self._coefs = legendre_coefficients(self._lmax)
         self._ls_arr = np.array(self.ls, np.int64)
         self._nlm = int(sum(l + 1 for l in self.ls))
+        self._q_offsets = np.cumsum([0] + [l + 1 for l in self.ls[:-1]]).astype(np.int64)
+        self._wl_terms = wl_triples(self.ls) if self.wl else None
 
     # -- properties ------------------------------------------------------------------------
     @property
@@ -201,29 +209,10 @@ class Steinhardt(Descriptor):
         out = np.zeros((nc, len(self.ls) * (2 if self.wl else 1)))
         ql_kernel(qre, qim, self._ls_arr, out, 0)
         if self.wl:
-            o = 0
-            for il, l in enumerate(self.ls):
-                re = qre[:, o:o + l + 1]
-                im = qim[:, o:o + l + 1]
-                s = re[:, 0] ** 2 + im[:, 0] ** 2 + 2.0 * (re[:, 1:] ** 2 + im[:, 1:] ** 2).sum(1)
-                out[:, len(self.ls) + il] = self._wl(l, re, im, s)
-                o += l + 1
+            start, triples, coefs = self._wl_terms
+            wl_kernel(qre, qim, self._q_offsets, start, triples, coefs, self._ls_arr, out,
+                      len(self.ls))
         return out
-
-    @staticmethod
-    def _wl(l, re, im, s):
-        q = re + 1j * im
-        # full m = -l..l, column m + l
-        sign = np.where(np.arange(1, l + 1) % 2 == 1, -1.0, 1.0)
-        neg = (np.conj(q[:, 1:]) * sign)[:, ::-1]
-        full = np.concatenate([neg, q], axis=1)
-        mm, w = w3j_table(l)
-        acc = np.zeros(len(re), dtype=np.complex128)
-        for (m1, m2, m3), wv in zip(mm, w):
-            acc += wv * full[:, m1 + l] * full[:, m2 + l] * full[:, m3 + l]
-        with np.errstate(invalid="ignore", divide="ignore"):
-            val = np.where(s > 0, acc.real / np.maximum(s, 1e-300) ** 1.5, 0.0)
-        return val
 
     def _point_qlm(self, ctx, points) -> None:
         """Search, q_lm and selected neighbours of the point indices ``points`` not done

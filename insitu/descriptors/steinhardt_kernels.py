@@ -1,13 +1,14 @@
 """numba kernels of the Steinhardt / LESS descriptor (see :mod:`.steinhardt`): neighbour
 selection (N nearest, cutoff, LESS eq. 2 adaptive radius), q_lm accumulation with the
-Legendre recurrence, q_l from q_lm, and the Lechner-Dellago neighbour average."""
+Legendre recurrence, q_l from q_lm, the third-order invariants w^_l and the
+Lechner-Dellago neighbour average."""
 
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
-__all__ = ["select_neighbors", "qlm_kernel", "ql_kernel", "average_kernel"]
+__all__ = ["select_neighbors", "qlm_kernel", "ql_kernel", "average_kernel", "wl_kernel"]
 
 
 @njit(cache=True, error_model="numpy")
@@ -215,3 +216,38 @@ def average_kernel(offsets, nsel, self_row, qre, qim, entry_row, out_re, out_im)
         for j in range(w):
             out_re[c, j] *= f
             out_im[c, j] *= f
+
+
+@njit(cache=True, inline="always")
+def _q_of_m(qre, qim, i, o, m):
+    """q_lm of row i for any m from the stored m >= 0: q_l,-m = (-1)^m conj(q_lm)."""
+    if m >= 0:
+        return qre[i, o + m], qim[i, o + m]
+    sign = 1.0 if (-m) % 2 == 0 else -1.0
+    return sign * qre[i, o - m], -sign * qim[i, o - m]
+
+
+@njit(cache=True, error_model="numpy")
+def wl_kernel(qre, qim, q_offsets, tri_start, tri_m, tri_c, ls, out, col0):
+    """out[i, col0 + k] = w^_l of row i for l = ls[k] (Steinhardt et al. 1983, Eq. 1.4;
+    LAMMPS ``wl/hat``): sum over m1 + m2 + m3 = 0 of (l l l; m1 m2 m3) q_lm1 q_lm2 q_lm3,
+    divided by (sum_m |q_lm|^2)^(3/2). The sum runs over the triples of
+    :func:`wl_triples` (one per class of column permutations and m -> -m mirrors, with
+    their multiplicity in ``tri_c``), of which it takes the real part; odd l give 0."""
+    n = qre.shape[0]
+    for i in range(n):
+        for k in range(len(ls)):
+            l = ls[k]
+            o = q_offsets[k]
+            s = qre[i, o] * qre[i, o] + qim[i, o] * qim[i, o]
+            for m in range(1, l + 1):
+                s += 2.0 * (qre[i, o + m] * qre[i, o + m] + qim[i, o + m] * qim[i, o + m])
+            acc = 0.0
+            for t in range(tri_start[k], tri_start[k + 1]):
+                ar, ai = _q_of_m(qre, qim, i, o, tri_m[t, 0])
+                br, bi = _q_of_m(qre, qim, i, o, tri_m[t, 1])
+                cr, ci = _q_of_m(qre, qim, i, o, tri_m[t, 2])
+                abr = ar * br - ai * bi
+                abi = ar * bi + ai * br
+                acc += tri_c[t] * (abr * cr - abi * ci)
+            out[i, col0 + k] = acc / s ** 1.5 if s > 0.0 else 0.0

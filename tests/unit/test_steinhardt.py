@@ -229,3 +229,29 @@ def test_wigner3j_known_values():
     assert abs(wigner3j(2, 2, 2, 0, 0, 0) - (-np.sqrt(2.0 / 35.0))) < 1e-14
     assert abs(wigner3j(1, 1, 0, 1, -1, 0) - 1.0 / np.sqrt(3.0)) < 1e-14
     assert wigner3j(3, 3, 3, 0, 0, 0) == 0.0
+
+
+
+def test_wl_kernel_matches_the_full_sum():
+    """One term per class of permuted / mirrored triples gives the full sum of
+    wl_hat_explicit on arbitrary q_lm; odd l give exactly 0."""
+    st = Steinhardt(ls=(3, 4, 5, 6, 8, 10, 12), wl=True)
+    rng = np.random.default_rng(7)
+    qre, qim = rng.normal(size=(2, 40, st._nlm))
+    offset = 0
+    for l in st.ls:
+        qim[:, offset] = 0.0  # q_l0 is real
+        offset += l + 1
+    got = st._invariants(qre, qim)
+    offset = 0
+    for k, l in enumerate(st.ls):
+        q = qre[:, offset:offset + l + 1] + 1j * qim[:, offset:offset + l + 1]
+        sign = np.where(np.arange(1, l + 1) % 2 == 1, -1.0, 1.0)
+        full = np.concatenate([(np.conj(q[:, 1:]) * sign)[:, ::-1], q], axis=1)  # -l..l
+        ref = [wl_hat_explicit(row, l) for row in full]
+        np.testing.assert_allclose(got[:, len(st.ls) + k], ref, rtol=0, atol=1e-14)
+        if l % 2:
+            assert np.all(got[:, len(st.ls) + k] == 0.0)
+        else:
+            assert np.abs(ref).max() > 0.01
+        offset += l + 1
