@@ -8,7 +8,8 @@
 * the descriptors at the shipped models' settings (read from models/crystal-nm.onnx and
   crystal-boo.onnx): Neighbors Map n_G = 32, cutoff 6.5 A: atoms/s of ``compute(frame)``
   (neighbour search included) and of the streaming ``iter_compute`` (no full output); the
-  averaged q-bar_l of crystal-boo (12 nearest within 5 A, their neighbours' q_lm too);
+  averaged q-bar_l and w-bar_l of crystal-boo (12 nearest within 5 A, their neighbours' q_lm
+  too);
 * Steinhardt q_l, l = 3 4 6 8 10 12, 12 nearest neighbours, at the shipped search radius
   5 A (the headline ratio) and at 3.5 A: atoms/s of ``compute(frame)``;
 * in the same process and on the same core, LAMMPS ``compute orientorder/atom`` (same l

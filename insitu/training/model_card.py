@@ -114,10 +114,11 @@ def novelty_text(novelty: dict | None) -> str:
     """A sentence on the model's feature-space novelty (:mod:`insitu.training.novelty`)."""
     if not novelty:
         return ""
+    what = "descriptor features" if novelty.get("source") == "input" else "trunk features"
     return (f" Feature-space novelty (`insitu.training.novelty`): one Gaussian per class "
-            f"({', '.join(novelty['classes_fitted'])}) fitted to the trunk features of "
+            f"({', '.join(novelty['classes_fitted'])}) fitted to the {what} of "
             f"{novelty['train_atoms']} training atoms on their first "
-            f"{novelty['n_components']} of {novelty['trunk_features']} principal components; "
+            f"{novelty['n_components']} of {novelty['feature_dimension']} principal components; "
             f"an atom whose novelty exceeds {novelty['threshold']:.4g} ({novelty['rule']}, "
             f"{novelty['val_atoms']} validation atoms, {100 * novelty['fraction_above']:.2f} % "
             f"of them above it; {novelty['dataset']}) is `unknown` in any number of passes.")

@@ -14,7 +14,10 @@ graph gains an output ``novelty``:
 
     novelty(x) = min_k [ (z - m_k)^T S_k^-1 (z - m_k) + ln det S_k ],   z = P^T (f(x) - mu)
 
-(-2 ln of the largest class-conditional density, up to a constant). An atom is
+(-2 ln of the largest class-conditional density, up to a constant). For a
+Neighbors Map CNN, f(x) are the trunk features; for the q-bar MLP, whose trunk maps simple
+cubic onto fcc, the descriptor's own features (``source='input'``: simple cubic is then
+100 % novel; random points, liquid-like in q-bar space, are not). An atom is
 ``unknown`` when its novelty exceeds the threshold stored in the metadata, the
 :data:`NOVELTY_PERCENTILE` th percentile of the validation atoms' (so about 0.1 % of
 them are flagged). No torch: NumPy and the ONNX graph only.
@@ -30,7 +33,7 @@ import numpy as np
 from insitu.model.mc_dropout import MASK_INPUT
 from insitu.model.novelty import NOVELTY_OUTPUT
 
-__all__ = ["NOVELTY_PERCENTILE", "N_COMPONENTS", "SHRINKAGE", "trunk_tensor",
+__all__ = ["NOVELTY_PERCENTILE", "N_COMPONENTS", "SHRINKAGE", "default_source", "trunk_tensor",
            "trunk_features", "fit_class_gaussians", "novelty_score", "add_novelty_output",
            "calibrate_novelty", "calibrate_novelty_on_dataset"]
 
@@ -64,13 +67,21 @@ def trunk_tensor(proto) -> str:
                      "export the model with its dropout-mask input first (`insitu train mc`)")
 
 
+def default_source(descriptor_kind: str) -> str:
+    """``'trunk'`` for Neighbors Map CNNs, ``'input'`` (the descriptor's features) else."""
+    return "trunk" if descriptor_kind == "neighbors_map" else "input"
+
+
 def trunk_features(model_path: str | Path, features: np.ndarray,
-                   batch_size: int = 1024) -> np.ndarray:
-    """(N, D) float64 trunk features of ``features`` (deterministic: no dropout)."""
+                   batch_size: int = 1024, source: str = "trunk") -> np.ndarray:
+    """(N, D) float64 trunk features of ``features`` (deterministic: no dropout), or with
+    ``source='input'`` the features themselves, flattened."""
     import onnx
 
     from insitu.model.onnx_format import open_session
 
+    if source == "input":
+        return np.asarray(features, np.float64).reshape(len(features), -1)
     proto = onnx.load(str(model_path))
     name = trunk_tensor(proto)
     proto.graph.output.append(onnx.helper.make_empty_tensor_value_info(name))
@@ -182,29 +193,35 @@ def _remove_novelty(proto) -> None:
 def calibrate_novelty(model_path: str | Path, train_features: np.ndarray,
                       train_labels: np.ndarray, val_features: np.ndarray,
                       percentile: float = NOVELTY_PERCENTILE, dataset: str = "",
-                      n_components: int = N_COMPONENTS) -> dict:
-    """Fit the class Gaussians on the (described) training atoms, add the ``novelty``
-    output to the model file in place, and store its threshold (the ``percentile`` of the
-    described validation atoms' novelty) in the metadata key ``novelty``. Returns it."""
+                      n_components: int = N_COMPONENTS, source: str | None = None) -> dict:
+    """Fit the class Gaussians on the (described) training atoms' trunk features (or with
+    ``source='input'`` their descriptor features; default :func:`default_source`), add the
+    ``novelty`` output to the model file in place, and store its threshold (the
+    ``percentile`` of the described validation atoms' novelty) in the metadata key
+    ``novelty``. Returns it."""
     import onnx
 
     from insitu.model import Classifier
 
     from .export import update_metadata
 
-    classes = Classifier.load(model_path, mc_passes=1).classes
+    clf = Classifier.load(model_path, mc_passes=1)
+    classes = clf.classes
+    source = source or default_source(clf.descriptor.kind)
+    if source not in ("trunk", "input"):
+        raise ValueError(f"source must be 'trunk' or 'input', got {source!r}")
     train_x, train_y = _described(train_features, train_labels)
     val_x, _ = _described(val_features, np.zeros(len(val_features)))
-    stats = fit_class_gaussians(trunk_features(model_path, train_x), train_y, len(classes),
-                                n_components)
+    stats = fit_class_gaussians(trunk_features(model_path, train_x, source=source), train_y,
+                                len(classes), n_components)
     proto = onnx.load(str(model_path))
-    add_novelty_output(proto, stats)
+    add_novelty_output(proto, stats, proto.graph.input[0].name if source == "input" else None)
     onnx.save(proto, str(model_path))
-    val = novelty_score(trunk_features(model_path, val_x), stats)
+    val = novelty_score(trunk_features(model_path, val_x, source=source), stats)
     threshold = float(np.percentile(val, percentile))
-    meta = {"threshold": threshold, "percentile": percentile,
+    meta = {"threshold": threshold, "percentile": percentile, "source": source,
             "n_components": int(stats["components"].shape[1]),
-            "trunk_features": int(stats["components"].shape[0]),
+            "feature_dimension": int(stats["components"].shape[0]),
             "classes_fitted": [classes[k] for k in stats["classes"]],
             "shrinkage": SHRINKAGE, "train_atoms": int(len(train_x)),
             "val_atoms": int(len(val_x)), "fraction_above": float(np.mean(val > threshold)),

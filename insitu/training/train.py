@@ -329,10 +329,9 @@ def fit_from_hdf5(data, descriptor: str = "nm", out=None, epochs: int = 10, seed
     if report["val_accuracy"] is not None:  # the MI threshold of MC dropout, on validation
         calibrate_mi_threshold(out, feats[report["val_index"]], report["val_index"] + 1,
                                dataset=str(data), labels=cols["label"][report["val_index"]])
-    if report["val_accuracy"] is not None and family == "cnn":
-        # the novelty of the CNN's trunk features: class Gaussians on the training split,
-        # threshold on the validation split (for the q-bar MLP it flagged none of the
-        # structures outside the classes and cost ~10 % of a call: not fitted)
+    if report["val_accuracy"] is not None:
+        # the feature-space novelty (the CNN's trunk features, the MLP's input features):
+        # class Gaussians on the training split, threshold on the validation split
         train_rows = np.setdiff1d(np.arange(len(feats)), report["val_index"])
         calibrate_novelty(out, feats[train_rows], cols["label"][train_rows],
                           feats[report["val_index"]], dataset=f"{data} (training split 0, "

@@ -158,7 +158,7 @@ def sabotage():
     import __main__
     from mpi4py import MPI
     if MPI.COMM_WORLD.rank == 1:
-        def boom(features):
+        def boom(*args, **kwargs):
             raise RuntimeError('injected failure on rank 1')
         __main__.insitu_nm.classifier.predict_proba = boom
 """

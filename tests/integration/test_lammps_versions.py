@@ -50,7 +50,7 @@ def half_disordered_ni(path: Path) -> Path:
     """fcc Ni, 6^3 cells: x < L/2 slightly displaced, the other half strongly (liquid-like),
     so that the labels vary (fcc, hcp, liquid, unknown with crystal-boo)."""
     frame = lattice("fcc", NI_LATTICE, 6)
-    sigma = np.where(frame.positions[:, 0] < frame.cell[0, 0] / 2, 0.06, 0.30)[:, None]
+    sigma = np.where(frame.positions[:, 0] < frame.cell[0, 0] / 2, 0.06, 0.45)[:, None]
     noise = np.random.default_rng(5).normal(size=frame.positions.shape) * sigma
     return write_data(path, Frame(frame.positions + noise, frame.cell, frame.pbc, frame.types))
 

@@ -19,6 +19,7 @@ from uncertainty_structures import (
 
 from insitu.model import Classifier
 from insitu.resources import model_path
+from insitu.testing import lattice, thermal
 from insitu.training.datagen import MATERIALS
 
 POLY = {"bcc": "Fe", "fcc": "Al", "hcp": "Zr", "cubic_diamond": "Si"}
@@ -163,3 +164,20 @@ def test_structures_outside_the_training_classes(clf):
     # mapped confidently onto a training class (B2 through one geometric channel is bcc)
     p50 = clf.metadata["mc_calibration"]["mi_percentiles_50_90_99_99.9"][0]
     assert measured["simple cubic (a = 3.359 A)"][0] > 20 * p50
+
+
+def test_crystal_boo_flags_simple_cubic_by_its_descriptor_features():
+    """crystal-boo's novelty is on its 12 q-bar / w-bar features (its trunk maps simple
+    cubic onto fcc): simple cubic unknown, thermal crystals and B2 (bcc) not."""
+    boo = Classifier.load(model_path("crystal-boo"))
+    assert boo.metadata["novelty"]["source"] == "input"
+    sc = boo.classify(simple_cubic())
+    assert sc.novel.mean() > 0.9 and np.all(sc.label_index[sc.novel] == -1)
+    assert boo.classify(simple_cubic(a=2.9)).novel.mean() > 0.9
+    for structure, a in (("fcc", 4.05), ("bcc", 2.87), ("hcp", 3.21)):
+        frame = thermal(lattice(structure, a, 6), 0.08, seed=1)
+        res = boo.classify(frame)
+        assert res.novel.mean() < 0.01, structure
+        assert np.mean(res.labels == structure) > 0.95, structure
+    res = boo.classify(b2())
+    assert res.novel.mean() < 0.01 and np.mean(res.labels == "bcc") > 0.95

@@ -82,7 +82,8 @@ def calibrated(request, tmp_path_factory):
                        mc_passes=4, mc_seed=1)
     val = np.concatenate([desc.compute(thermal(a, 0.1, seed=9)),
                           desc.compute(thermal(b, 0.1, seed=9))])
-    meta = calibrate_novelty(path, x, labels, val, percentile=90.0, n_components=8)
+    meta = calibrate_novelty(path, x, labels, val, percentile=90.0, n_components=8,
+                             source="trunk")
     return model, path, desc, x.astype(np.float32), labels, val, meta
 
 
@@ -100,6 +101,26 @@ def test_graph_output_matches_the_numpy_score_of_the_torch_trunk(calibrated):
         np.testing.assert_allclose(out, ref, rtol=1e-3, atol=1e-3 * np.abs(ref).max())
     assert meta["n_components"] == 8 and meta["classes_fitted"] == ["fcc", "bcc"]
     assert meta["threshold"] == pytest.approx(clf.novelty_threshold)
+    assert meta["source"] == "trunk"
+
+
+def test_input_source_scores_the_descriptor_features(calibrated, tmp_path):
+    """source='input' (the default for descriptors other than the Neighbors Map): the
+    Gaussians of the features the descriptor gives, before the network."""
+    model, path, desc, x, labels, val, meta = calibrated
+    copy = tmp_path / "input.onnx"
+    copy.write_bytes(path.read_bytes())
+    meta = calibrate_novelty(copy, x, labels, val, percentile=90.0, n_components=5,
+                             source="input" if desc.kind == "neighbors_map" else None)
+    assert meta["source"] == "input"
+    flat = x.reshape(len(x), -1).astype(np.float64)
+    stats = fit_class_gaussians(flat, labels, 5, n_components=5)
+    out = np.zeros(len(x), np.float32)
+    Classifier.load(copy).predict_proba(x, novelty_out=out)
+    ref = novelty_score(flat, stats)
+    np.testing.assert_allclose(out, ref, rtol=1e-3, atol=1e-3 * np.abs(ref).max())
+    with pytest.raises(ValueError, match="source"):
+        calibrate_novelty(copy, x, labels, val, source="logits")
 
 
 def test_atoms_above_the_threshold_are_unknown(calibrated):

@@ -136,7 +136,8 @@ def synthetic(tmp_path_factory):
 
     def write(path, n, split, role):
         label = rng.integers(0, len(CLASSES), n)
-        feats = (rng.normal(0, 0.05, (n, 6)) + label[:, None] * 0.2).astype(np.float32)
+        feats = (rng.normal(0, 0.05, (n, boo.n_features)) + label[:, None] * 0.2).astype(
+            np.float32)
         with h5py.File(path, "w") as h5:
             ds = h5.create_dataset("boo", data=feats)
             ds.attrs["descriptor"] = json.dumps(boo.to_metadata())
@@ -283,8 +284,9 @@ def test_cli_fit_class_weights_reach_the_loss_and_the_model(synthetic, tmp_path)
                      "--class-weights", flag, "--no-card", "--quiet"]) == 0
         clf = Classifier.load(model)
         assert clf.metadata["training"]["class_weights"] == stored
-        # the q-bar MLP gets no novelty from train fit (the CNN does: test_nm_crop)
-        assert clf.novelty_threshold is None
+        # train fit gives the q-bar MLP the novelty of its input features
+        assert clf.novelty_threshold is not None
+        assert clf.metadata["novelty"]["source"] == "input"
 
 
 def test_cli_mc_recalibrates_mi_and_novelty(synthetic, tmp_path):
