@@ -9,10 +9,16 @@ module with a :class:`Descriptor` subclass decorated by :func:`register_descript
 one import line below.
 """
 
-from .base import DESCRIPTOR_KINDS, Descriptor, descriptor_from_metadata, register_descriptor
+from .base import (
+    DESCRIPTOR_KINDS,
+    Descriptor,
+    described_mask,
+    descriptor_from_metadata,
+    register_descriptor,
+)
 from .neighbors_map import NeighborsMap
 from .spherical import wigner3j
 from .steinhardt import Steinhardt
 
 __all__ = ["Descriptor", "NeighborsMap", "Steinhardt", "descriptor_from_metadata",
-           "register_descriptor", "DESCRIPTOR_KINDS", "wigner3j"]
+           "described_mask", "register_descriptor", "DESCRIPTOR_KINDS", "wigner3j"]

@@ -23,7 +23,7 @@ import numpy as np
 from ..locality import CellList, NeighborList, NeighborQuery, as_points
 
 __all__ = ["Descriptor", "register_descriptor", "descriptor_from_metadata", "DESCRIPTOR_KINDS",
-           "empty_array", "MAX_CUTOFF_ANGSTROM"]
+           "empty_array", "described_mask", "MAX_CUTOFF_ANGSTROM"]
 
 MAX_CUTOFF_ANGSTROM = 20.0
 """Largest descriptor radius accepted (a model asking for more is corrupt or mistaken: the
@@ -57,6 +57,17 @@ def empty_array(shape, dtype) -> np.ndarray:
     a = np.empty(shape, dtype=dtype)
     a.fill(0)
     return a
+
+
+def described_mask(features) -> np.ndarray:
+    """(N,) bool: rows of per-atom ``features`` without NaN, the atoms the descriptor could
+    describe (a descriptor marks the others, e.g. isolated atoms, with NaN); checked in
+    blocks of 65,536 rows, so a large dataset is not copied whole."""
+    flat = np.asarray(features).reshape(len(features), -1)
+    described = np.ones(len(flat), bool)
+    for s in range(0, len(flat), 65536):
+        described[s:s + 65536] = np.isfinite(flat[s:s + 65536]).all(axis=1)
+    return described
 
 
 def _jsonable(value):

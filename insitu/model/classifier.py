@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..descriptors import descriptor_from_metadata
+from ..descriptors import described_mask, descriptor_from_metadata
 from ..io.ase_bridge import as_frame
 from ..locality import NeighborQuery, as_points
 from .mc_dropout import MASK_INPUT, PASS_OUTPUT, McDropout, entropy_bits, pass_statistics
@@ -341,7 +341,7 @@ class Classifier:
             for start, stop, features in chunks:
                 t1 = time.perf_counter()
                 t_desc += t1 - t0
-                bad = ~np.isfinite(features.reshape(len(features), -1)).all(axis=1)
+                bad = ~described_mask(features)
                 if bad.any():  # NaN marks an environment the descriptor cannot describe
                     features = np.where(bad.reshape((-1,) + (1,) * (features.ndim - 1)),
                                         0, features)

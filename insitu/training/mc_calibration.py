@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from insitu.descriptors import described_mask
 from insitu.model import Classifier
 
 __all__ = ["DEFAULT_MC_PASSES", "MI_PERCENTILE", "MAX_ACCURACY_LOSS", "torch_model_from_onnx",
@@ -128,7 +129,7 @@ def validation_mi(model, features: np.ndarray, ids: np.ndarray, n_threads: int =
     clf = model if isinstance(model, Classifier) else Classifier.load(model,
                                                                       n_threads=n_threads)
     x = np.asarray(features, np.float32)
-    described = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
+    described = described_mask(x)
     x = np.where(described.reshape((-1,) + (1,) * (x.ndim - 1)), x, 0).astype(np.float32)
     novelty = None if clf.novelty_threshold is None else np.zeros(len(x), np.float32)
     mean, mi, _ = clf.predict_mc(x, ids, 0, novelty_out=novelty)

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from insitu.descriptors import described_mask
 from insitu.model.mc_dropout import MASK_INPUT
 from insitu.model.novelty import NOVELTY_OUTPUT
 
@@ -232,9 +233,8 @@ def calibrate_novelty(model_path: str | Path, train_features: np.ndarray,
 
 
 def _described(features, labels):
-    x = np.asarray(features, np.float32)
-    ok = np.isfinite(x.reshape(len(x), -1)).all(axis=1)
-    return x[ok], np.asarray(labels)[ok]
+    ok = described_mask(features)
+    return np.asarray(features, np.float32)[ok], np.asarray(labels)[ok]
 
 
 def calibrate_novelty_on_dataset(model_path: str | Path, data: str | Path,

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from insitu.descriptors import described_mask
 from insitu.training.nets import (
     BOO_ARCHITECTURES,
     DEFAULT_NM_ARCH,
@@ -63,15 +64,6 @@ def _class_weight_tensor(class_weights, labels, n_classes):
         if len(w) != n_classes:
             raise ValueError(f"class_weights has {len(w)} entries for {n_classes} classes")
     return torch.as_tensor(w, dtype=torch.float32)
-
-
-def described_mask(features) -> np.ndarray:
-    """Rows of ``features`` without NaN (atoms the descriptor could describe)."""
-    flat = np.asarray(features).reshape(len(features), -1)
-    described = np.ones(len(flat), bool)
-    for s in range(0, len(flat), 65536):
-        described[s:s + 65536] = np.isfinite(flat[s:s + 65536]).all(axis=1)
-    return described
 
 
 @torch.no_grad()
@@ -329,7 +321,6 @@ def fit_from_hdf5(data, descriptor: str = "nm", out=None, epochs: int = 10, seed
     if report["val_accuracy"] is not None:  # the MI threshold of MC dropout, on validation
         calibrate_mi_threshold(out, feats[report["val_index"]], report["val_index"] + 1,
                                dataset=str(data), labels=cols["label"][report["val_index"]])
-    if report["val_accuracy"] is not None:
         # the feature-space novelty (the CNN's trunk features, the MLP's input features):
         # class Gaussians on the training split, threshold on the validation split
         train_rows = np.setdiff1d(np.arange(len(feats)), report["val_index"])
