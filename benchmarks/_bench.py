@@ -143,17 +143,18 @@ unfix insitu_{id}_thermo
 
 
 def analysis_cost(model: Path, cells: int, nprocs: int, every: int, calls: int,
-                  passes=(None,), workdir: Path | None = None) -> dict:
+                  variants: dict | None = None, workdir: Path | None = None) -> dict:
     """The cost of one analysis call as the user pays it, from LAMMPS's own loop times in
     one job: EAM Ni (4 cells^3 atoms at 900 K) runs ``every * calls`` MD steps without the
     analysis (at LAMMPS's default ghost cutoff, then at the one the model needs), then with
     the model attached (``fix python/invoke`` every ``every`` steps, HDF5 log on; a first
     call of ``every`` steps before, JIT and session start excluded) once per entry of
-    ``passes`` (None: the model's default MC passes), each detached (``unfix``) after its
-    run, and once more without. Cost of a call = (loop time with - mean loop time
-    without) / calls; in MD steps: divided by the time of one MD step at the same ghost
-    cutoff. The medians of the internal timer (the log's ``total``, which stops before the
-    HDF5 append) are kept beside it."""
+    ``variants`` (name -> extra ``insitu_attach`` options, e.g. ``mc_passes=1``; default:
+    the model as shipped), each detached (``unfix``) after its run, and once more without.
+    Cost of a call = (loop time with - mean loop time without) / calls; in MD steps:
+    divided by the time of one MD step at the same ghost cutoff. The medians of the
+    internal timer (the log's ``total``, which stops before the HDF5 append) are kept
+    beside it."""
     import tempfile
 
     import numpy as np
@@ -162,16 +163,17 @@ def analysis_cost(model: Path, cells: int, nprocs: int, every: int, calls: int,
     from insitu.model import Classifier
 
     clf = Classifier.load(model)
-    comm = float(np.ceil(clf.descriptor.required_cutoff + 2.0 + 0.1))
+    variants = variants or {"default": ""}
+    comm = float(np.ceil(clf.required_cutoff + 2.0 + 0.1))
     steps = every * calls
     text = SYSTEM.format(cells=cells, comm=comm, every=every, steps=steps)
     ids = []
-    for k, t in enumerate(passes):
+    for k, options in enumerate(variants.values()):
         aid = f"a{k}"
         # the ghost check reads LAMMPS's log, which names the first run's ghost cutoff
         # only: the cutoff set before the measured runs is checked here instead
-        extra = " check_ghost=no" + ("" if t is None else f" mc_passes={t}")
-        n = 6 + (t is not None)
+        extra = " check_ghost=no" + (f" {options}" if options else "")
+        n = 6 + len(options.split())
         text += ATTACH.format(n=n, id=aid, model=model, every=every, steps=steps, extra=extra,
                               letters="s" * (n - 1))
         ids.append(aid)
@@ -186,17 +188,19 @@ def analysis_cost(model: Path, cells: int, nprocs: int, every: int, calls: int,
     without = 0.5 * (loops[2] + loops[-1])
     md_step = without / steps
     out = {"model": Path(model).name, "descriptor": clf.descriptor.kind,
+           "consensus": None if clf.consensus is None else clf.consensus.to_metadata(),
            "atoms": 4 * cells ** 3, "ranks": nprocs, "every": every, "calls": calls,
            "comm_cutoff_angstrom": comm, "md_step_s": md_step,
            "md_step_default_ghosts_s": md_default,
            "md_without_analysis_loop_s": [loops[2], loops[-1]], "runs": {}}
-    for k, (aid, t) in enumerate(zip(ids, passes)):
+    for k, (aid, (name, options)) in enumerate(zip(ids, variants.items())):
         with_loop = loops[4 + 2 * k]
         per_call = (with_loop - without) / calls
         log = logs[aid]
-        passes_used = clf.mc_passes if t is None else int(t)
-        out["runs"][f"T={passes_used}"] = {
-            "mc_passes": passes_used, "loop_with_analysis_s": with_loop,
+        passes = [int(w.split("=")[1]) for w in options.split() if w.startswith("mc_passes=")]
+        out["runs"][name] = {
+            "options": options, "mc_passes": passes[0] if passes else clf.mc_passes,
+            "loop_with_analysis_s": with_loop,
             "call_s": per_call, "md_steps_per_call": per_call / md_step,
             "first_call_loop_s": loops[3 + 2 * k],
             "internal_timer_call_s": float(np.median(log.timings["total"][1:])),

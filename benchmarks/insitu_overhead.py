@@ -4,9 +4,10 @@
         [--calls 10] [--models crystal-nm crystal-boo]
 
 EAM Ni, 32,000 atoms (20^3 fcc cells) at 900 K, 2 MPI ranks, one LAMMPS job per model
-(:func:`_bench.analysis_cost`): MD alone, then the model attached every 20 steps at its
-default MC-dropout passes T, then attached with ``mc_passes=1`` (the deterministic
-network), then MD alone again, all in the same job. The cost of a call is the difference
+(:func:`_bench.analysis_cost`): MD alone, then the model attached every 20 steps as
+shipped (its default MC-dropout passes T and its neighbour consensus), then with
+``mc_passes=1`` (the deterministic network), then with ``consensus=no`` (per-atom labels),
+then MD alone again, all in the same job. The cost of a call is the difference
 of LAMMPS's own loop times (HDF5 log included) per call; in MD steps it is divided by the
 time of one MD step of the same run at the same ghost cutoff (the MD step at LAMMPS's
 default ghost cutoff is recorded too: a larger ``comm_modify cutoff`` is part of the
@@ -22,6 +23,9 @@ from _bench import analysis_cost, finish, machine_state, merge_results
 
 from insitu.resources import model_path
 
+# as shipped (T = 20, neighbour consensus), the deterministic network, per-atom labels
+VARIANTS = {"default": "", "T=1": "mc_passes=1", "no consensus": "consensus=no"}
+
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -36,7 +40,7 @@ def main() -> int:
     entry = machine_state() | {"models": {}}
     for name in args.models:
         r = analysis_cost(model_path(name), args.cells, args.nprocs, args.every, args.calls,
-                          passes=(None, 1))
+                          variants=VARIANTS)
         entry["models"][r["model"]] = r
         runs = "; ".join(f"{k}: {v['call_s']:.3f} s = {v['md_steps_per_call']:.1f} MD steps "
                          f"(internal timer {v['internal_timer_call_s']:.3f} s)"

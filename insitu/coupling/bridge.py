@@ -47,7 +47,7 @@ from .compat import (
     mpi_communicator,
     set_string_variable,
 )
-from .ghost_check import ghost_problem
+from .ghost_check import ghost_problem, required_why
 from .mpi import InsituError, collective_check, max_over_ranks, sum_over_ranks
 from .options import DEFAULT_SKIN, Options
 from .rank_analysis import STAGES, partial_sums
@@ -97,6 +97,7 @@ class InsituAnalysis:
             classifier = Classifier.load(path, n_threads=self.options.threads,
                                          batch_size=self.options.batch or DEFAULT_BATCH_SIZE,
                                          mc_passes=self.options.mc_passes)
+            classifier.consensus = classifier.consensus if self.options.consensus else None
             self.model_path = str(path)
         except Exception as exc:  # noqa: BLE001 - reported collectively below
             message = f"cannot load model '{self.model_path}': {exc}"
@@ -210,9 +211,9 @@ class InsituAnalysis:
         periodic = any(self.lmp.extract_box()[5])
         if self.options.check_ghost and (self.n_ranks > 1 or periodic):
             problem = ghost_problem(self.lmp, self.comm, points.n_centers, points.positions,
-                                    float(descriptor.required_cutoff), self.options.skin,
+                                    float(self.classifier.required_cutoff), self.options.skin,
                                     DEFAULT_SKIN.get(self.units, 2.0), self.model_path,
-                                    self.OPTIONS_WHERE)
+                                    self.OPTIONS_WHERE, required_why(self.classifier))
             if problem:
                 problems.append(problem)
         collective_check(self.comm, "; ".join(problems) or None)

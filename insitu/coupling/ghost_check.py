@@ -25,7 +25,7 @@ import numpy as np
 from .compat import flush_log
 from .mpi import max_over_ranks
 
-__all__ = ["ghost_problem", "read_lammps_output", "GhostSettings"]
+__all__ = ["ghost_problem", "required_why", "read_lammps_output", "GhostSettings"]
 
 _GHOST = re.compile(r"ghost atom cutoff = ([0-9.eE+-]+)")
 _SKIN = re.compile(r"^\s*neighbor\s+([0-9.eE+-]+)\s+\w+", re.M)
@@ -80,13 +80,23 @@ def read_lammps_output() -> GhostSettings:
     return GhostSettings(ghost, skin, path)
 
 
+def required_why(classifier) -> str:
+    """What makes up a classifier's required radius (for the ghost-cutoff message)."""
+    if getattr(classifier, "consensus", None) is None:
+        return "its cutoff"
+    return (f"its descriptor cutoff {float(classifier.descriptor.required_cutoff):.2f} + its "
+            f"neighbour-consensus radius {classifier.consensus.cutoff_angstrom:.2f}")
+
+
 def ghost_problem(lmp, comm, nlocal: int, x: np.ndarray, required: float,
                   skin: float | None, default_skin: float, model_path: str,
-                  options_where: str = "to insitu_attach") -> str | None:
+                  options_where: str = "to insitu_attach",
+                  required_why: str = "its cutoff") -> str | None:
     """Collective. None when every atom within ``required`` of each local atom is present,
     else an error message naming the ``comm_modify cutoff`` to add. ``skin`` is the user's
     ``skin=`` option (None: LAMMPS's echoed ``neighbor`` command, else ``default_skin``);
-    ``options_where`` says where that option goes (python/invoke or driver mode)."""
+    ``options_where`` says where that option goes (python/invoke or driver mode);
+    ``required_why`` what makes up ``required``."""
     if comm.Get_rank() == 0:
         flush_log(lmp)
         settings = read_lammps_output()
@@ -97,8 +107,8 @@ def ghost_problem(lmp, comm, nlocal: int, x: np.ndarray, required: float,
         settings.skin if settings.skin is not None else default_skin)
     need = required + skin_used
     fix = math.ceil(need * 10) / 10
-    what = (f"the descriptor of '{model_path}' needs every atom within {required:.2f} A (its "
-            f"cutoff) + {skin_used:.2f} (neighbor skin) of each local atom")
+    what = (f"the descriptor of '{model_path}' needs every atom within {required:.2f} A "
+            f"({required_why}) + {skin_used:.2f} (neighbor skin) of each local atom")
     if settings.ghost_cutoff is not None:
         if settings.ghost_cutoff + 1e-9 >= need:
             return None

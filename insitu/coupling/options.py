@@ -20,7 +20,9 @@ class Options:
     the neighbor skin; log_vars: equal-style variables logged beside the fractions;
     check_ghost: check the ghost cutoff at the first call; log_mode: ``append`` (continue
     an existing log of the same analysis, refuse any other) or ``overwrite``; mc_passes:
-    MC-dropout passes T (None: the model's default, 1: dropout off)."""
+    MC-dropout passes T (None: the model's default, 1: dropout off); consensus: a model's
+    neighbour consensus on (default) or off (``consensus=no``: per-atom labels, ghosts to
+    the descriptor cutoff only)."""
 
     every: int
     log: str | None
@@ -32,6 +34,7 @@ class Options:
     check_ghost: bool = True
     log_mode: str = "append"
     mc_passes: int | None = None
+    consensus: bool = True
 
     @classmethod
     def parse(cls, analysis_id: str, words) -> Options:
@@ -42,7 +45,7 @@ class Options:
             k, v = w.split("=", 1)
             kv[k.strip().lower()] = v.strip()
         known = {"every", "log", "batch", "threshold", "threads", "skin", "log_vars",
-                 "check_ghost", "log_mode", "mc_passes"}
+                 "check_ghost", "log_mode", "mc_passes", "consensus"}
         unknown = set(kv) - known
         if unknown:
             raise InsituError(f"insitu_attach: unknown option(s) {sorted(unknown)}; "
@@ -64,6 +67,7 @@ class Options:
                 check_ghost=kv.get("check_ghost", "yes").lower() not in ("no", "false", "0"),
                 log_mode=kv.get("log_mode", "append").lower(),
                 mc_passes=int(kv["mc_passes"]) if "mc_passes" in kv else None,
+                consensus=kv.get("consensus", "yes").lower() not in ("no", "false", "0", "off"),
             )
         except ValueError as exc:
             raise InsituError(f"insitu_attach: bad option value: {exc}") from None

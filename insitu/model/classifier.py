@@ -18,7 +18,6 @@ is (its ``novelty`` output); above the model's threshold the atom is ``unknown``
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -26,9 +25,11 @@ import numpy as np
 from ..descriptors import described_mask, descriptor_from_metadata
 from ..io.ase_bridge import as_frame
 from ..locality import NeighborQuery, as_points
+from .consensus import CONSENSUS_METADATA, Consensus, consensus_mean, plan_consensus
 from .mc_dropout import MASK_INPUT, PASS_OUTPUT, McDropout, entropy_bits, pass_statistics
 from .novelty import NOVELTY_OUTPUT, novelty_threshold
 from .onnx_format import ModelError, file_sha256, open_session, read_metadata
+from .result import ClassificationResult, labels_from_probabilities
 
 __all__ = ["Classifier", "ClassificationResult", "labels_from_probabilities",
            "DEFAULT_BATCH_SIZE"]
@@ -38,120 +39,6 @@ __all__ = ["Classifier", "ClassificationResult", "labels_from_probabilities",
 DEFAULT_BATCH_SIZE = 1024
 # Mask values per onnxruntime call under MC dropout (atoms x passes x units): 16 MiB.
 MC_MASK_VALUES = 1 << 22
-
-
-def labels_from_probabilities(probabilities: np.ndarray, threshold: float):
-    """(label_index (N,) int, -1 below ``threshold``; confidence (N,) float32)."""
-    probabilities = np.asarray(probabilities)
-    if len(probabilities) == 0:
-        return np.zeros(0, np.int64), np.zeros(0, np.float32)
-    index = np.argmax(probabilities, axis=1).astype(np.int64)
-    confidence = probabilities[np.arange(len(index)), index].astype(np.float32)
-    index[confidence < threshold] = -1
-    return index, confidence
-
-
-@dataclass
-class ClassificationResult:
-    """Per-atom classification.
-
-    classes : the model's class names (K).
-    labels : (N,) str, class name or ``"unknown"`` where confidence < threshold.
-    label_index : (N,) int, index into ``classes``, -1 for unknown.
-    probabilities : (N, K) float32.
-    confidence : (N,) float32, the largest probability.
-    undescribed : (N,) bool, atoms whose environment the descriptor cannot describe
-        (isolated or gas-like atoms, coincident atoms, non-finite features): ``unknown``
-        with probabilities and confidence 0.
-    timings : seconds spent computing the descriptor and in inference.
-    mutual_information : (N,) float32, bits (ARISE Supp. Eq. 5); 0 with one pass and for
-        undescribed atoms.
-    predictive_entropy : (N,) float32, bits, entropy of the (mean) probabilities.
-    mi_threshold : MI above which an atom is ``unknown`` (None: no MI criterion).
-    mc_passes : number of stochastic passes T (1: dropout off).
-    novelty : (N,) float32, the feature-space novelty (:mod:`insitu.model.novelty`; NaN
-        for undescribed atoms), None for a model without it.
-    novelty_threshold : novelty above which an atom is ``unknown`` (None: no criterion).
-    """
-
-    classes: list
-    labels: np.ndarray
-    label_index: np.ndarray
-    probabilities: np.ndarray
-    confidence: np.ndarray
-    undescribed: np.ndarray
-    timings: dict = field(default_factory=dict)
-    mutual_information: np.ndarray | None = None
-    predictive_entropy: np.ndarray | None = None
-    mi_threshold: float | None = None
-    mc_passes: int = 1
-    novelty: np.ndarray | None = None
-    novelty_threshold: float | None = None
-
-    @classmethod
-    def from_probabilities(cls, classes, probabilities, threshold: float,
-                           timings: dict | None = None,
-                           undescribed: np.ndarray | None = None,
-                           mutual_information: np.ndarray | None = None,
-                           mi_threshold: float | None = None,
-                           mc_passes: int = 1, novelty: np.ndarray | None = None,
-                           novelty_threshold: float | None = None) -> ClassificationResult:
-        """Labels from (mean) probabilities: argmax, ``unknown`` below ``threshold``, above
-        ``mi_threshold`` in mutual information (bits), above ``novelty_threshold`` in
-        ``novelty``, or where ``undescribed``."""
-        probabilities = np.asarray(probabilities, dtype=np.float32).reshape(-1, len(classes))
-        bad = ~np.isfinite(probabilities).all(axis=1)
-        if undescribed is not None:
-            bad |= np.asarray(undescribed, bool)
-        mi = np.zeros(len(probabilities)) if mutual_information is None \
-            else np.asarray(mutual_information, np.float64).reshape(-1)
-        bad |= ~np.isfinite(mi)
-        if bad.any():
-            probabilities = probabilities.copy()
-            probabilities[bad] = 0.0
-        mi = np.where(bad, 0.0, mi).astype(np.float32)
-        entropy = entropy_bits(probabilities).astype(np.float32)
-        idx, conf = labels_from_probabilities(probabilities, threshold)
-        idx[bad] = -1
-        if mi_threshold is not None:
-            idx[mi > mi_threshold] = -1
-        if novelty is not None:  # not defined where the descriptor is not: NaN
-            novelty = np.where(bad, np.nan, np.asarray(novelty, np.float64).reshape(-1))
-            novelty = novelty.astype(np.float32)
-            if novelty_threshold is not None:
-                idx[novelty > novelty_threshold] = -1
-        names = np.array(list(classes) + ["unknown"], dtype=object)
-        labels = names[np.where(idx < 0, len(classes), idx)].astype(str)
-        return cls(list(classes), labels, idx, probabilities, conf, bad, dict(timings or {}),
-                   mi, entropy, mi_threshold, int(mc_passes), novelty, novelty_threshold)
-
-    @property
-    def uncertain(self) -> np.ndarray:
-        """(N,) bool, MI above the model's threshold (all False without one)."""
-        if self.mi_threshold is None:
-            return np.zeros(len(self.label_index), bool)
-        return self.mutual_information > self.mi_threshold
-
-    @property
-    def novel(self) -> np.ndarray:
-        """(N,) bool, novelty above the model's threshold (all False without one)."""
-        if self.novelty is None or self.novelty_threshold is None:
-            return np.zeros(len(self.label_index), bool)
-        return self.novelty > self.novelty_threshold
-
-    def count_array(self) -> np.ndarray:
-        """(K + 1,) int64 atoms per class, ``unknown`` last."""
-        k = len(self.classes)
-        return np.bincount(np.where(self.label_index < 0, k, self.label_index),
-                           minlength=k + 1).astype(np.int64)
-
-    def counts(self) -> dict:
-        return dict(zip([*self.classes, "unknown"], self.count_array().tolist()))
-
-    def fractions(self) -> dict:
-        """Fraction of atoms per class, ``unknown`` included (all 0 for an empty frame)."""
-        n = len(self.label_index)
-        return {k: (v / n if n else 0.0) for k, v in self.counts().items()}
 
 
 class Classifier:
@@ -202,6 +89,11 @@ class Classifier:
             self.novelty_threshold = novelty_threshold(session, metadata, path)
         except ValueError as exc:
             raise ModelError(str(exc)) from None
+        try:
+            self.consensus = None if CONSENSUS_METADATA not in metadata else \
+                Consensus.from_metadata(metadata[CONSENSUS_METADATA])
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"{path}: bad metadata insitu.consensus ({exc})") from None
         self._buffers: dict[str, np.ndarray] = {}
 
     @staticmethod
@@ -311,6 +203,13 @@ class Classifier:
             raise ValueError(f"atom types {unknown} are not in the model {self.path.name} "
                              f"(trained with types {self.atom_types})")
 
+    @property
+    def required_cutoff(self) -> float:
+        """Radius around a centre inside which every atom must be present (the ghost
+        cutoff a rank needs): the descriptor's, plus the consensus radius if any."""
+        r = float(self.descriptor.required_cutoff)
+        return self.consensus.required_cutoff(r) if self.consensus else r
+
     def classify(self, system, threshold: float | None = None,
                  neighbors: NeighborQuery | None = None,
                  chunk_size: int | None = None,
@@ -319,13 +218,40 @@ class Classifier:
         :class:`ase.Atoms` (all its atoms; ASE symbols map to the model's atom types) or
         :class:`insitu.locality.Points` (the first ``n_centers``, e.g. a rank's local atoms
         among local + ghost). ``neighbors`` may be a query shared with other analyses.
-        ``step``: the MD step seeding the dropout masks (default the frame's step, or 0)."""
+        ``step``: the MD step seeding the dropout masks (default the frame's step, or 0).
+        A model with a consensus rule (:mod:`.consensus`) labels each atom from the mean
+        probabilities of its neighbourhood; ``own_probabilities`` keeps its own."""
         system = as_frame(system, self)
-        points = as_points(system, self.descriptor.required_cutoff) if neighbors is None \
+        points = as_points(system, self.required_cutoff) if neighbors is None \
             else neighbors.points
         self.check_types(points.types[:points.n_centers])
         n = points.n_centers
         step = int(step if step is not None else getattr(system, "step", None) or 0)
+        plan = None
+        if self.consensus is not None and n:
+            plan = plan_consensus(points, self.consensus,
+                                  None if neighbors is None else neighbors.cells)
+            points, neighbors = plan.points, None
+        proba, mi, novelty, undescribed, timings = self._evaluate(points, neighbors, step,
+                                                                  chunk_size)
+        own = None
+        if plan is not None:
+            own = proba[:n]
+            proba, _ = consensus_mean(proba, ~undescribed, plan.offsets, plan.members)
+            mi, undescribed = mi[:n], undescribed[:n]
+            novelty = None if novelty is None else novelty[:n]
+        thr = self.confidence_threshold if threshold is None else float(threshold)
+        result = ClassificationResult.from_probabilities(
+            self.classes, proba, thr, timings, undescribed, mi,
+            self.mi_threshold if self.mc_passes > 1 else None, self.mc_passes, novelty,
+            self.novelty_threshold)
+        result.own_probabilities = own
+        return result
+
+    def _evaluate(self, points, neighbors, step: int, chunk_size: int | None) -> tuple:
+        """(probabilities, MI, novelty or None, undescribed, timings) of every centre of
+        ``points``: descriptor chunk by chunk, each through onnxruntime before the next."""
+        n = points.n_centers
         proba = np.empty((n, len(self.classes)), dtype=np.float32)
         mi = np.zeros(n)
         novelty = None if self.novelty_threshold is None else np.zeros(n, np.float32)
@@ -352,11 +278,7 @@ class Classifier:
                 t0 = time.perf_counter()
                 t_inf += t0 - t1
             t_desc += time.perf_counter() - t0
-        thr = self.confidence_threshold if threshold is None else float(threshold)
-        return ClassificationResult.from_probabilities(
-            self.classes, proba, thr, {"descriptor": t_desc, "inference": t_inf}, undescribed,
-            mi, self.mi_threshold if self.mc_passes > 1 else None, self.mc_passes, novelty,
-            self.novelty_threshold)
+        return proba, mi, novelty, undescribed, {"descriptor": t_desc, "inference": t_inf}
 
     def summary(self) -> str:
         d = self.metadata.get("descriptor", {})

@@ -150,12 +150,15 @@ def export_onnx(model, descriptor, classes, path, threshold: float = 0.5,
 
 def update_metadata(path, updates: dict) -> Path:
     """Rewrite the ``insitu.<key>`` metadata entries of an exported model (values JSON
-    encoded unless strings); the graph is untouched."""
+    encoded unless strings; None removes the entry); the graph is untouched."""
     import onnx
 
     proto = onnx.load(str(path))
     entries = {e.key: e.value for e in proto.metadata_props}
     for key, value in updates.items():
+        if value is None:  # remove the entry
+            entries.pop(f"insitu.{key}", None)
+            continue
         entries[f"insitu.{key}"] = value if isinstance(value, str) else json.dumps(
             value, default=_json_default)
     del proto.metadata_props[:]

@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from insitu.training.cna_reference import cna_correct_code
+from insitu.training.consensus_eval import frame_rows_predictions
 from insitu.training.mc_calibration import validation_mi
 from insitu.training.model_card import pct, write_crystal_card
 
@@ -61,13 +62,21 @@ def read_dataset(data_path: str | Path, clf) -> tuple[np.ndarray, dict, dict]:
     return feats, cols, provenance
 
 
-def predict_rows(clf, feats: np.ndarray, index: np.ndarray) -> dict:
+def predict_rows(clf, feats: np.ndarray, index: np.ndarray, data_path=None,
+                 cols: dict | None = None) -> dict:
     """Labels of dataset rows ``index`` as the runtime gives them: MC dropout at the
     model's default T (ARISE Supp. Eq. 4: mean of the passes; masks seeded by the row),
     unknown below the confidence threshold, above the MI threshold (Supp. Eq. 5), above
     the novelty threshold (:mod:`insitu.training.novelty`) or undescribed. Returns
-    ``pred``, ``unknown``, ``by_mi``, ``by_novelty`` and the raw ``mc`` output."""
+    ``pred``, ``unknown``, ``by_mi``, ``by_novelty`` and the raw ``mc`` output. A model
+    with a neighbour consensus needs the rows' whole snapshots: ``data_path`` and its
+    ``cols`` (:func:`insitu.training.consensus_eval.frame_rows_predictions`)."""
     index = np.asarray(index)
+    if clf.consensus is not None:
+        if data_path is None or cols is None:
+            raise ValueError(f"{clf.path}: a model with a neighbour consensus is evaluated "
+                             f"on whole snapshots: give the dataset path and columns")
+        return frame_rows_predictions(clf, data_path, cols, index)
     mc = validation_mi(clf, feats[index], index + 1)
     proba = mc["mean_probabilities"]
     pred = proba.argmax(1)
@@ -90,7 +99,7 @@ def validation_tables(model_path: str | Path, data_path: str | Path, val_index: 
     if feats is None or cols is None:
         feats, cols, _ = read_dataset(data_path, clf)
     val_index = np.asarray(val_index)
-    p = predict_rows(clf, feats, val_index)
+    p = predict_rows(clf, feats, val_index, data_path, cols)
     mc, pred, by_mi, unknown = p["mc"], p["pred"], p["by_mi"], p["unknown"]
     truth = cols["label"][val_index]
     ok = pred == truth
@@ -149,9 +158,11 @@ def validation_tables(model_path: str | Path, data_path: str | Path, val_index: 
         "unknown_by_mi_fraction": float(by_mi.mean()),
         "novelty_threshold": clf.novelty_threshold,
         "unknown_by_novelty_fraction": float(p["by_novelty"].mean()),
-        "overall_one_pass": float((clf.predict_proba(np.where(
+        "overall_one_pass": None if clf.consensus else float((clf.predict_proba(np.where(
             mc["described"].reshape((-1,) + (1,) * (feats.ndim - 1)), feats[val_index], 0))
             .argmax(1) == truth).mean()) if clf.mc_passes > 1 else overall,
+        "overall_without_consensus": float((p["own_pred"] == truth).mean())
+        if "own_pred" in p else None,
         "overall_known_as_correct": float((ok & ~unknown).mean()),
         "cna_overall_where_applicable": (float(cna_all[cna_applicable].mean())
                                          if cna_applicable.any() else None),
@@ -170,7 +181,7 @@ def validation_tables(model_path: str | Path, data_path: str | Path, val_index: 
           f"Overall accuracy **{pct(overall)} %**; crystal atoms {pct(summary['crystal'])} %; "
           f"liquid atoms labelled liquid {pct(summary['liquid_as_liquid'])} %; below the "
           f"confidence threshold {clf.confidence_threshold}: {pct(summary['unknown_fraction'])} %."
-          + mc_sentence(summary)
+          + consensus_sentence(clf, summary) + mc_sentence(summary)
           + f" LAMMPS `compute cna/atom` on the same atoms (where it has the class): "
           f"{pct(summary['cna_overall_where_applicable'])} %.\n\n"
           "Accuracy in % per structure x missing fraction x temperature bin; in parentheses "
@@ -181,13 +192,24 @@ def validation_tables(model_path: str | Path, data_path: str | Path, val_index: 
     return {"summary": summary, "rows": rows, "confusion": cm.tolist(), "markdown": md}
 
 
+def consensus_sentence(clf, summary: dict) -> str:
+    """The model's neighbour consensus and the accuracy without it (empty without one)."""
+    if clf.consensus is None:
+        return ""
+    return (f" Neighbour consensus (`insitu.model.consensus`): {clf.consensus.describe()}; "
+            f"every validation atom was classified within its whole snapshot; the atoms' "
+            f"own labels (no consensus): {pct(summary['overall_without_consensus'])} %.")
+
+
 def mc_sentence(summary: dict) -> str:
     """What MC dropout did on the validation atoms (empty for a deterministic model)."""
     if summary.get("mc_passes", 1) < 2:
         return ""
     return (f" MC dropout (ARISE Supp. Eqs. 4-5), T = {summary['mc_passes']} passes: the "
-            f"accuracy is that of the mean probabilities (one pass, dropout off: "
-            f"{pct(summary['overall_one_pass'])} %); the unknown atoms include those with a "
+            f"accuracy is that of the mean probabilities" + (
+                "" if summary["overall_one_pass"] is None else
+                f" (one pass, dropout off: {pct(summary['overall_one_pass'])} %)")
+            + "; the unknown atoms include those with a "
             f"mutual information above {summary['mi_threshold']:.4f} bits "
             f"({pct(summary['unknown_by_mi_fraction'])} % of the atoms)"
             + (f" and a feature-space novelty above {summary['novelty_threshold']:.4g} "

@@ -41,7 +41,8 @@ from insitu.training.transition_runs import (
     transition_runs,
 )
 
-__all__ = ["ROLE_CODE", "KIND_CODE", "heldout_path", "wrapped", "snapshot_evidence",
+__all__ = ["snapshot_copy", "ROLE_CODE", "KIND_CODE", "heldout_path", "wrapped",
+           "snapshot_evidence",
            "generate_transition_dataset"]
 
 ROLE_CODE = {"train": 0, "val": 1, "heldout": 2}
@@ -114,6 +115,18 @@ def _copies(role: str, group: int) -> tuple:
     return (0.0, nz[group % len(nz)], nz[(group + 2) % len(nz)])
 
 
+def snapshot_copy(frame: Frame, seed: int, run_seed: int, group: int,
+                  missing_fraction: float) -> tuple[Frame, np.random.Generator]:
+    """The copy of a (wrapped) snapshot with ``missing_fraction`` of its atoms removed, as
+    the dataset holds it (the atoms drawn from a generator seeded by the dataset seed, the
+    run's seed, the snapshot's group and the fraction), and the generator, which then draws
+    the rows kept (and a training copy's scale)."""
+    rng = np.random.default_rng([seed, run_seed, group, int(round(100 * missing_fraction))])
+    keep = np.sort(rng.choice(len(frame), size=int(round(len(frame) * (1 - missing_fraction))),
+                              replace=False))
+    return frame.subset(keep), rng
+
+
 def _columns_of_run(run, frames, table, descriptors, cna, group0, rows, scale_jitter, seed,
                     cols, feats):
     mat = TRANSITION_MATERIALS[run.material]
@@ -124,10 +137,7 @@ def _columns_of_run(run, frames, table, descriptors, cna, group0, rows, scale_ji
         fr = wrapped(fr)
         vol_atom = fr.volume / len(fr)
         for x in _copies(run.role, group):
-            rng = np.random.default_rng([seed, run.seed, group, int(round(100 * x))])
-            keep = np.sort(rng.choice(len(fr), size=int(round(len(fr) * (1 - x))),
-                                      replace=False))
-            sub = fr.subset(keep)
+            sub, rng = snapshot_copy(fr, seed, run.seed, group, x)
             s = 1.0
             if scale_jitter > 0 and run.role == "train":
                 s = float(rng.uniform(1 - scale_jitter, 1 + scale_jitter))

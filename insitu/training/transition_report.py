@@ -34,7 +34,7 @@ from insitu.training.transition_labels import hysteresis_melting_point
 from insitu.training.transition_runs import assert_disjoint_runs
 
 __all__ = ["TM_BINS", "evaluation_rows", "near_transition_table", "must_show",
-           "write_transition_card"]
+           "write_transition_card", "consensus_of"]
 
 TM_BINS = ((0.0, 0.7), (0.7, 0.8), (0.8, 0.9), (0.9, 1.0), (1.0, 1.05), (1.05, 1.1),
            (1.1, 1.2), (1.2, 9.9))
@@ -67,8 +67,9 @@ def evaluation_rows(model_path, data_path, index_main=None) -> dict:
             raise ValueError(f"{path}: held-out file holds rows of other roles")
         if np.any(cols["role"][idx] == 0) or np.any(cols["split"][idx] != 1):
             raise ValueError(f"{path}: evaluation rows include training rows")
-        p = predict_rows(clf, feats, idx)
+        p = predict_rows(clf, feats, idx, path, cols)
         parts.append(dict(truth=cols["label"][idx], pred=p["pred"], unknown=p["unknown"],
+                          own_pred=p.get("own_pred", p["pred"]),
                           element=np.array(names, dtype=object)[cols["material"][idx]],
                           t_over_tm=cols["t_over_tm"][idx],
                           missing=np.round(cols["missing_fraction"][idx], 3),
@@ -168,6 +169,27 @@ def _must_show_md(figs) -> str:
     return "\n".join(lines)
 
 
+def consensus_of(model_path):
+    """The model's neighbour consensus rule (None: per-atom labels)."""
+    from insitu.model import Classifier
+
+    return Classifier.load(model_path).consensus
+
+
+def _consensus_md(consensus, rows) -> str:
+    """The rule and the must-show figures of the atoms' own labels beside (both shown)."""
+    if consensus is None:
+        return ""
+    own = must_show(dict(rows, pred=rows["own_pred"]))
+    return (f"\nNeighbour consensus (`insitu.model.consensus`): {consensus.describe()} "
+            f"(in situ a rank needs ghost atoms to the descriptor cutoff + "
+            f"{consensus.cutoff_angstrom:g} A + the neighbor skin: `comm_modify cutoff`; "
+            "`consensus=no` in `insitu_attach` gives the per-atom labels). "
+            "Every evaluation atom above was classified within its whole snapshot copy "
+            "(rebuilt from the run's dump as the dataset drew it). The same figures from "
+            "the atoms' own labels (no consensus):\n\n" + _must_show_md(own) + "\n")
+
+
 def _evidence_md(provenance) -> str:
     tm = {m["name"]: m["t_melt"] for m in provenance["materials"]}
     lines = ["| run | role | seed | result (from the run's PE, MSD, CNA) | labelled | "
@@ -206,6 +228,7 @@ def write_transition_card(model_path, data_path, report: dict, provenance: dict,
     assert_disjoint_runs(provenance["runs"])
     rows = evaluation_rows(out, data_path)
     figs = must_show(rows)
+    consensus = consensus_of(out)
     tr = report
     key = "boo" if tr["arch"] in BOO_ARCHITECTURES else "nm"
     mats = "\n".join(
@@ -226,8 +249,11 @@ def write_transition_card(model_path, data_path, report: dict, provenance: dict,
     cmd = command or (f"insitu train data --protocol transition --out {data_path}\n"
                       f"insitu train fit --data {data_path} --descriptor {key}{arch} "
                       f"--seed {tr.get('seed')} --epochs {tr.get('epochs')} --threads 1 "
-                      f"--out {out.as_posix()}\n"
-                      f"insitu train card {out.as_posix()} --data {data_path}")
+                      f"--out {out.as_posix()}\n" + (
+                          "" if consensus is None else
+                          f"insitu train consensus {out.as_posix()} --neighbors "
+                          f"{consensus.n_neighbors} --cutoff {consensus.cutoff_angstrom:g}\n")
+                      + f"insitu train card {out.as_posix()} --data {data_path}")
     text = f"""# {out.stem}
 
 Per-atom crystal-structure classifier for `insitu`: classes {', '.join(tr['classes'])}.
@@ -303,7 +329,7 @@ supercooled.
 Must-show figures (minimum over elements; training elements: their validation runs):
 
 {_must_show_md(figs)}
-
+{_consensus_md(consensus, rows)}
 ## Validation of the training elements by missing fraction (validation runs only)
 
 {report['tables']['markdown']}

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
@@ -17,7 +18,9 @@ from insitu.io.lammps_dump import iter_lammps_dump
 from insitu.io.phase_log import read_log
 from insitu.launch import mpirun_command
 from insitu.model import Classifier
+from insitu.model.consensus import Consensus
 from insitu.testing import NI_LATTICE, lattice, thermal, write_data
+from insitu.training.export import update_metadata
 
 CLASSES = ["fcc", "bcc", "liquid"]
 
@@ -232,3 +235,64 @@ def test_boo_path_matches_offline_on_two_ranks(boo_model, tmp_path):
         np.testing.assert_allclose(offline.confidence, frame.info["columns"]["d_nm_conf"],
                                    rtol=1e-5)
     assert len(np.unique(insitu_labels)) >= 2
+
+
+# -- a model with a neighbour consensus (insitu.model.consensus): the ghost atoms whose
+# probabilities a rank's consensus needs are classified on that rank
+RULE = Consensus(n_neighbors=12, cutoff_angstrom=3.0)  # Ni's first shell: 2.49 A
+
+
+@pytest.fixture(scope="module")
+def consensus_nm(nm_model, tmp_path_factory):
+    path = tmp_path_factory.mktemp("consensus") / "nm-consensus.onnx"
+    shutil.copy(nm_model, path)
+    update_metadata(path, {"consensus": RULE.to_metadata()})
+    return path
+
+
+@pytest.fixture(scope="module")
+def consensus_runs(consensus_nm, tmp_path_factory):
+    out = {}
+    for n in (1, 2, 4):  # 4.6 + 3.0 A + 2 A skin of ghosts: comm_modify cutoff 9.6
+        d = tmp_path_factory.mktemp(f"cons{n}")
+        run_lammps(script(consensus_nm, d, n=6, comm=9.7, steps=10), d, nprocs=n, timeout=300)
+        out[n] = d
+    return out
+
+
+def test_consensus_labels_identical_on_1_2_4_ranks_and_offline(consensus_runs, consensus_nm,
+                                                                nm_model):
+    labels = {n: dump_labels(d / "labels.dump") for n, d in consensus_runs.items()}
+    for s in (5, 10):
+        ids1, lab1, conf1 = labels[1][s]
+        for n in (2, 4):
+            ids, lab, conf = labels[n][s]
+            np.testing.assert_array_equal(ids, ids1)
+            np.testing.assert_array_equal(lab, lab1)
+            np.testing.assert_allclose(conf, conf1, rtol=1e-5)
+    frame = [f for f in iter_lammps_dump(consensus_runs[2] / "labels.dump") if f.step == 10][0]
+    offline = Classifier.load(consensus_nm).classify(frame)
+    np.testing.assert_array_equal(offline.label_index,
+                                  frame.info["columns"]["i_nm_class"].astype(int))
+    own = Classifier.load(nm_model).classify(frame)  # the rule changes labels
+    assert np.mean(own.label_index != offline.label_index) > 0.02
+
+
+def test_ghost_cutoff_error_names_the_consensus_radius(consensus_nm, tmp_path):
+    proc = run_lammps(script(consensus_nm, tmp_path, n=6, comm=8.0, steps=5), tmp_path,
+                      nprocs=2, timeout=300, check=False)
+    text = proc.stdout + proc.stderr
+    assert proc.returncode != 0
+    assert "neighbour-consensus radius 3.00" in text and "comm_modify cutoff 9.6" in text, \
+        text[-3000:]
+
+
+def test_consensus_no_gives_the_atoms_own_labels(consensus_nm, nm_model, tmp_path):
+    text = script(consensus_nm, tmp_path, n=6, comm=6.8, steps=10).replace(
+        "input 5 SELF nm", "input 6 SELF nm").replace(
+        "every=5 log=log.h5 format pssss", "every=5 log=log.h5 consensus=no format psssss")
+    run_lammps(text, tmp_path, nprocs=2, timeout=300)  # ghosts to 4.6 A + skin suffice
+    frame = [f for f in iter_lammps_dump(tmp_path / "labels.dump") if f.step == 10][0]
+    own = Classifier.load(nm_model).classify(frame)
+    np.testing.assert_array_equal(own.label_index,
+                                  frame.info["columns"]["i_nm_class"].astype(int))

@@ -3,6 +3,7 @@ clear error naming the fix, or in the documented result (issue: no silent wrong 
 
 from __future__ import annotations
 
+import math
 import re
 import subprocess
 
@@ -12,9 +13,13 @@ from lammps_helpers import lammps_env, run_lammps
 
 from insitu.io.lammps_dump import read_lammps_dump
 from insitu.launch import mpirun_command
+from insitu.model import Classifier
 from insitu.resources import model_path
 
-NM = model_path("crystal-nm")  # 6.5 A cutoff, no atom-type metadata
+NM = model_path("crystal-nm")  # no atom-type metadata
+# ghosts it needs with the scripts' 2 A skin: its descriptor cutoff 6.5 A + its
+# neighbour-consensus radius 4 A (insitu.model.consensus) + 2 A
+NEED = math.ceil((Classifier.load(NM).required_cutoff + 2.0) * 10) / 10
 NI = model_path("ni-fcc-liquid-amorphous")  # atom types {1: Ni}
 CUZR = model_path("cuzr-liquid-amorphous")  # atom types {1: Cu, 2: Zr}
 
@@ -27,7 +32,7 @@ create_atoms 1 box
 
 
 def script(system: str, model, options=("every=5",), every: int = 5, steps: int = 10,
-           units: str = "metal", comm: float | None = 8.5, pair: str = "eam",
+           units: str = "metal", comm: float | None = NEED, pair: str = "eam",
            coeff: str = "1 1 Ni_u3.eam", boundary: str = "p p p", extra: str = "",
            dump_step0: bool = False) -> str:
     opts = " ".join(options)
@@ -99,21 +104,23 @@ def test_model_without_type_metadata_says_what_it_assumes_once(tmp_path):
 
 
 # -- case 2: ghost cutoff: never accept too small, never refuse enough ------------------
-@pytest.mark.parametrize("comm", [7.2, 8.0])
-def test_ghost_cutoff_too_small_is_refused(tmp_path, comm):
+@pytest.mark.parametrize("short", [1.3, 0.5])
+def test_ghost_cutoff_too_small_is_refused(tmp_path, short):
+    comm = round(NEED - short, 1)
     proc = run_lammps(script(fcc(6), NM, comm=comm), tmp_path, 2, check=False)
-    assert_refused(proc, f"ghost atom cutoff is {comm:g}", "comm_modify cutoff 8.5")
+    assert_refused(proc, f"ghost atom cutoff is {comm:g}", f"comm_modify cutoff {NEED:g}")
 
 
 def test_ghost_cutoff_just_enough_is_accepted(tmp_path):
-    proc = run_lammps(script(fcc(6), NM, comm=8.5), tmp_path, 2)
+    proc = run_lammps(script(fcc(6), NM, comm=NEED), tmp_path, 2)
     assert len(thermo(proc)) == 3
 
 
 def test_triclinic_box_is_checked(tmp_path):
-    proc = run_lammps(script(fcc(6, triclinic=True), NM, comm=7.0), tmp_path, 2, check=False)
-    assert_refused(proc, "ghost atom cutoff is 7", "comm_modify cutoff 8.5")
-    ok = run_lammps(script(fcc(6, triclinic=True), NM, comm=8.5), tmp_path / "ok", 2)
+    comm = round(NEED - 1.5, 1)
+    proc = run_lammps(script(fcc(6, triclinic=True), NM, comm=comm), tmp_path, 2, check=False)
+    assert_refused(proc, f"ghost atom cutoff is {comm:g}", f"comm_modify cutoff {NEED:g}")
+    ok = run_lammps(script(fcc(6, triclinic=True), NM, comm=NEED), tmp_path / "ok", 2)
     assert len(thermo(ok)) == 3
 
 
@@ -132,7 +139,7 @@ create_atoms 1 region ball
 
 def test_without_a_log_the_check_is_conservative(tmp_path):
     """-log none and the screen on a pipe: nothing to read the exact value from."""
-    for comm, ok in ((8.5, False), (12.0, True)):
+    for comm, ok in ((NEED, False), (NEED + 3.5, True)):
         work = tmp_path / str(comm)
         work.mkdir()
         (work / "in.lmp").write_text(script(fcc(6), NM, comm=comm))
@@ -151,7 +158,7 @@ region box block 0 80 0 80 0 80
 create_box 1 box
 create_atoms 1 random 60 4821 box
 """
-    proc = run_lammps(script(gas, NM, comm=9.0, pair="zero 6.0", coeff="* *"), tmp_path, 2)
+    proc = run_lammps(script(gas, NM, pair="zero 6.0", coeff="* *"), tmp_path, 2)
     rows = thermo(proc)[1:]  # step 0 is not analysed
     assert len(rows) == 2
     assert np.all(rows[:, 3] == 1.0)  # v_nm_unknown: every atom
@@ -161,7 +168,7 @@ create_atoms 1 random 60 4821 box
 
 def test_coincident_atoms_are_unknown_and_confidence_stays_finite(tmp_path):
     system = fcc(5) + "create_atoms 1 single 0.0 0.0 0.0 units box\n"
-    proc = run_lammps(script(system, NM, comm=9.0, pair="zero 6.0", coeff="* *"), tmp_path, 2)
+    proc = run_lammps(script(system, NM, pair="zero 6.0", coeff="* *"), tmp_path, 2)
     rows = thermo(proc)[1:]  # step 0 is not analysed
     assert len(rows) == 2 and np.all(np.isfinite(rows[:, 3:]))
     assert np.all(rows[:, 3] >= 2 / 501)  # at least the two coincident atoms
@@ -243,11 +250,11 @@ def test_restart_appends_to_the_log_and_a_rerun_is_refused(tmp_path):
 def test_log_of_another_analysis_is_refused_unless_overwrite(tmp_path):
     run_lammps(script(fcc(), NM, options=("every=5", "log=log.h5")), tmp_path, 2)
     boo = model_path("crystal-boo")
-    other = run_lammps(script(fcc(), boo, options=("every=5", "log=log.h5"), comm=12.0),
+    other = run_lammps(script(fcc(), boo, options=("every=5", "log=log.h5"), comm=16.0),
                        tmp_path, 2, check=False)
     assert_refused(other, "written by another analysis", "model_sha256")
     run_lammps(script(fcc(), boo, options=("every=5", "log=log.h5", "log_mode=overwrite"),
-                      comm=12.0), tmp_path, 2)
+                      comm=16.0), tmp_path, 2)
     from insitu.io.phase_log import read_log
 
     log = read_log(tmp_path / "log.h5")

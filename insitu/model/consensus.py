@@ -1,0 +1,140 @@
+"""Neighbour consensus: class probabilities averaged over an atom's first neighbour shell.
+
+A phase is a property of a neighbourhood, not of one atom: near a transition the thermal
+noise of one environment (a superheated crystal, a supercooled liquid) blurs what its
+neighbours share. Like the Lechner-Dellago average of the q_lm (Lechner & Dellago, J.
+Chem. Phys. 129, 114707 (2008), eq. 6) that the BOO models read, a model with a consensus
+rule labels atom i from
+
+    p-bar_i = (1 / |N~(i)|) sum_{j in N~(i)} p_j,    N~(i) = {i} + N_k(i, r_c),
+
+the mean of its own (MC-mean) probabilities and those of its k nearest neighbours within
+r_c (:class:`Consensus`; neighbours the descriptor cannot describe are left out, and an
+atom it cannot describe itself stays ``unknown``: a gas atom, an atom on top of another).
+The mutual information and the novelty stay the atom's own. The neighbours' probabilities need their
+own full environments: on an MPI rank the ghost atoms within r_c of a local atom are
+classified too (once per global id; a ghost that is an image of a local atom reuses the
+local result), so the rank needs ghosts to the descriptor's cutoff + r_c
+(:meth:`Consensus.required_cutoff`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from ..locality import CellList, Points
+
+__all__ = ["Consensus", "ConsensusPlan", "plan_consensus", "consensus_mean",
+           "CONSENSUS_METADATA"]
+
+CONSENSUS_METADATA = "consensus"
+"""Model metadata key (``insitu.consensus``) of the rule, absent for per-atom labels."""
+
+
+@dataclass(frozen=True)
+class Consensus:
+    """The rule: the centre and its ``n_neighbors`` nearest neighbours within
+    ``cutoff_angstrom``."""
+
+    n_neighbors: int = 12
+    cutoff_angstrom: float = 4.0
+
+    def __post_init__(self) -> None:
+        if not 1 <= int(self.n_neighbors) <= 64:
+            raise ValueError(f"consensus n_neighbors must be in 1..64, got {self.n_neighbors}")
+        if not 0 < float(self.cutoff_angstrom) <= 10.0:
+            raise ValueError(f"consensus cutoff_angstrom must be in (0, 10], got "
+                             f"{self.cutoff_angstrom}")
+
+    @classmethod
+    def from_metadata(cls, d) -> Consensus:
+        if not isinstance(d, dict) or set(d) - {"n_neighbors", "cutoff_angstrom"}:
+            raise ValueError(f"bad consensus metadata {str(d)[:200]}")
+        return cls(int(d.get("n_neighbors", 12)), float(d.get("cutoff_angstrom", 4.0)))
+
+    def to_metadata(self) -> dict:
+        return asdict(self)
+
+    def required_cutoff(self, descriptor_cutoff: float) -> float:
+        """Radius around a centre inside which every atom must be present: the neighbours'
+        own environments reach the descriptor's cutoff beyond r_c."""
+        return float(descriptor_cutoff) + float(self.cutoff_angstrom)
+
+    def describe(self) -> str:
+        return (f"labels from the probabilities averaged over the atom and its "
+                f"{self.n_neighbors} nearest neighbours within {self.cutoff_angstrom:g} A")
+
+
+@dataclass
+class ConsensusPlan:
+    """What one classify call evaluates: ``points`` (the centres first, then the ghost
+    atoms whose probabilities the centres' consensus needs, as extra centres) and, per
+    original centre, its consensus members as rows of ``points`` (CSR: ``offsets``,
+    ``members``, the centre itself included)."""
+
+    points: Points
+    offsets: np.ndarray
+    members: np.ndarray
+
+
+def plan_consensus(points: Points, rule: Consensus, cells: CellList | None = None
+                   ) -> ConsensusPlan:
+    """The consensus members of ``points``' centres and the extra centres to classify.
+
+    A member is found by position; it is then named by its global id, so all images of one
+    atom (a periodic frame's, or a rank's ghosts of its own local atoms) share the row of
+    the centre with that id, and a foreign ghost is classified once whatever its images."""
+    n = points.n_centers
+    if n == 0:
+        return ConsensusPlan(points, np.zeros(1, np.int64), np.zeros(0, np.int64))
+    if cells is None or cells.cutoff < rule.cutoff_angstrom:
+        cells = CellList.open(points.positions, points.ids, n, rule.cutoff_angstrom)
+    nl = cells.query_points(np.arange(n, dtype=np.int64), rule.n_neighbors)
+    nl = nl.within(rule.cutoff_angstrom)
+    rows = nl.index.copy()  # members among the centres are their own rows
+    image = np.nonzero(rows >= n)[0]  # the others: an image of a centre, or foreign
+    centre_ids = points.ids[:n]
+    order = np.argsort(centre_ids, kind="stable")
+    member_ids = points.ids[rows[image]]
+    pos = np.minimum(np.searchsorted(centre_ids, member_ids, sorter=order), n - 1)
+    own = centre_ids[order[pos]] == member_ids
+    rows[image[own]] = order[pos[own]]
+    foreign = image[~own]
+    foreign_ids, first, inverse = np.unique(points.ids[nl.index[foreign]], return_index=True,
+                                            return_inverse=True)
+    rows[foreign] = n + inverse
+    extra = nl.index[foreign][first]  # one point per foreign id
+    take = np.concatenate([np.arange(n, dtype=np.int64), extra,
+                           np.setdiff1d(np.arange(n, len(points.ids)), extra,
+                                        assume_unique=True)])
+    plan_points = Points(points.positions[take], points.types[take], points.ids[take],
+                         n + len(extra))
+    counts = np.diff(nl.offsets) + 1
+    offsets = np.zeros(n + 1, np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    members = np.empty(offsets[-1], np.int64)
+    members[offsets[:-1]] = np.arange(n)  # the centre first
+    inner = np.ones(len(members), bool)
+    inner[offsets[:-1]] = False
+    members[inner] = rows
+    return ConsensusPlan(plan_points, offsets, members)
+
+
+def consensus_mean(probabilities: np.ndarray, described: np.ndarray, offsets: np.ndarray,
+                   members: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(n_centres, K) mean of the ``described`` members' rows of ``probabilities`` (the
+    equation of the module docstring) and (n_centres,) the number of described members;
+    a centre without any keeps its own row."""
+    p = np.where(described[:, None], probabilities, 0.0).astype(np.float64)
+    n = len(offsets) - 1
+    own = probabilities[:n].astype(np.float64)
+    if n == 0:
+        return own.astype(np.float32), np.zeros(0, np.int64)
+    # every centre is its own first member: no empty segment, and each sum runs in the
+    # member order (rank-independent), not through a global running sum
+    total = np.add.reduceat(p[members], offsets[:-1], axis=0)
+    count = np.add.reduceat(described[members].astype(np.float64), offsets[:-1])
+    out = np.where(count[:, None] > 0.5, total / np.maximum(count, 1.0)[:, None], own)
+    return out.astype(np.float32), np.rint(count).astype(np.int64)
