@@ -12,12 +12,11 @@ separate ``key=value`` words; ``input`` counts SELF, the ID, the model and the o
     thermo_style custom step temp pe v_nm_fcc v_nm_liquid v_nm_unknown v_nm_conf
 
 ``insitu_attach`` loads the model on every rank, defines the equal-style variables
-``<ID>_<class>``, ``<ID>_unknown`` and ``<ID>_conf`` and the callback ``insitu_<ID>``.
-Options: see :class:`insitu.coupling.options.Options` and the README.
+``<ID>_<class>``, ``<ID>_unknown``, ``<ID>_conf`` and the callback ``insitu_<ID>``
+(options: :class:`insitu.coupling.options.Options`, the README).
 
-The bridge only moves data: LAMMPS arrays in (:func:`.rank_analysis.extract_points`),
-reduced counts, variables, per-atom values and log rows out. The analysis itself is
-:meth:`insitu.model.Classifier.classify`, the same call as offline.
+The bridge only moves data (LAMMPS arrays in; counts, variables, per-atom values and log
+rows out); the analysis is :meth:`insitu.model.Classifier.classify`, as offline.
 """
 
 from __future__ import annotations
@@ -48,6 +47,7 @@ from .compat import (
     set_string_variable,
 )
 from .ghost_check import ghost_problem, required_why
+from .halo import consensus_halo
 from .mpi import InsituError, collective_check, max_over_ranks, sum_over_ranks
 from .options import DEFAULT_SKIN, Options
 from .rank_analysis import STAGES, partial_sums
@@ -79,6 +79,7 @@ class InsituAnalysis:
         self.n_ranks = self.comm.Get_size()
         self.units = lmp.extract_global("units") or "metal"
         self.classifier = self._load_model()
+        self.halo = consensus_halo(self.classifier, self.comm, lmp, options, self.units)
         self.neighbors = step_neighbors(lmp).register(self.classifier.descriptor, options.every)
         self.classes = list(self.classifier.classes)
         self.thermo_fix = f"insitu_{analysis_id}_thermo"
@@ -97,7 +98,6 @@ class InsituAnalysis:
             classifier = Classifier.load(path, n_threads=self.options.threads,
                                          batch_size=self.options.batch or DEFAULT_BATCH_SIZE,
                                          mc_passes=self.options.mc_passes)
-            classifier.consensus = classifier.consensus if self.options.consensus else None
             self.model_path = str(path)
         except Exception as exc:  # noqa: BLE001 - reported collectively below
             message = f"cannot load model '{self.model_path}': {exc}"
@@ -161,9 +161,8 @@ class InsituAnalysis:
             self._analyse()
         except InsituError as exc:
             self._stop_agreed(exc)
-        except BaseException:
-            step = self._safe_step()
-            print(f"\nERROR insitu: rank {self.rank} of {self.n_ranks}, step {step}, "
+        except BaseException:  # the step: of this call, or the last one analysed
+            print(f"\nERROR insitu: rank {self.rank} of {self.n_ranks}, step {self.last_step}, "
                   f"analysis '{self.id}':\n{traceback.format_exc()}"
                   "Aborting all ranks.", file=sys.stderr, flush=True)
             self._abort()
@@ -192,12 +191,6 @@ class InsituAnalysis:
                   f"(-1 = unknown) d_{self.id}_conf {per_atom_mi(self.id)}; MC dropout "
                   f"T={self.classifier.mc_passes}; log: {self.options.log or 'none'}",
                   flush=True)
-
-    def _safe_step(self):
-        try:
-            return self.lmp.extract_global("ntimestep")
-        except Exception:
-            return "?"
 
     def _first_call_checks(self, points) -> None:
         problems = []
@@ -323,7 +316,8 @@ class InsituAnalysis:
         self.n_calls += 1
 
         result = self.classifier.classify(points, threshold=self.threshold, step=step,
-                                          chunk_size=self.options.batch, neighbors=neighbors)
+                                          chunk_size=self.options.batch, neighbors=neighbors,
+                                          exchange=self.halo)
 
         t0 = time.perf_counter()
         total = sum_over_ranks(self.comm, partial_sums(result))

@@ -12,7 +12,9 @@ also gets the mutual information between prediction and weights; an atom is ``un
 when its MI exceeds the model's threshold or its mean probability is below the confidence
 threshold. T = 1 is the deterministic network (dropout off). A model calibrated with
 :mod:`insitu.training.novelty` also scores how unlike the training atoms each environment
-is (its ``novelty`` output); above the model's threshold the atom is ``unknown`` too.
+is (its ``novelty`` output); above the model's threshold the atom is ``unknown`` too. A
+model with a neighbour consensus (:mod:`.consensus`) labels each atom from the mean
+probabilities of its first shell; the ghost atoms that needs are classified as well.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ class Classifier:
     ``sha256``, ``batch_size``, ``n_threads``, ``atom_types`` (dict or None), ``mc``
     (:class:`McDropout` of a model with a dropout head, else None), ``mc_passes`` (T),
     ``mi_threshold`` (bits, None without MC dropout), ``novelty_threshold`` (None for a
-    model without the novelty output).
+    model without the novelty output), ``consensus`` (the model's neighbour-consensus
+    rule, :class:`.consensus.Consensus`, or None for per-atom labels).
     """
 
     def __init__(self, session, metadata: dict, path: Path, sha256: str, batch_size: int,
@@ -213,33 +216,29 @@ class Classifier:
     def classify(self, system, threshold: float | None = None,
                  neighbors: NeighborQuery | None = None,
                  chunk_size: int | None = None,
-                 step: int | None = None) -> ClassificationResult:
+                 step: int | None = None, exchange=None) -> ClassificationResult:
         """Classify every centre of ``system``: an :class:`insitu.Frame` or an
         :class:`ase.Atoms` (all its atoms; ASE symbols map to the model's atom types) or
         :class:`insitu.locality.Points` (the first ``n_centers``, e.g. a rank's local atoms
         among local + ghost). ``neighbors`` may be a query shared with other analyses.
         ``step``: the MD step seeding the dropout masks (default the frame's step, or 0).
         A model with a consensus rule (:mod:`.consensus`) labels each atom from the mean
-        probabilities of its neighbourhood; ``own_probabilities`` keeps its own."""
+        probabilities of its neighbourhood; ``own_probabilities`` keeps its own. The
+        ghost atoms' probabilities that needs are computed here, or with ``exchange``
+        (in situ, :class:`insitu.coupling.halo.ProbabilityHalo`; collective) received
+        from the ranks that own them."""
         system = as_frame(system, self)
         points = as_points(system, self.required_cutoff) if neighbors is None \
             else neighbors.points
         self.check_types(points.types[:points.n_centers])
-        n = points.n_centers
         step = int(step if step is not None else getattr(system, "step", None) or 0)
-        plan = None
-        if self.consensus is not None and n:
-            plan = plan_consensus(points, self.consensus,
-                                  None if neighbors is None else neighbors.cells)
-            points, neighbors = plan.points, None
-        proba, mi, novelty, undescribed, timings = self._evaluate(points, neighbors, step,
-                                                                  chunk_size)
         own = None
-        if plan is not None:
-            own = proba[:n]
-            proba, _ = consensus_mean(proba, ~undescribed, plan.offsets, plan.members)
-            mi, undescribed = mi[:n], undescribed[:n]
-            novelty = None if novelty is None else novelty[:n]
+        if self.consensus is None:
+            proba, mi, novelty, undescribed, timings = self._evaluate(points, neighbors, step,
+                                                                      chunk_size)
+        else:
+            proba, own, mi, novelty, undescribed, timings = self._with_consensus(
+                points, neighbors, step, chunk_size, exchange)
         thr = self.confidence_threshold if threshold is None else float(threshold)
         result = ClassificationResult.from_probabilities(
             self.classes, proba, thr, timings, undescribed, mi,
@@ -247,6 +246,30 @@ class Classifier:
             self.novelty_threshold)
         result.own_probabilities = own
         return result
+
+    def _with_consensus(self, points, neighbors, step: int, chunk_size, exchange) -> tuple:
+        """(consensus probabilities, own probabilities, MI, novelty, undescribed, timings)
+        of the centres of ``points``."""
+        n = points.n_centers
+        plan = plan_consensus(points, self.consensus,
+                              None if neighbors is None else neighbors.cells)
+        ghosts = plan.points.ids[n:plan.points.n_centers]
+        if exchange is None:
+            evaluated = self._evaluate(plan.points, None, step, chunk_size)
+        else:  # own atoms (through the shared search), then the ghosts' from their owners
+            proba, mi, novelty, undescribed, timings = self._evaluate(points, neighbors, step,
+                                                                      chunk_size)
+            found, ghost_p, ghost_described = exchange(ghosts, points.ids[:n],
+                                                       points.positions[:n], proba,
+                                                       ~undescribed)
+            evaluated = (np.concatenate([proba, ghost_p]), mi, novelty,
+                         np.concatenate([undescribed, ~ghost_described]), timings)
+            if not found.all():  # an atom drifted beyond the halo: classify them here
+                evaluated = self._evaluate(plan.points, None, step, chunk_size)
+        proba, mi, novelty, undescribed, timings = evaluated
+        mean, _ = consensus_mean(proba, ~undescribed, plan.offsets, plan.members)
+        return (mean, proba[:n], mi[:n], None if novelty is None else novelty[:n],
+                undescribed[:n], timings)
 
     def _evaluate(self, points, neighbors, step: int, chunk_size: int | None) -> tuple:
         """(probabilities, MI, novelty or None, undescribed, timings) of every centre of

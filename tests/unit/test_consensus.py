@@ -178,3 +178,33 @@ def test_insitu_option_turns_the_consensus_off():
     assert Options.parse("a", ["every=5"]).consensus is True
     assert Options.parse("a", ["every=5", "consensus=no"]).consensus is False
     assert Options.parse("a", ["every=5", "consensus=yes"]).consensus is True
+
+
+def test_ghost_probabilities_from_an_exchange_or_computed_here(consensus_model):
+    """An open point set like an MPI rank's: the consensus reads the foreign ghosts'
+    probabilities from ``exchange`` (what their owners computed), and classifies them
+    itself for those the exchange does not have."""
+    frame = thermal(lattice("fcc", 3.52, 5), 0.2, seed=9)
+    clf = Classifier.load(consensus_model)
+    whole = clf.classify(frame)
+    points = frame.to_points(clf.required_cutoff)
+    # this "rank" owns the atoms with x < 8 A; all others (and the images) are ghosts
+    mine = np.nonzero(points.positions[:len(frame), 0] < 8.0)[0]
+    order = np.concatenate([mine, np.setdiff1d(np.arange(len(points.ids)), mine)])
+    rank = Points(points.positions[order], points.types[order], points.ids[order], len(mine))
+    owner = {int(i): k for k, i in enumerate(frame.ids)}
+    calls = []
+
+    def exchange(needed, ids, positions, probabilities, described, have=True):
+        calls.append(len(needed))
+        rows = [owner[int(i)] for i in needed]
+        found = np.full(len(needed), have)
+        return found, whole.own_probabilities[rows], ~whole.undescribed[rows]
+
+    got = clf.classify(rank, exchange=exchange)
+    np.testing.assert_allclose(got.probabilities, whole.probabilities[mine], atol=1e-6)
+    assert calls and calls[0] > 0
+    missing = clf.classify(rank, exchange=lambda *a: exchange(*a, have=False))
+    np.testing.assert_allclose(missing.probabilities, whole.probabilities[mine], atol=1e-6)
+    alone = clf.classify(rank)
+    np.testing.assert_allclose(alone.probabilities, whole.probabilities[mine], atol=1e-6)

@@ -1,0 +1,103 @@
+"""Class probabilities of ghost atoms from the ranks that own them: the halo exchange of a
+neighbour consensus (:mod:`insitu.model.consensus`).
+
+A rank's consensus reads the probabilities of the ghost atoms within r_c of its atoms.
+Rather than classifying those ghosts again (a shell of extra work that grows with the
+number of ranks), each rank sends the probabilities of its own atoms that lie within
+``reach`` of another rank's subdomain (periodic images included; a box test in the
+cell's fractional coordinates, a superset of the sphere) to that rank, in one
+``alltoall``. Every probability a rank reads is then the one the owner computed for its
+own atom, so the consensus is the same on any number of ranks. An id not received (an
+atom that drifted farther than ``reach``) is classified locally by the caller.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .options import DEFAULT_SKIN
+
+__all__ = ["ProbabilityHalo", "consensus_halo"]
+
+
+class ProbabilityHalo:
+    """Callable given to :meth:`insitu.model.Classifier.classify` as ``exchange``;
+    collective over ``comm``. ``reach``: Angstrom beyond a subdomain (the consensus
+    radius + the neighbour skin covers the atoms' drift between reneighbourings)."""
+
+    def __init__(self, comm, lmp, reach: float):
+        self.comm = comm
+        self.lmp = lmp
+        self.reach = float(reach)
+
+    def _geometry(self):
+        """(to_fraction(x) -> (N, 3), spacing (3,) A, periodic (3,), this rank's
+        [lo, hi) in fractions)."""
+        lmp = self.lmp
+        boxlo, boxhi, xy, yz, xz, periodic, _ = lmp.extract_box()
+        h = np.array([[boxhi[0] - boxlo[0], 0, 0], [xy, boxhi[1] - boxlo[1], 0],
+                      [xz, yz, boxhi[2] - boxlo[2]]])
+        inv = np.linalg.inv(h)
+        spacing = abs(np.linalg.det(h)) / np.linalg.norm(np.cross(h[[1, 2, 0]], h[[2, 0, 1]]),
+                                                         axis=1)
+        if lmp.extract_setting("triclinic"):
+            lo = np.array(lmp.extract_global("sublo_lambda")[:3], float)
+            hi = np.array(lmp.extract_global("subhi_lambda")[:3], float)
+        else:
+            lo = (np.array(lmp.extract_global("sublo")[:3], float) - boxlo) / np.diag(h)
+            hi = (np.array(lmp.extract_global("subhi")[:3], float) - boxlo) / np.diag(h)
+        return (lambda x: (np.asarray(x) - np.asarray(boxlo)) @ inv), spacing, \
+            np.array(periodic, bool), np.concatenate([lo, hi])
+
+    def __call__(self, needed_ids, ids, positions, probabilities, described) -> tuple:
+        """Probabilities (and described flags) of the global ids ``needed_ids`` from their
+        owners, this rank giving those of its atoms (``ids``, ``positions``,
+        ``probabilities``, ``described``). Returns (found (M,) bool, probabilities
+        (M, K), described (M,) bool)."""
+        comm = self.comm
+        size, rank = comm.Get_size(), comm.Get_rank()
+        k = probabilities.shape[1]
+        if size == 1:
+            return (np.zeros(len(needed_ids), bool), np.zeros((len(needed_ids), k), np.float32),
+                    np.zeros(len(needed_ids), bool))
+        to_fraction, spacing, periodic, mine = self._geometry()
+        boxes = np.array(comm.allgather(mine))  # (ranks, 6): [lo, hi) per rank
+        u = to_fraction(positions) if len(ids) else np.zeros((0, 3))
+        sends = []
+        for q in range(size):
+            if q == rank or len(ids) == 0:
+                sends.append(None)
+                continue
+            lo, hi = boxes[q, :3], boxes[q, 3:]
+            gap = np.full(u.shape, np.inf)
+            for shift in (-1.0, 0.0, 1.0):  # periodic images across the box edges
+                v = u + shift * periodic
+                gap = np.minimum(gap, np.maximum(np.maximum(lo - v, v - hi), 0.0))
+            near = np.all(gap * spacing <= self.reach, axis=1)
+            sends.append((ids[near], probabilities[near], described[near]) if near.any()
+                         else None)
+        received = [r for r in comm.alltoall(sends) if r is not None]
+        found = np.zeros(len(needed_ids), bool)
+        out_p = np.zeros((len(needed_ids), k), np.float32)
+        out_d = np.zeros(len(needed_ids), bool)
+        if received and len(needed_ids):
+            r_ids = np.concatenate([r[0] for r in received])
+            r_p = np.concatenate([r[1] for r in received])
+            r_d = np.concatenate([r[2] for r in received])
+            order = np.argsort(r_ids, kind="stable")
+            pos = np.minimum(np.searchsorted(r_ids, needed_ids, sorter=order), len(order) - 1)
+            found = r_ids[order[pos]] == needed_ids
+            out_p[found] = r_p[order[pos[found]]]
+            out_d[found] = r_d[order[pos[found]]]
+        return found, out_p, out_d
+
+
+def consensus_halo(classifier, comm, lmp, options, units: str) -> ProbabilityHalo | None:
+    """The halo exchange of an attached ``classifier`` with a neighbour consensus (None
+    without one); with the option ``consensus=no`` the rule is dropped (per-atom labels)."""
+    if not options.consensus:
+        classifier.consensus = None
+    if classifier.consensus is None:
+        return None
+    skin = options.skin if options.skin is not None else DEFAULT_SKIN.get(units, 2.0)
+    return ProbabilityHalo(comm, lmp, classifier.consensus.cutoff_angstrom + 2.0 * skin)
