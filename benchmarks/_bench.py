@@ -164,7 +164,7 @@ def analysis_cost(model: Path, cells: int, nprocs: int, every: int, calls: int,
 
     clf = Classifier.load(model)
     variants = variants or {"default": ""}
-    comm = float(np.ceil(clf.required_cutoff + 2.0 + 0.1))
+    comm = float(np.ceil(clf.exchange_cutoff + 2.0 + 0.1))  # in situ: the halo exchange
     steps = every * calls
     text = SYSTEM.format(cells=cells, comm=comm, every=every, steps=steps)
     ids = []

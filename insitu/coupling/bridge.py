@@ -46,7 +46,7 @@ from .compat import (
     mpi_communicator,
     set_string_variable,
 )
-from .ghost_check import ghost_problem, required_why
+from .ghost_check import ghost_problem, ghost_requirement
 from .halo import consensus_halo
 from .mpi import InsituError, collective_check, max_over_ranks, sum_over_ranks
 from .options import DEFAULT_SKIN, Options
@@ -203,10 +203,11 @@ class InsituAnalysis:
                                 f"{exc}")
         periodic = any(self.lmp.extract_box()[5])
         if self.options.check_ghost and (self.n_ranks > 1 or periodic):
+            required, why = ghost_requirement(self.classifier, self.halo is not None)
             problem = ghost_problem(self.lmp, self.comm, points.n_centers, points.positions,
-                                    float(self.classifier.required_cutoff), self.options.skin,
+                                    required, self.options.skin,
                                     DEFAULT_SKIN.get(self.units, 2.0), self.model_path,
-                                    self.OPTIONS_WHERE, required_why(self.classifier))
+                                    self.OPTIONS_WHERE, why)
             if problem:
                 problems.append(problem)
         collective_check(self.comm, "; ".join(problems) or None)

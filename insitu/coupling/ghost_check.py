@@ -25,7 +25,7 @@ import numpy as np
 from .compat import flush_log
 from .mpi import max_over_ranks
 
-__all__ = ["ghost_problem", "required_why", "read_lammps_output", "GhostSettings"]
+__all__ = ["ghost_problem", "ghost_requirement", "read_lammps_output", "GhostSettings"]
 
 _GHOST = re.compile(r"ghost atom cutoff = ([0-9.eE+-]+)")
 _SKIN = re.compile(r"^\s*neighbor\s+([0-9.eE+-]+)\s+\w+", re.M)
@@ -80,12 +80,19 @@ def read_lammps_output() -> GhostSettings:
     return GhostSettings(ghost, skin, path)
 
 
-def required_why(classifier) -> str:
-    """What makes up a classifier's required radius (for the ghost-cutoff message)."""
-    if getattr(classifier, "consensus", None) is None:
-        return "its cutoff"
-    return (f"its descriptor cutoff {float(classifier.descriptor.required_cutoff):.2f} + its "
-            f"neighbour-consensus radius {classifier.consensus.cutoff_angstrom:.2f}")
+def ghost_requirement(classifier, exchange: bool) -> tuple[float, str]:
+    """The radius of atoms a rank needs around each local atom for ``classifier`` and what
+    makes it up (for the message): with a halo exchange of a neighbour consensus
+    (``exchange``) the larger of the descriptor's radius and the consensus radius, without
+    one their sum (the rank classifies its ghosts itself)."""
+    cutoff = float(classifier.descriptor.required_cutoff)
+    rule = getattr(classifier, "consensus", None)
+    if rule is None or (exchange and cutoff >= rule.cutoff_angstrom):
+        return cutoff, "its cutoff"
+    radius = f"its neighbour-consensus radius {rule.cutoff_angstrom:.2f}"
+    if exchange:
+        return float(rule.cutoff_angstrom), radius
+    return cutoff + rule.cutoff_angstrom, f"its descriptor cutoff {cutoff:.2f} + {radius}"
 
 
 def ghost_problem(lmp, comm, nlocal: int, x: np.ndarray, required: float,

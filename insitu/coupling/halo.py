@@ -7,8 +7,9 @@ number of ranks), each rank sends the probabilities of its own atoms that lie wi
 ``reach`` of another rank's subdomain (periodic images included; a box test in the
 cell's fractional coordinates, a superset of the sphere) to that rank, in one
 ``alltoall``. Every probability a rank reads is then the one the owner computed for its
-own atom, so the consensus is the same on any number of ranks. An id not received (an
-atom that drifted farther than ``reach``) is classified locally by the caller.
+own atom, so the consensus is the same on any number of ranks, and the ghost cutoff a rank
+needs stays the descriptor's. An id not received (an atom that drifted farther than
+``reach``) is left out of its neighbours' means by the caller.
 """
 
 from __future__ import annotations

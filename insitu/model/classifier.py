@@ -208,10 +208,19 @@ class Classifier:
 
     @property
     def required_cutoff(self) -> float:
-        """Radius around a centre inside which every atom must be present (the ghost
-        cutoff a rank needs): the descriptor's, plus the consensus radius if any."""
+        """Radius around a centre inside which every atom must be present when all atoms
+        are classified here (a frame, an open point set): the descriptor's, plus the
+        consensus radius if any (the consensus reads its neighbours' own probabilities)."""
         r = float(self.descriptor.required_cutoff)
         return self.consensus.required_cutoff(r) if self.consensus else r
+
+    @property
+    def exchange_cutoff(self) -> float:
+        """The same when the ghost atoms' probabilities come from the ranks that own them
+        (``classify(exchange=...)``, in situ): the larger of the descriptor's radius and
+        the consensus radius."""
+        r = float(self.descriptor.required_cutoff)
+        return max(r, self.consensus.cutoff_angstrom) if self.consensus else r
 
     def classify(self, system, threshold: float | None = None,
                  neighbors: NeighborQuery | None = None,
@@ -224,9 +233,11 @@ class Classifier:
         ``step``: the MD step seeding the dropout masks (default the frame's step, or 0).
         A model with a consensus rule (:mod:`.consensus`) labels each atom from the mean
         probabilities of its neighbourhood; ``own_probabilities`` keeps its own. The
-        ghost atoms' probabilities that needs are computed here, or with ``exchange``
-        (in situ, :class:`insitu.coupling.halo.ProbabilityHalo`; collective) received
-        from the ranks that own them."""
+        ghost atoms' probabilities that needs are computed here (points to
+        :attr:`required_cutoff`), or with ``exchange`` (in situ,
+        :class:`insitu.coupling.halo.ProbabilityHalo`; collective; points to
+        :attr:`exchange_cutoff`) received from the ranks that own them; a ghost the
+        exchange misses is left out of its neighbours' means."""
         system = as_frame(system, self)
         points = as_points(system, self.required_cutoff) if neighbors is None \
             else neighbors.points
@@ -262,10 +273,9 @@ class Classifier:
             found, ghost_p, ghost_described = exchange(ghosts, points.ids[:n],
                                                        points.positions[:n], proba,
                                                        ~undescribed)
+            # a ghost not received (it moved farther than the halo reaches) is left out
             evaluated = (np.concatenate([proba, ghost_p]), mi, novelty,
-                         np.concatenate([undescribed, ~ghost_described]), timings)
-            if not found.all():  # an atom drifted beyond the halo: classify them here
-                evaluated = self._evaluate(plan.points, None, step, chunk_size)
+                         np.concatenate([undescribed, ~(ghost_described & found)]), timings)
         proba, mi, novelty, undescribed, timings = evaluated
         mean, _ = consensus_mean(proba, ~undescribed, plan.offsets, plan.members)
         return (mean, proba[:n], mi[:n], None if novelty is None else novelty[:n],

@@ -182,9 +182,9 @@ def _consensus_md(consensus, rows) -> str:
         return ""
     own = must_show(dict(rows, pred=rows["own_pred"]))
     return (f"\nNeighbour consensus (`insitu.model.consensus`): {consensus.describe()} "
-            f"(in situ a rank needs ghost atoms to the descriptor cutoff + "
-            f"{consensus.cutoff_angstrom:g} A + the neighbor skin: `comm_modify cutoff`; "
-            "`consensus=no` in `insitu_attach` gives the per-atom labels). "
+            "(in situ the ghost atoms' probabilities come from the ranks that own them, so "
+            "the ghost cutoff stays the descriptor's; `consensus=no` in `insitu_attach` "
+            "gives the per-atom labels). "
             "Every evaluation atom above was classified within its whole snapshot copy "
             "(rebuilt from the run's dump as the dataset drew it). The same figures from "
             "the atoms' own labels (no consensus):\n\n" + _must_show_md(own) + "\n")

@@ -237,8 +237,8 @@ def test_boo_path_matches_offline_on_two_ranks(boo_model, tmp_path):
     assert len(np.unique(insitu_labels)) >= 2
 
 
-# -- a model with a neighbour consensus (insitu.model.consensus): the ghost atoms whose
-# probabilities a rank's consensus needs are classified on that rank
+# -- a model with a neighbour consensus (insitu.model.consensus): the probabilities of the
+# ghost atoms a rank's consensus reads come from the ranks that own them (coupling.halo)
 RULE = Consensus(n_neighbors=12, cutoff_angstrom=3.0)  # Ni's first shell: 2.49 A
 
 
@@ -253,9 +253,9 @@ def consensus_nm(nm_model, tmp_path_factory):
 @pytest.fixture(scope="module")
 def consensus_runs(consensus_nm, tmp_path_factory):
     out = {}
-    for n in (1, 2, 4):  # 4.6 + 3.0 A + 2 A skin of ghosts: comm_modify cutoff 9.6
+    for n in (1, 2, 4):  # ghosts as without the consensus: 4.6 A + 2 A skin
         d = tmp_path_factory.mktemp(f"cons{n}")
-        run_lammps(script(consensus_nm, d, n=6, comm=9.7, steps=10), d, nprocs=n, timeout=300)
+        run_lammps(script(consensus_nm, d, n=6, comm=6.8, steps=10), d, nprocs=n, timeout=300)
         out[n] = d
     return out
 
@@ -278,12 +278,17 @@ def test_consensus_labels_identical_on_1_2_4_ranks_and_offline(consensus_runs, c
     assert np.mean(own.label_index != offline.label_index) > 0.02
 
 
-def test_ghost_cutoff_error_names_the_consensus_radius(consensus_nm, tmp_path):
-    proc = run_lammps(script(consensus_nm, tmp_path, n=6, comm=8.0, steps=5), tmp_path,
+def test_ghost_cutoff_error_names_a_consensus_radius_beyond_the_cutoff(nm_model, tmp_path):
+    """A consensus radius (6 A) larger than the descriptor's cutoff (4.6 A) sets the ghost
+    atoms a rank needs: 6 + 2 A skin."""
+    wide = tmp_path / "wide-consensus.onnx"
+    shutil.copy(nm_model, wide)
+    update_metadata(wide, {"consensus": Consensus(12, 6.0).to_metadata()})
+    proc = run_lammps(script(wide, tmp_path, n=6, comm=6.8, steps=5), tmp_path,
                       nprocs=2, timeout=300, check=False)
     text = proc.stdout + proc.stderr
     assert proc.returncode != 0
-    assert "neighbour-consensus radius 3.00" in text and "comm_modify cutoff 9.6" in text, \
+    assert "neighbour-consensus radius 6.00" in text and "comm_modify cutoff 8" in text, \
         text[-3000:]
 
 

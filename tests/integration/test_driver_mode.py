@@ -126,7 +126,7 @@ def test_runs_and_loops_after_the_fix(boo_model, tmp_path):
 
 
 @pytest.mark.parametrize("case,script,options,expected", [
-    ("ghosts", {"comm": 8.0}, ("every=5",), "comm_modify cutoff 16"),
+    ("ghosts", {"comm": 8.0}, ("every=5",), "comm_modify cutoff 12"),
     ("every", {"every": 10}, ("every=5",), "fix nm all external pf/callback N 1"),
     ("no every", {}, ("log=none",), "give every=N"),
     ("no fix", {"fix": False}, ("every=5",), "has no 'fix nm all external pf/callback N 1'"),

@@ -27,11 +27,11 @@ from insitu.io.lammps_dump import iter_lammps_dump
 from insitu.resources import model_path
 from insitu.testing import NI_LATTICE, lattice, write_data
 
-MODEL = model_path("crystal-boo")  # shipped: 10 A cutoff + 4 A consensus, 16 A of ghosts
+MODEL = model_path("crystal-boo")  # shipped: 10 A cutoff, 12 A of ghosts with the skin
 STEPS = [5, 10, 15, 20]
 
 SYSTEM = eam_ni_preamble(600, 11, "nve") + """
-comm_modify cutoff 16.5
+comm_modify cutoff 12.5
 fix nm_atoms all property/atom i_nm_class d_nm_conf
 {coupling}
 dump d all custom 5 labels.dump id type x y z i_nm_class d_nm_conf

@@ -17,9 +17,9 @@ from insitu.model import Classifier
 from insitu.resources import model_path
 
 NM = model_path("crystal-nm")  # no atom-type metadata
-# ghosts it needs with the scripts' 2 A skin: its descriptor cutoff 6.5 A + its
-# neighbour-consensus radius 4 A (insitu.model.consensus) + 2 A
-NEED = math.ceil((Classifier.load(NM).required_cutoff + 2.0) * 10) / 10
+# ghosts it needs in situ with the scripts' 2 A skin: its descriptor cutoff 6.5 A (its
+# neighbour consensus, 4 A, reads the ghosts' probabilities from their owners) + 2 A
+NEED = math.ceil((Classifier.load(NM).exchange_cutoff + 2.0) * 10) / 10
 NI = model_path("ni-fcc-liquid-amorphous")  # atom types {1: Ni}
 CUZR = model_path("cuzr-liquid-amorphous")  # atom types {1: Cu, 2: Zr}
 
@@ -250,11 +250,11 @@ def test_restart_appends_to_the_log_and_a_rerun_is_refused(tmp_path):
 def test_log_of_another_analysis_is_refused_unless_overwrite(tmp_path):
     run_lammps(script(fcc(), NM, options=("every=5", "log=log.h5")), tmp_path, 2)
     boo = model_path("crystal-boo")
-    other = run_lammps(script(fcc(), boo, options=("every=5", "log=log.h5"), comm=16.0),
+    other = run_lammps(script(fcc(), boo, options=("every=5", "log=log.h5"), comm=12.0),
                        tmp_path, 2, check=False)
     assert_refused(other, "written by another analysis", "model_sha256")
     run_lammps(script(fcc(), boo, options=("every=5", "log=log.h5", "log_mode=overwrite"),
-                      comm=16.0), tmp_path, 2)
+                      comm=12.0), tmp_path, 2)
     from insitu.io.phase_log import read_log
 
     log = read_log(tmp_path / "log.h5")

@@ -17,7 +17,7 @@ from insitu.resources import model_path
 from insitu.testing import NI_LATTICE, lattice, remove_fraction, thermal, write_data
 
 SCRIPT = eam_ni_preamble(1200, 7, "nvt temp 900 900 0.1") + """
-comm_modify cutoff 12.6
+comm_modify cutoff 8.6
 fix nm_atoms all property/atom i_nm_class d_nm_conf d_nm_mi
 python insitu_attach input 5 SELF nm crystal-nm every=5 {passes} format pssss &
     here "from insitu.coupling import insitu_attach"

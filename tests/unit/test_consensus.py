@@ -180,16 +180,18 @@ def test_insitu_option_turns_the_consensus_off():
     assert Options.parse("a", ["every=5", "consensus=yes"]).consensus is True
 
 
-def test_ghost_probabilities_from_an_exchange_or_computed_here(consensus_model):
+def test_ghost_probabilities_from_an_exchange_or_left_out(consensus_model):
     """An open point set like an MPI rank's: the consensus reads the foreign ghosts'
-    probabilities from ``exchange`` (what their owners computed), and classifies them
-    itself for those the exchange does not have."""
+    probabilities from ``exchange`` (what their owners computed); a ghost the exchange
+    misses is left out of its neighbours' means. Without an exchange the ghosts are
+    classified here."""
     frame = thermal(lattice("fcc", 3.52, 5), 0.2, seed=9)
     clf = Classifier.load(consensus_model)
     whole = clf.classify(frame)
     points = frame.to_points(clf.required_cutoff)
-    # this "rank" owns the atoms with x < 8 A; all others (and the images) are ghosts
-    mine = np.nonzero(points.positions[:len(frame), 0] < 8.0)[0]
+    # this "rank" owns the atoms with x < 12 A; all others (and the images) are ghosts
+    x = points.positions[:len(frame), 0]
+    mine = np.nonzero(x < 12.0)[0]
     order = np.concatenate([mine, np.setdiff1d(np.arange(len(points.ids)), mine)])
     rank = Points(points.positions[order], points.types[order], points.ids[order], len(mine))
     owner = {int(i): k for k, i in enumerate(frame.ids)}
@@ -205,6 +207,27 @@ def test_ghost_probabilities_from_an_exchange_or_computed_here(consensus_model):
     np.testing.assert_allclose(got.probabilities, whole.probabilities[mine], atol=1e-6)
     assert calls and calls[0] > 0
     missing = clf.classify(rank, exchange=lambda *a: exchange(*a, have=False))
-    np.testing.assert_allclose(missing.probabilities, whole.probabilities[mine], atol=1e-6)
+    inner = (x[mine] > 4.5) & (x[mine] < 7.5)  # no ghost within 3 A
+    edge = (x[mine] < 1.0) | (x[mine] > 11.0)
+    assert inner.any() and edge.any()
+    np.testing.assert_allclose(missing.probabilities[inner], whole.probabilities[mine][inner],
+                               atol=1e-6)
+    assert not np.allclose(missing.probabilities[edge], whole.probabilities[mine][edge],
+                           atol=1e-6)
     alone = clf.classify(rank)
     np.testing.assert_allclose(alone.probabilities, whole.probabilities[mine], atol=1e-6)
+
+
+
+
+def test_ghost_requirement_with_and_without_the_halo(consensus_model, boo_model):
+    from insitu.coupling.ghost_check import ghost_requirement
+
+    with_rule, plain = Classifier.load(consensus_model), Classifier.load(boo_model)
+    r = plain.descriptor.required_cutoff  # 8 A (q-bar: 2 x 4 A) > the 3 A consensus
+    assert ghost_requirement(plain, False) == (r, "its cutoff")
+    assert ghost_requirement(with_rule, True) == (r, "its cutoff")
+    radius, why = ghost_requirement(with_rule, False)
+    assert radius == pytest.approx(r + 3.0) and "consensus radius 3.00" in why
+    with_rule.consensus = Consensus(12, 9.0)
+    assert ghost_requirement(with_rule, True)[0] == 9.0
