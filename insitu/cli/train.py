@@ -102,7 +102,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     k.add_argument("--data", default="data/crystal.h5", help="its dataset (default %(default)s)")
     k.add_argument("--command", default=None, dest="retrain_command",
                    help="retraining command shown in the card")
-    k.add_argument("--extra", default=None, help="markdown file appended before 'Retrain'")
+    k.add_argument("--extra", default=None, help="markdown file appended before 'Retrain' "
+                   "(default: <model>.uncertainty.md beside the model, if any)")
 
     s = sub.add_parser("consensus", help="label each atom from the probabilities averaged "
                        "over it and its nearest neighbours (rewrites the model's metadata)")

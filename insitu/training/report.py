@@ -229,12 +229,17 @@ def write_json(path: str | Path, obj: object) -> None:
 def rebuild_card(model_path: str | Path, data_path: str | Path, command: str | None = None,
                  extra: str = "") -> Path:
     """Recompute the validation tables of an exported model on its dataset and (re)write its
-    model card from the model's metadata (no torch needed). A near-transition dataset
-    (``insitu train data --protocol transition``) gets the near-transition card
+    model card from the model's metadata (no torch needed); ``extra`` (default: the file
+    ``<model>.uncertainty.md`` beside it, if any) is appended before 'Retrain'. A
+    near-transition dataset (``insitu train data --protocol transition``) gets the
+    near-transition card
     (:func:`insitu.training.transition_report.write_transition_card`)."""
     from insitu.model import Classifier
 
     clf = Classifier.load(model_path)
+    beside = Path(model_path).with_suffix(".uncertainty.md")  # measured by a test, kept
+    if not extra and beside.is_file():
+        extra = beside.read_text()
     tr = dict(clf.metadata.get("training", {}))
     key = dataset_key(clf)
     feats, cols, provenance = read_dataset(data_path, clf)

@@ -5,6 +5,7 @@ package; see ``lammps_versions``)."""
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -17,7 +18,9 @@ from lammps_versions import driver_command, env_for, python_for, selected
 from insitu.io.lammps_dump import iter_lammps_dump
 from insitu.io.phase_log import read_log
 from insitu.model import Classifier
+from insitu.model.consensus import Consensus
 from insitu.testing import NI_LATTICE, lattice, thermal, write_data
+from insitu.training.export import update_metadata
 
 CLASSES = ["fcc", "bcc", "liquid"]  # the conftest fixture models
 
@@ -192,3 +195,18 @@ def test_doctor_names_the_modes_of_this_build():
     assert modes.startswith("python/invoke (") == (name != "pypi"), modes
     assert ("only (no PYTHON package" in modes) == (name == "pypi"), modes
     assert "callback at steps [0, 2, 4, 6, 8, 10]" in proc.stdout
+
+
+def test_a_consensus_model_matches_offline_on_two_ranks(boo_model, tmp_path):
+    """Driver mode runs the same halo exchange of a neighbour consensus as python/invoke."""
+    model = tmp_path / "consensus.onnx"
+    shutil.copy(boo_model, model)
+    update_metadata(model, {"consensus": Consensus(8, 3.0).to_metadata()})
+    proc = run_driver(tmp_path, model, comm=10.5)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    frames = dump_labels(tmp_path / "labels.dump")
+    clf, plain = Classifier.load(model), Classifier.load(boo_model)
+    for step in (5, 20):
+        labels = frames[step].info["columns"]["i_nm_class"].astype(int)
+        np.testing.assert_array_equal(clf.classify(frames[step]).label_index, labels)
+        assert not np.array_equal(plain.classify(frames[step]).label_index, labels)
