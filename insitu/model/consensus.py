@@ -11,12 +11,14 @@ rule labels atom i from
 the mean of its own (MC-mean) probabilities and those of its k nearest neighbours within
 r_c (:class:`Consensus`; neighbours the descriptor cannot describe are left out, and an
 atom it cannot describe itself stays ``unknown``: a gas atom, an atom on top of another).
-The mutual information and the novelty stay the atom's own. The neighbours' probabilities need their
-own full environments: offline (or for an open point set without a halo exchange) the
-ghost atoms within r_c of a centre are classified too (once per global id; an image of a
-centre reuses the centre's result), so points are needed to the descriptor's cutoff + r_c
-(:meth:`Consensus.required_cutoff`); in situ they come from the ranks that own them
-(:mod:`insitu.coupling.halo`) and the ghost cutoff stays the descriptor's.
+The mutual information and the novelty stay the atom's own.
+
+The neighbours' probabilities need their own full environments: offline (or for an open
+point set without a halo exchange) the ghost atoms within r_c of a centre are classified
+too (once per global id; an image of a centre reuses the centre's result), so points are
+needed to the descriptor's cutoff + r_c (:meth:`Consensus.required_cutoff`); in situ they
+come from the ranks that own them (:mod:`insitu.coupling.halo`) and the ghost cutoff stays
+the descriptor's.
 """
 
 from __future__ import annotations
