@@ -19,13 +19,15 @@ import ctypes
 import math
 import os
 import re
+from dataclasses import dataclass
 
 import numpy as np
 
 from .compat import flush_log
 from .mpi import max_over_ranks
 
-__all__ = ["ghost_problem", "ghost_requirement", "read_lammps_output", "GhostSettings"]
+__all__ = ["ghost_problem", "ghost_requirement", "read_lammps_output", "GhostSettings",
+           "Subdomain"]
 
 _GHOST = re.compile(r"ghost atom cutoff = ([0-9.eE+-]+)")
 _SKIN = re.compile(r"^\s*neighbor\s+([0-9.eE+-]+)\s+\w+", re.M)
@@ -133,27 +135,49 @@ def ghost_problem(lmp, comm, nlocal: int, x: np.ndarray, required: float,
             f"cutoff {safe:g}' (or write a log so the exact value, {fix:g}, can be checked)")
 
 
+@dataclass
+class Subdomain:
+    """This rank's subdomain in the cell's fractional (LAMMPS lamda) coordinates:
+    ``fractions(x)`` maps positions, [``lo``, ``hi``) bounds the subdomain, ``spacing``
+    (A) turns a fractional distance along each axis into a perpendicular one, ``periodic``
+    per axis."""
+
+    boxlo: np.ndarray
+    inverse_cell: np.ndarray
+    spacing: np.ndarray
+    periodic: np.ndarray
+    lo: np.ndarray
+    hi: np.ndarray
+
+    @classmethod
+    def of(cls, lmp) -> Subdomain:
+        boxlo, boxhi, xy, yz, xz, periodic, _ = lmp.extract_box()
+        h = np.array([[boxhi[0] - boxlo[0], 0, 0], [xy, boxhi[1] - boxlo[1], 0],
+                      [xz, yz, boxhi[2] - boxlo[2]]])
+        boxlo = np.asarray(boxlo, float)
+        spacing = abs(np.linalg.det(h)) / np.linalg.norm(np.cross(h[[1, 2, 0]], h[[2, 0, 1]]),
+                                                         axis=1)
+        if lmp.extract_setting("triclinic"):
+            lo = np.array(lmp.extract_global("sublo_lambda")[:3], float)
+            hi = np.array(lmp.extract_global("subhi_lambda")[:3], float)
+        else:
+            lo = (np.array(lmp.extract_global("sublo")[:3], float) - boxlo) / np.diag(h)
+            hi = (np.array(lmp.extract_global("subhi")[:3], float) - boxlo) / np.diag(h)
+        return cls(boxlo, np.linalg.inv(h), spacing, np.array(periodic, bool), lo, hi)
+
+    def fractions(self, x: np.ndarray) -> np.ndarray:
+        return (np.asarray(x, float).reshape(-1, 3) - self.boxlo) @ self.inverse_cell
+
+
 def ghost_reach(lmp, comm, nlocal: int, x: np.ndarray) -> float | None:
     """How far beyond its subdomain the furthest ghost atom of any rank lies (collective;
-    perpendicular distance, in box coordinates for triclinic boxes via lamda bounds)."""
+    perpendicular distance, from the fractional coordinates, so triclinic boxes too)."""
     ghosts = x[nlocal:]
     reach = -math.inf
     if len(ghosts):
-        if lmp.extract_setting("triclinic"):
-            boxlo, boxhi, xy, yz, xz, *_ = lmp.extract_box()
-            h = np.array([[boxhi[0] - boxlo[0], 0, 0], [xy, boxhi[1] - boxlo[1], 0],
-                          [xz, yz, boxhi[2] - boxlo[2]]])
-            lam = (ghosts - np.asarray(boxlo)) @ np.linalg.inv(h)
-            lo = np.array(lmp.extract_global("sublo_lambda")[:3])
-            hi = np.array(lmp.extract_global("subhi_lambda")[:3])
-            # fractional distance times the plane spacing = perpendicular distance
-            spacing = abs(np.linalg.det(h)) / np.linalg.norm(
-                np.cross(h[[1, 2, 0]], h[[2, 0, 1]]), axis=1)
-            beyond = np.maximum(lo - lam, lam - hi) * spacing
-        else:
-            lo = np.array(lmp.extract_global("sublo")[:3])
-            hi = np.array(lmp.extract_global("subhi")[:3])
-            beyond = np.maximum(lo - ghosts, ghosts - hi)
-        reach = float(beyond.max())
+        box = Subdomain.of(lmp)
+        u = box.fractions(ghosts)
+        # fractional distance times the plane spacing = perpendicular distance
+        reach = float((np.maximum(box.lo - u, u - box.hi) * box.spacing).max())
     reach = float(max_over_ranks(comm, np.array([reach]))[0])
     return None if math.isinf(reach) else reach

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..locality import find_ids
+from .ghost_check import Subdomain
 from .options import DEFAULT_SKIN
 
 __all__ = ["ProbabilityHalo", "consensus_halo"]
@@ -31,25 +33,6 @@ class ProbabilityHalo:
         self.lmp = lmp
         self.reach = float(reach)
 
-    def _geometry(self):
-        """(to_fraction(x) -> (N, 3), spacing (3,) A, periodic (3,), this rank's
-        [lo, hi) in fractions)."""
-        lmp = self.lmp
-        boxlo, boxhi, xy, yz, xz, periodic, _ = lmp.extract_box()
-        h = np.array([[boxhi[0] - boxlo[0], 0, 0], [xy, boxhi[1] - boxlo[1], 0],
-                      [xz, yz, boxhi[2] - boxlo[2]]])
-        inv = np.linalg.inv(h)
-        spacing = abs(np.linalg.det(h)) / np.linalg.norm(np.cross(h[[1, 2, 0]], h[[2, 0, 1]]),
-                                                         axis=1)
-        if lmp.extract_setting("triclinic"):
-            lo = np.array(lmp.extract_global("sublo_lambda")[:3], float)
-            hi = np.array(lmp.extract_global("subhi_lambda")[:3], float)
-        else:
-            lo = (np.array(lmp.extract_global("sublo")[:3], float) - boxlo) / np.diag(h)
-            hi = (np.array(lmp.extract_global("subhi")[:3], float) - boxlo) / np.diag(h)
-        return (lambda x: (np.asarray(x) - np.asarray(boxlo)) @ inv), spacing, \
-            np.array(periodic, bool), np.concatenate([lo, hi])
-
     def __call__(self, needed_ids, ids, positions, probabilities, described) -> tuple:
         """Probabilities (and described flags) of the global ids ``needed_ids`` from their
         owners, this rank giving those of its atoms (``ids``, ``positions``,
@@ -61,9 +44,9 @@ class ProbabilityHalo:
         if size == 1:
             return (np.zeros(len(needed_ids), bool), np.zeros((len(needed_ids), k), np.float32),
                     np.zeros(len(needed_ids), bool))
-        to_fraction, spacing, periodic, mine = self._geometry()
-        boxes = np.array(comm.allgather(mine))  # (ranks, 6): [lo, hi) per rank
-        u = to_fraction(positions) if len(ids) else np.zeros((0, 3))
+        box = Subdomain.of(self.lmp)
+        boxes = np.array(comm.allgather(np.concatenate([box.lo, box.hi])))  # [lo, hi) each
+        u = box.fractions(positions)
         sends = []
         for q in range(size):
             if q == rank or len(ids) == 0:
@@ -72,9 +55,9 @@ class ProbabilityHalo:
             lo, hi = boxes[q, :3], boxes[q, 3:]
             gap = np.full(u.shape, np.inf)
             for shift in (-1.0, 0.0, 1.0):  # periodic images across the box edges
-                v = u + shift * periodic
+                v = u + shift * box.periodic
                 gap = np.minimum(gap, np.maximum(np.maximum(lo - v, v - hi), 0.0))
-            near = np.all(gap * spacing <= self.reach, axis=1)
+            near = np.all(gap * box.spacing <= self.reach, axis=1)
             sends.append((ids[near], probabilities[near], described[near]) if near.any()
                          else None)
         received = [r for r in comm.alltoall(sends) if r is not None]
@@ -82,14 +65,9 @@ class ProbabilityHalo:
         out_p = np.zeros((len(needed_ids), k), np.float32)
         out_d = np.zeros(len(needed_ids), bool)
         if received and len(needed_ids):
-            r_ids = np.concatenate([r[0] for r in received])
-            r_p = np.concatenate([r[1] for r in received])
-            r_d = np.concatenate([r[2] for r in received])
-            order = np.argsort(r_ids, kind="stable")
-            pos = np.minimum(np.searchsorted(r_ids, needed_ids, sorter=order), len(order) - 1)
-            found = r_ids[order[pos]] == needed_ids
-            out_p[found] = r_p[order[pos[found]]]
-            out_d[found] = r_d[order[pos[found]]]
+            rows, found = find_ids(np.concatenate([r[0] for r in received]), needed_ids)
+            out_p[found] = np.concatenate([r[1] for r in received])[rows[found]]
+            out_d[found] = np.concatenate([r[2] for r in received])[rows[found]]
         return found, out_p, out_d
 
 

@@ -16,7 +16,7 @@ import numpy as np
 
 from .cell_list import CellList, periodic_images
 
-__all__ = ["Points", "NeighborQuery", "as_points"]
+__all__ = ["Points", "NeighborQuery", "as_points", "find_ids"]
 
 
 @dataclass
@@ -48,6 +48,19 @@ class Points:
         periodic images within ``cutoff`` of the cell."""
         points, orig = periodic_images(frame.positions, frame.cell, frame.pbc, float(cutoff))
         return cls(points, frame.types[orig], frame.ids[orig], len(frame.positions))
+
+
+def find_ids(ids: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, found): for each global id in ``wanted`` a row of ``ids`` holding it (the
+    first, for repeated ids) and whether there is one (rows of the others are
+    meaningless). ``ids`` need not be sorted."""
+    ids = np.asarray(ids)
+    wanted = np.asarray(wanted)
+    if len(ids) == 0:
+        return np.zeros(len(wanted), np.int64), np.zeros(len(wanted), bool)
+    order = np.argsort(ids, kind="stable")
+    rows = order[np.minimum(np.searchsorted(ids, wanted, sorter=order), len(ids) - 1)]
+    return rows, ids[rows] == wanted
 
 
 def as_points(system, cutoff: float) -> Points:

@@ -264,13 +264,12 @@ class Classifier:
         n = points.n_centers
         plan = plan_consensus(points, self.consensus,
                               None if neighbors is None else neighbors.cells)
-        ghosts = plan.points.ids[n:plan.points.n_centers]
         if exchange is None:
             evaluated = self._evaluate(plan.points, None, step, chunk_size)
         else:  # own atoms (through the shared search), then the ghosts' from their owners
             proba, mi, novelty, undescribed, timings = self._evaluate(points, neighbors, step,
                                                                       chunk_size)
-            found, ghost_p, ghost_described = exchange(ghosts, points.ids[:n],
+            found, ghost_p, ghost_described = exchange(plan.ghost_ids, points.ids[:n],
                                                        points.positions[:n], proba,
                                                        ~undescribed)
             # a ghost not received (it moved farther than the halo reaches) is left out

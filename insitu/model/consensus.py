@@ -24,10 +24,11 @@ the descriptor's.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from functools import cached_property
 
 import numpy as np
 
-from ..locality import CellList, Points
+from ..locality import CellList, Points, find_ids
 
 __all__ = ["Consensus", "ConsensusPlan", "plan_consensus", "consensus_mean",
            "CONSENSUS_METADATA"]
@@ -72,48 +73,56 @@ class Consensus:
 
 @dataclass
 class ConsensusPlan:
-    """What one classify call evaluates: ``points`` (the centres first, then the ghost
-    atoms whose probabilities the centres' consensus needs, as extra centres) and, per
-    original centre, its consensus members as rows of ``points`` (CSR: ``offsets``,
-    ``members``, the centre itself included)."""
+    """What one classify call evaluates: the centres of ``source``, then the ghost atoms
+    whose probabilities the centres' consensus needs (point indices ``extra``, one per
+    foreign global id), and, per centre, its consensus members as rows of that sequence
+    (CSR: ``offsets``, ``members``, the centre itself first)."""
 
-    points: Points
+    source: Points
+    extra: np.ndarray
     offsets: np.ndarray
     members: np.ndarray
+
+    @property
+    def ghost_ids(self) -> np.ndarray:
+        """Global ids of the ghost atoms to classify (or to receive from their owners)."""
+        return self.source.ids[self.extra]
+
+    @cached_property
+    def points(self) -> Points:
+        """``source`` reordered with the ghosts to classify as extra centres after its
+        own (when they are classified here)."""
+        src, n = self.source, self.source.n_centers
+        take = np.concatenate([np.arange(n, dtype=np.int64), self.extra,
+                               np.setdiff1d(np.arange(n, len(src.ids)), self.extra,
+                                            assume_unique=True)])
+        return Points(src.positions[take], src.types[take], src.ids[take],
+                      n + len(self.extra))
 
 
 def plan_consensus(points: Points, rule: Consensus, cells: CellList | None = None
                    ) -> ConsensusPlan:
-    """The consensus members of ``points``' centres and the extra centres to classify.
+    """The consensus members of ``points``' centres and the ghost atoms they need.
 
     A member is found by position; it is then named by its global id, so all images of one
     atom (a periodic frame's, or a rank's ghosts of its own local atoms) share the row of
     the centre with that id, and a foreign ghost is classified once whatever its images."""
     n = points.n_centers
+    none = np.zeros(0, np.int64)
     if n == 0:
-        return ConsensusPlan(points, np.zeros(1, np.int64), np.zeros(0, np.int64))
+        return ConsensusPlan(points, none, np.zeros(1, np.int64), none)
     if cells is None or cells.cutoff < rule.cutoff_angstrom:
         cells = CellList.open(points.positions, points.ids, n, rule.cutoff_angstrom)
     nl = cells.query_points(np.arange(n, dtype=np.int64), rule.n_neighbors)
     nl = nl.within(rule.cutoff_angstrom)
     rows = nl.index.copy()  # members among the centres are their own rows
     image = np.nonzero(rows >= n)[0]  # the others: an image of a centre, or foreign
-    centre_ids = points.ids[:n]
-    order = np.argsort(centre_ids, kind="stable")
-    member_ids = points.ids[rows[image]]
-    pos = np.minimum(np.searchsorted(centre_ids, member_ids, sorter=order), n - 1)
-    own = centre_ids[order[pos]] == member_ids
-    rows[image[own]] = order[pos[own]]
+    centre_row, own = find_ids(points.ids[:n], points.ids[rows[image]])
+    rows[image[own]] = centre_row[own]
     foreign = image[~own]
-    foreign_ids, first, inverse = np.unique(points.ids[nl.index[foreign]], return_index=True,
-                                            return_inverse=True)
+    _, first, inverse = np.unique(points.ids[nl.index[foreign]], return_index=True,
+                                  return_inverse=True)
     rows[foreign] = n + inverse
-    extra = nl.index[foreign][first]  # one point per foreign id
-    take = np.concatenate([np.arange(n, dtype=np.int64), extra,
-                           np.setdiff1d(np.arange(n, len(points.ids)), extra,
-                                        assume_unique=True)])
-    plan_points = Points(points.positions[take], points.types[take], points.ids[take],
-                         n + len(extra))
     counts = np.diff(nl.offsets) + 1
     offsets = np.zeros(n + 1, np.int64)
     np.cumsum(counts, out=offsets[1:])
@@ -122,7 +131,7 @@ def plan_consensus(points: Points, rule: Consensus, cells: CellList | None = Non
     inner = np.ones(len(members), bool)
     inner[offsets[:-1]] = False
     members[inner] = rows
-    return ConsensusPlan(plan_points, offsets, members)
+    return ConsensusPlan(points, nl.index[foreign][first], offsets, members)
 
 
 def consensus_mean(probabilities: np.ndarray, described: np.ndarray, offsets: np.ndarray,

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 
 from insitu.frame import Frame
+from insitu.locality import find_ids
 
 __all__ = ["CNA_CODE", "CNACalculator", "cna_correct_code", "cna_cutoff"]
 
@@ -50,9 +51,7 @@ class CNACalculator:
         ids = np.array(lmp.numpy.extract_atom("id", nelem=n)).astype(np.int64)
         vals = np.array(lmp.numpy.extract_compute("cna", 1, 1)[:n]).astype(np.int64)
         out = np.empty(n, dtype=np.int64)
-        order = np.argsort(frame.ids)
-        pos = np.searchsorted(frame.ids[order], ids)
-        out[order[pos]] = vals
+        out[find_ids(frame.ids, ids)[0]] = vals
         return out
 
     def close(self):

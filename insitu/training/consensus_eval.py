@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from insitu.io.lammps_dump import iter_lammps_dump
+from insitu.locality import find_ids
 from insitu.training.transition_dataset import ROLE_CODE, snapshot_copy, wrapped
 
 __all__ = ["frame_rows_predictions"]
@@ -58,8 +59,7 @@ def frame_rows_predictions(clf, data_path: str | Path, cols: dict,
     root = Path(data_path).resolve().parent.parent
     done = np.zeros(len(index), bool)
     for run in prov["runs"]:
-        rows_of_run = index[cols["run_seed"][index] == run["seed"]]
-        if len(rows_of_run) == 0 or run["role"] == "train":
+        if run["role"] == "train" or not np.any(cols["run_seed"][index] == run["seed"]):
             continue
         groups = np.unique(cols["group"][cols["run_seed"] == run["seed"]])
         frames = _labelled_frames(run, root)
@@ -74,11 +74,8 @@ def frame_rows_predictions(clf, data_path: str | Path, cols: dict,
                 pos = in_group[np.round(cols["missing_fraction"][index[in_group]], 3) == x]
                 sub, _ = snapshot_copy(fr, prov["seed"], run["seed"], int(group), float(x))
                 res = clf.classify(sub)
-                order = np.argsort(sub.ids)
-                want = cols["atom_id"][index[pos]]
-                where = order[np.minimum(np.searchsorted(sub.ids, want, sorter=order),
-                                         len(order) - 1)]
-                if np.any(sub.ids[where] != want):
+                where, found = find_ids(sub.ids, cols["atom_id"][index[pos]])
+                if not found.all():
                     raise ValueError(f"{data_path}: rows of run {run['name']} group {group} "
                                      f"are not atoms of its rebuilt snapshot copy")
                 own = res.probabilities if res.own_probabilities is None \
