@@ -4,8 +4,6 @@ for bit, what each gives attached alone, and the second one reuses the first one
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 import pytest
 from lammps_helpers import run_lammps
@@ -41,10 +39,12 @@ def shared_hits(ptr):
     from lammps import lammps
     from mpi4py import MPI
     from insitu.coupling.step_neighbors import step_neighbors
-    # gathered on rank 0 and printed once: two ranks printing at once can interleave
+    # gathered on rank 0 and written to a file: mpirun's forwarding of stdout can drop or
+    # interleave lines written at the end of a run
     hits = MPI.COMM_WORLD.gather(step_neighbors(lammps(ptr=ptr)).hits)
     if hits is not None:
-        print("shared neighbour hits per rank:", *hits, flush=True)
+        with open("shared_hits.txt", "w") as f:
+            f.write(" ".join(str(h) for h in hits))
 \"\"\"
 python shared_hits invoke
 """
@@ -67,8 +67,9 @@ def run(tmp_path, name, analyses):
     out = {a: {s: (f.ids, f.info["columns"][f"i_{a}_class"].astype(int),
                    f.info["columns"][f"d_{a}_conf"]) for s, f in frames.items()}
            for a, _, _ in analyses}
-    hits = [int(h) for h in re.search(r"shared neighbour hits per rank: ([\d ]+)\n",
-                                      proc.stdout).group(1).split()]
+    report = d / "shared_hits.txt"
+    assert report.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    hits = [int(h) for h in report.read_text().split()]
     return out, hits
 
 
