@@ -163,7 +163,7 @@ class Descriptor:
             # points to the required cutoff, but the search only within the descriptor's
             # radius (q-bar needs points to 2 r, its searches stay within r)
             neighbors = NeighborQuery.from_system(system, self.required_cutoff,
-                                                  self.search_radius)
+                                                  self.search_radius, self.max_neighbors)
         elif neighbors.cutoff < self.search_radius:
             raise ValueError(f"{type(self).__name__} needs neighbours within "
                              f"{self.search_radius} but the shared query has cutoff "

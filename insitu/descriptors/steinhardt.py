@@ -242,7 +242,10 @@ class Steinhardt(Descriptor):
         self._point_qlm(ctx, centers)
         nsel = ctx["nsel"][centers]
         neighbours = ctx["sel"][csr_entries(ctx["start"], centers, nsel)]
-        self._point_qlm(ctx, np.unique(neighbours))
+        pending = np.zeros(len(ctx["done"]), bool)  # a mask, not np.unique: no sort
+        pending[neighbours] = True
+        pending &= ~ctx["done"]
+        self._point_qlm(ctx, np.flatnonzero(pending))
         offsets = np.zeros(len(centers) + 1, np.int64)
         np.cumsum(nsel, out=offsets[1:])
         q = ctx["q"]

@@ -78,9 +78,10 @@ def _inside(cd2, m, x, lo, inv_bin, nb, b, reach):
 
 @njit(cache=True, error_model="numpy")
 def _query(centers, pos, ids, lo, inv_bin, nb, ndiv, start, order, spos, cutoff, n_max,
-           nbr, vec, d2s):
+           first_reach, nbr, vec, d2s):
     """Neighbours (within cutoff, self excluded) of the points `centers`, sorted; with
-    n_max > 0 only the first n_max of each list (the n_max nearest, same order and ties)."""
+    n_max > 0 only the first n_max of each list (the n_max nearest, same order and ties),
+    looked for first in the bins within ``first_reach`` of the centre's."""
     nc = centers.shape[0]
     cut2 = cutoff * cutoff
     offsets = np.zeros(nc + 1, np.int64)
@@ -105,9 +106,9 @@ def _query(centers, pos, ids, lo, inv_bin, nb, ndiv, start, order, spos, cutoff,
         b0 = min(max(int(np.floor((xi0 - lo[0]) * inv_bin[0])), 0), nb[0] - 1)
         b1 = min(max(int(np.floor((xi1 - lo[1]) * inv_bin[1])), 0), nb[1] - 1)
         b2 = min(max(int(np.floor((xi2 - lo[2]) * inv_bin[2])), 0), nb[2] - 1)
-        # N nearest: first the bins within one bin width, enough when the N nearest (and
+        # N nearest: first the bins within first_reach, enough when the N nearest (and
         # any tie of the N-th) lie inside the ball that block is sure to contain
-        reach = 1 if 0 < n_max and ndiv > 1 else ndiv
+        reach = first_reach if 0 < n_max else ndiv
         while True:
             zlo = max(b2 - reach, 0)
             zhi = min(b2 + reach + 1, nb[2])
@@ -273,6 +274,7 @@ class CellList:
         volume = np.prod(np.maximum(extent, 2.0 * self.cutoff))
         expected = npts / volume * 4.0 / 3.0 * np.pi * self.cutoff ** 3
         self._hint = int(min(max(1.25 * expected, 8.0), max(npts, 8))) + 1
+        self._density = npts / volume
         self._source = None
 
     @classmethod
@@ -293,15 +295,16 @@ class CellList:
         return cl
 
     @classmethod
-    def open(cls, positions, ids, n_centers, cutoff) -> CellList:
+    def open(cls, positions, ids, n_centers, cutoff, ndiv: int = 2) -> CellList:
         """Cell list of an open set: the first n_centers points are centres, all points are
-        candidate neighbours, no wrapping."""
+        candidate neighbours, no wrapping. Bins are cutoff / ``ndiv`` wide (3 suits
+        N-nearest searches: their first pass then scans a tighter block)."""
         positions = np.ascontiguousarray(positions, dtype=np.float64).reshape(-1, 3)
         n = len(positions)
         ids = np.arange(1, n + 1, dtype=np.int64) if ids is None else np.asarray(ids, np.int64)
         if not 0 <= n_centers <= n:
             raise ValueError(f"CellList.open: n_centers={n_centers} outside 0..{n}")
-        cl = cls(positions, ids, np.arange(n, dtype=np.int64), n_centers, cutoff)
+        cl = cls(positions, ids, np.arange(n, dtype=np.int64), n_centers, cutoff, ndiv)
         cl._source = ("open", positions, ids, n_centers)
         return cl
 
@@ -326,11 +329,21 @@ class CellList:
         offsets, nbr, vec, dist = _query(centers, self.points, self.point_ids, self._lo,
                                          self._inv_bin, self._nb, self.ndiv, self._start,
                                          self._order, self._spos, self.cutoff, n_max,
-                                         np.empty(cap, np.int64), np.empty((cap, 3)),
-                                         np.empty(cap))
+                                         self._first_reach(n_max), np.empty(cap, np.int64),
+                                         np.empty((cap, 3)), np.empty(cap))
         if len(centers) and n_max <= 0:
             self._hint = max(8, int(1.25 * len(nbr) / len(centers)) + 1)
         return NeighborList(offsets, self.orig[nbr], vec, dist)
+
+    def _first_reach(self, n_max: int) -> int:
+        """Bins around a centre searched first for its ``n_max`` nearest: enough for a
+        ball holding n_max points at the mean density (the radius of the 12th neighbour in
+        a liquid, a little more than in a crystal), so the search rarely widens; the search
+        widens to the whole cutoff whenever the ball is not sure to hold them."""
+        if n_max <= 0 or self.ndiv <= 1 or self._density <= 0:
+            return self.ndiv
+        radius = (3.0 * n_max / (4.0 * np.pi * self._density)) ** (1.0 / 3.0)
+        return int(min(max(np.ceil(radius * self._inv_bin.max()), 1), self.ndiv))
 
     def query(self, start: int = 0, stop: int | None = None) -> NeighborList:
         """Neighbours of centres start..stop-1 (default: all centres)."""

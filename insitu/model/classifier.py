@@ -26,7 +26,7 @@ import numpy as np
 
 from ..descriptors import described_mask, descriptor_from_metadata
 from ..io.ase_bridge import as_frame
-from ..locality import NeighborQuery, as_points
+from ..locality import NeighborQuery, as_points, shared_query
 from .consensus import CONSENSUS_METADATA, Consensus, consensus_mean, plan_consensus
 from .mc_dropout import MASK_INPUT, PASS_OUTPUT, McDropout, entropy_bits, pass_statistics
 from .novelty import NOVELTY_OUTPUT, novelty_threshold
@@ -262,6 +262,8 @@ class Classifier:
         """(consensus probabilities, own probabilities, MI, novelty, undescribed, timings)
         of the centres of ``points``."""
         n = points.n_centers
+        if neighbors is None and exchange is not None:
+            neighbors = self._consensus_query(points)
         plan = plan_consensus(points, self.consensus,
                               None if neighbors is None else neighbors.cells)
         if exchange is None:
@@ -279,6 +281,19 @@ class Classifier:
         mean, _ = consensus_mean(proba, ~undescribed, plan.offsets, plan.members)
         return (mean, proba[:n], mi[:n], None if novelty is None else novelty[:n],
                 undescribed[:n], timings)
+
+    def _consensus_query(self, points) -> NeighborQuery | None:
+        """One search of the centres' N nearest for a descriptor that keeps its N nearest
+        (Steinhardt) and the consensus plan (in situ both read the rank's own atoms), at
+        the larger of their radii; None for a descriptor reading all neighbours within its
+        radius (a Neighbors Map: keeping all its lists would cost more memory than the
+        consensus search it spares)."""
+        k = self.descriptor.max_neighbors
+        if k is None:
+            return None
+        radius = max(float(self.descriptor.search_radius), self.consensus.cutoff_angstrom)
+        return shared_query(points, radius,
+                            max_neighbors=max(int(k), self.consensus.n_neighbors))
 
     def _evaluate(self, points, neighbors, step: int, chunk_size: int | None) -> tuple:
         """(probabilities, MI, novelty or None, undescribed, timings) of every centre of

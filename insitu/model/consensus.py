@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from functools import cached_property
 
 import numpy as np
+from numba import njit
 
 from ..locality import CellList, Points, find_ids
 
@@ -139,14 +140,30 @@ def consensus_mean(probabilities: np.ndarray, described: np.ndarray, offsets: np
     """(n_centres, K) mean of the ``described`` members' rows of ``probabilities`` (the
     equation of the module docstring) and (n_centres,) the number of described members;
     a centre without any keeps its own row."""
-    p = np.where(described[:, None], probabilities, 0.0).astype(np.float64)
+    p = np.ascontiguousarray(probabilities, dtype=np.float32)
     n = len(offsets) - 1
-    own = probabilities[:n].astype(np.float64)
-    if n == 0:
-        return own.astype(np.float32), np.zeros(0, np.int64)
-    # every centre is its own first member: no empty segment, and each sum runs in the
-    # member order (rank-independent), not through a global running sum
-    total = np.add.reduceat(p[members], offsets[:-1], axis=0)
-    count = np.add.reduceat(described[members].astype(np.float64), offsets[:-1])
-    out = np.where(count[:, None] > 0.5, total / np.maximum(count, 1.0)[:, None], own)
-    return out.astype(np.float32), np.rint(count).astype(np.int64)
+    out = np.empty((n, p.shape[1]), np.float32)
+    count = np.zeros(n, np.int64)
+    _consensus_mean(p, np.ascontiguousarray(described, dtype=np.bool_),
+                    np.ascontiguousarray(offsets, dtype=np.int64),
+                    np.ascontiguousarray(members, dtype=np.int64), out, count)
+    return out, count
+
+
+@njit(cache=True)
+def _consensus_mean(p, described, offsets, members, out, count):
+    # each sum runs in the member order, centre first: independent of the decomposition
+    k = p.shape[1]
+    acc = np.zeros(k)
+    for c in range(len(offsets) - 1):
+        acc[:] = 0.0
+        m = 0
+        for e in range(offsets[c], offsets[c + 1]):
+            j = members[e]
+            if described[j]:
+                m += 1
+                for a in range(k):
+                    acc[a] += np.float64(p[j, a])
+        count[c] = m
+        for a in range(k):
+            out[c, a] = acc[a] / m if m else p[c, a]

@@ -191,3 +191,24 @@ def test_nearest_n_with_fewer_candidates_and_open_points():
     full = cl.query()
     np.testing.assert_array_equal(np.diff(near.offsets), np.minimum(np.diff(full.offsets), 2))
     np.testing.assert_array_equal(near.index, full.first(2).index)
+
+
+@pytest.mark.parametrize("ndiv", [1, 2, 3, 4, 5])
+def test_nearest_n_for_any_bin_width_and_uneven_density(ndiv):
+    """The N-nearest search first scans the bins of a ball that should hold N atoms at the
+    mean density and widens when it is not sure: a dense crystal next to a sparse gas
+    (mean density wrong for both) gives exactly the first N of the full sorted list, on
+    every bin width."""
+    rng = np.random.default_rng(ndiv)
+    crystal = thermal(lattice("fcc", 3.52, 4), 0.1, seed=ndiv).positions
+    gas = rng.uniform(0.0, 14.0, (40, 3)) + np.array([16.0, 0.0, 0.0])
+    pos = np.vstack([crystal, gas])
+    ids = rng.permutation(len(pos)) + 1
+    cl = CellList.open(pos, ids, len(pos), 6.0, ndiv=ndiv)
+    full = cl.query()
+    for n_max in (1, 12, 20):
+        near = cl.query_points(np.arange(len(pos)), max_neighbors=n_max)
+        first = full.first(n_max)
+        np.testing.assert_array_equal(near.offsets, first.offsets)
+        np.testing.assert_array_equal(near.index, first.index)
+        np.testing.assert_array_equal(near.vectors, first.vectors)

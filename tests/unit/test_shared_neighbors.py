@@ -81,3 +81,27 @@ def test_qbar_searches_within_its_radius_and_each_point_once(monkeypatch):
     everything = np.concatenate([c for _, c in searched])
     assert len(everything) == len(np.unique(everything))  # no point searched twice
     assert np.isin(np.arange(points.n_centers), everything).all()
+
+
+def test_a_search_of_the_nearest_serves_readers_of_fewer_and_searches_for_the_others():
+    """A shared search keeping the 12 nearest (a BOO model and its neighbour consensus)
+    gives readers of 12 or fewer exactly their own search (also within a smaller radius);
+    a reader of more, or of all, is searched for on its own, and gets what it asked."""
+    points = open_points(8.0)
+    alone = CellList.open(points.positions, points.ids, points.n_centers, 5.0)
+    query = shared_query(points, 5.0, max_neighbors=12)
+    centres = np.arange(points.n_centers)
+    for k, radius in ((12, 5.0), (6, 5.0), (12, 3.0)):
+        got = query.cells.query_points(centres, k).within(radius)
+        want = alone.query_points(centres, k).within(radius)
+        np.testing.assert_array_equal(got.offsets, want.offsets)
+        np.testing.assert_array_equal(got.index, want.index)
+        np.testing.assert_array_equal(got.vectors, want.vectors)
+    assert query.cells.searches == 1
+    for k in (13, None):
+        got = query.cells.query_points(centres, k)
+        want = alone.query_points(centres, k)
+        np.testing.assert_array_equal(got.index, want.index)
+    assert query.cells.searches == 1  # those were not served from the kept lists
+    d = Steinhardt(ls=(4, 6), averaged=True, search_cutoff=5.0, wl=True)
+    np.testing.assert_array_equal(d.compute(points, query), d.compute(points))
