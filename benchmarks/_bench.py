@@ -159,6 +159,7 @@ def analysis_cost(model: Path, cells: int, nprocs: int, every: int, calls: int,
 
     import numpy as np
 
+    from insitu.coupling.rank_analysis import STAGES
     from insitu.io.phase_log import read_log
     from insitu.model import Classifier
 
@@ -205,7 +206,7 @@ def analysis_cost(model: Path, cells: int, nprocs: int, every: int, calls: int,
             "first_call_loop_s": loops[3 + 2 * k],
             "internal_timer_call_s": float(np.median(log.timings["total"][1:])),
             "internal_stages_s": {s: float(np.median(log.timings[s][1:]))
-                                  for s in ("extract", "descriptor", "inference", "reduce")},
+                                  for s in STAGES if s != "total"},
         }
     return out
 

@@ -12,8 +12,9 @@ from .compat import extract_atom_copy
 __all__ = ["STAGES", "extract_points", "partial_sums"]
 
 # The neighbour search runs chunk by chunk inside the descriptor (memory stays bounded
-# by the chunk), so its time is part of "descriptor".
-STAGES = ("extract", "descriptor", "inference", "reduce", "total")
+# by the chunk), so its time is part of "descriptor"; "consensus" is the neighbour
+# consensus's plan, halo exchange and means (0 without one).
+STAGES = ("extract", "descriptor", "inference", "consensus", "reduce", "total")
 
 
 def extract_points(lmp) -> Points:

@@ -12,7 +12,8 @@ Layout (all 1-D datasets have one entry per row):
   above the model's feature-space novelty threshold (NaN for a model without one);
 - ``fractions/<class>`` and ``counts/<class>`` for every model class and ``unknown``;
 - ``timings/<stage>``: seconds per stage (extract, descriptor = neighbour search +
-  descriptor, inference, reduce, total), the maximum over ranks;
+  descriptor, inference, consensus = the neighbour consensus's plan, halo exchange and
+  means, reduce, total), the maximum over ranks;
 - ``extra/<name>``: LAMMPS variables the user asked to log beside the fractions (the ramps
   log ``t_target``, the thermostat set-point, and ``stage``: 1 heating, 2 hold, 3 quench);
 - root attributes: ``classes`` (JSON), ``model_path``, ``model_sha256``, ``descriptor``

@@ -262,23 +262,35 @@ class Classifier:
         """(consensus probabilities, own probabilities, MI, novelty, undescribed, timings)
         of the centres of ``points``."""
         n = points.n_centers
+        t0 = time.perf_counter()
+        t_search = 0.0
         if neighbors is None and exchange is not None:
             neighbors = self._consensus_query(points)
+            if neighbors is not None:  # the shared search, timed with the descriptor's
+                neighbors.cells.all_centers()
+                t_search = time.perf_counter() - t0
+        t0 = time.perf_counter()
         plan = plan_consensus(points, self.consensus,
                               None if neighbors is None else neighbors.cells)
+        t_consensus = time.perf_counter() - t0
         if exchange is None:
             evaluated = self._evaluate(plan.points, None, step, chunk_size)
         else:  # own atoms (through the shared search), then the ghosts' from their owners
             proba, mi, novelty, undescribed, timings = self._evaluate(points, neighbors, step,
                                                                       chunk_size)
+            t0 = time.perf_counter()
             found, ghost_p, ghost_described = exchange(plan.ghost_ids, points.ids[:n],
                                                        points.positions[:n], proba,
                                                        ~undescribed)
             # a ghost not received (it moved farther than the halo reaches) is left out
             evaluated = (np.concatenate([proba, ghost_p]), mi, novelty,
                          np.concatenate([undescribed, ~(ghost_described & found)]), timings)
+            t_consensus += time.perf_counter() - t0
         proba, mi, novelty, undescribed, timings = evaluated
+        t0 = time.perf_counter()
         mean, _ = consensus_mean(proba, ~undescribed, plan.offsets, plan.members)
+        timings = dict(timings, descriptor=timings["descriptor"] + t_search,
+                       consensus=t_consensus + time.perf_counter() - t0)
         return (mean, proba[:n], mi[:n], None if novelty is None else novelty[:n],
                 undescribed[:n], timings)
 
