@@ -80,7 +80,8 @@ class InsituAnalysis:
         self.units = lmp.extract_global("units") or "metal"
         self.classifier = self._load_model()
         self.halo = consensus_halo(self.classifier, self.comm, lmp, options, self.units)
-        self.neighbors = step_neighbors(lmp).register(self.classifier.descriptor, options.every)
+        self.neighbors = step_neighbors(lmp).register(
+            self.classifier.descriptor, options.every, int(lmp.extract_global("ntimestep")))
         self.classes = list(self.classifier.classes)
         self.thermo_fix = f"insitu_{analysis_id}_thermo"
         self.per_atom: dict[str, bool] = {}

