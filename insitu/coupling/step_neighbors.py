@@ -54,7 +54,7 @@ class StepNeighbors:
     def points(self, lmp, step: int, reader: Reader) -> tuple[Points, NeighborQuery | None]:
         """This rank's points at ``step`` and, when several analyses are due, the neighbour
         query they share (None otherwise: the classifier searches on its own)."""
-        reader.last_step = max(reader.last_step, int(step))
+        reader.last_step = int(step)
         if reader not in self.analyses:  # dropped while it was not called (a minimize)
             self.analyses.append(reader)
         points = extract_points(lmp)

@@ -40,7 +40,7 @@ __all__ = ["Classifier", "ClassificationResult", "labels_from_probabilities",
 # of 1024 needs ~130 MB of activations (~540 MB at 4096) at the same throughput.
 DEFAULT_BATCH_SIZE = 1024
 # Mask values per onnxruntime call under MC dropout (atoms x passes x units): 4 MiB, so
-# the masks and the masked activations stay in cache (crystal-nm: 51-102 atoms per call,
+# the masks and the masked activations stay in cache (crystal-nm: 102 atoms per call,
 # the 20 passes then cost ~2.5x less than with 16 MiB; same results bit for bit).
 MC_MASK_VALUES = 1 << 20
 
