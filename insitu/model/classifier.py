@@ -36,9 +36,12 @@ from .result import ClassificationResult, labels_from_probabilities
 __all__ = ["Classifier", "ClassificationResult", "labels_from_probabilities",
            "DEFAULT_BATCH_SIZE"]
 
-# Atoms per inference batch: it bounds the memory of a rank. For the paper's CNN one batch
-# of 1024 needs ~130 MB of activations (~540 MB at 4096) at the same throughput.
+# Atoms per inference batch: it bounds the memory of a rank.
 DEFAULT_BATCH_SIZE = 1024
+# Feature values per onnxruntime call: image models run 128 atoms at a time (the paper
+# CNN: ~16 MB of activations instead of ~130 MB for 1024, and 10 % faster, its
+# activations staying in cache; same results bit for bit); vector models a whole batch.
+INPUT_VALUES = 1 << 17
 # Mask values per onnxruntime call under MC dropout (atoms x passes x units): 4 MiB, so
 # the masks and the masked activations stay in cache (crystal-nm: 102 atoms per call,
 # the 20 passes then cost ~2.5x less than with 16 MiB; same results bit for bit).
@@ -146,8 +149,9 @@ class Classifier:
         n = len(x)
         out = np.empty((n, len(self.classes)), dtype=np.float32)
         fetch = self._fetch(self.output_name, novelty_out)
-        for s in range(0, n, self.batch_size):
-            chunk = np.ascontiguousarray(x[s:s + self.batch_size], dtype=np.float32)
+        rows = self._rows_per_call()
+        for s in range(0, n, rows):
+            chunk = np.ascontiguousarray(x[s:s + rows], dtype=np.float32)
             res = self.session.run(fetch, {self.input_name: chunk})
             out[s:s + len(chunk)] = res[0]
             if len(res) > 1:
@@ -174,7 +178,7 @@ class Classifier:
             p = self.predict_proba(x, novelty_out)
             return p, np.zeros(n), entropy_bits(p)
         ids = np.asarray(ids, np.int64).reshape(n)
-        rows = max(1, min(self.batch_size, MC_MASK_VALUES // (t * self.mc.n_units)))
+        rows = max(1, min(self._rows_per_call(), MC_MASK_VALUES // (t * self.mc.n_units)))
         passes = self._buffer("passes", (n, t, len(self.classes)))
         buffer = self._buffer("masks", (min(rows, n), t, self.mc.n_units))
         fetch = self._fetch(PASS_OUTPUT, novelty_out)
@@ -186,6 +190,10 @@ class Classifier:
             if len(res) > 1:
                 novelty_out[s:s + len(chunk)] = res[1]
         return pass_statistics(passes)
+
+    def _rows_per_call(self) -> int:
+        """Atoms per onnxruntime call: the batch size, or fewer for large features."""
+        return max(1, min(self.batch_size, INPUT_VALUES // int(np.prod(self.feature_shape))))
 
     def _buffer(self, name: str, shape: tuple) -> np.ndarray:
         """A float32 work array of ``shape`` kept between calls (the in-situ path asks for
