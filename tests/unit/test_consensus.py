@@ -218,6 +218,35 @@ def test_ghost_probabilities_from_an_exchange_or_left_out(consensus_model):
     np.testing.assert_allclose(alone.probabilities, whole.probabilities[mine], atol=1e-6)
 
 
+def test_in_situ_the_descriptor_and_the_consensus_search_once(consensus_model, monkeypatch):
+    """With the halo exchange (in situ) a Steinhardt model and its consensus read one search
+    of the rank's nearest neighbours: no centre is searched twice, and the result is the
+    one of separate searches."""
+    from insitu.locality import CellList
+
+    frame = thermal(lattice("fcc", 3.52, 5), 0.2, seed=4)
+    clf = Classifier.load(consensus_model)
+    points = frame.to_points(clf.required_cutoff)
+    whole = clf.classify(frame)
+
+    def exchange(needed, ids, positions, probabilities, described):
+        rows = [int(i) - 1 for i in needed]  # ids are 1..N in frame order
+        return (np.ones(len(needed), bool), whole.own_probabilities[rows],
+                ~whole.undescribed[rows])
+
+    searched = []
+    original = CellList.query_points
+
+    def recording(self, centers, max_neighbors=None):
+        searched.append(np.asarray(centers).copy())
+        return original(self, centers, max_neighbors)
+
+    monkeypatch.setattr(CellList, "query_points", recording)
+    got = clf.classify(points, exchange=exchange)
+    centres = np.concatenate(searched)
+    centres = centres[centres < points.n_centers]
+    assert len(centres) == len(np.unique(centres)) == points.n_centers
+    np.testing.assert_allclose(got.probabilities, whole.probabilities, atol=1e-6)
 
 
 def test_ghost_requirement_with_and_without_the_halo(consensus_model, boo_model):
