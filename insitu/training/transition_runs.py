@@ -169,6 +169,7 @@ def transition_runs(materials, workdir: Path, roles=("train", "val"), heat_ps: f
     from concurrent.futures import ThreadPoolExecutor
 
     workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)  # the run markers go there before LAMMPS
     plan = plan_runs(materials, workdir, roles, heat_ps, quench_ps, snapshot_ps, seed)
     assert_disjoint_runs([run for run, _ in plan])
 

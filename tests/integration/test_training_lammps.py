@@ -11,6 +11,7 @@ import onnx  # noqa: E402,F401
 
 from insitu.descriptors import NeighborsMap, Steinhardt  # noqa: E402
 from insitu.model import Classifier  # noqa: E402
+from insitu.io.lammps_dump import iter_lammps_dump  # noqa: E402
 from insitu.testing import lattice, thermal  # noqa: E402
 from insitu.training.datagen import generate_crystal_dataset  # noqa: E402
 from insitu.training.train import fit_from_hdf5  # noqa: E402
@@ -45,3 +46,19 @@ def test_end_to_end_tiny_lammps_dataset(tmp_path):
         assert clf.metadata["training"]["n_train"] == rep["n_train"]
         res = clf.classify(thermal(lattice("bcc", 2.86, 4), 0.08), threshold=0.0)
         assert res.fractions()["bcc"] > 0.8, (key, res.fractions(), res.probabilities[:3])
+
+
+def test_transition_runs_make_their_run_folder(tmp_path):
+    """`insitu train data --protocol transition` on a fresh clone: the run folder does not
+    exist yet (it failed with FileNotFoundError on the first run marker). Short Al runs."""
+    from insitu.training.transition_runs import TRANSITION_MATERIALS, transition_runs
+
+    workdir = tmp_path / "data" / "transition_lammps"
+    runs = transition_runs([TRANSITION_MATERIALS["Al"]], workdir, roles=("train",),
+                           heat_ps=0.5, quench_ps=0.5, snapshot_ps=0.1, workers=1)
+    assert [r.kind for r in runs] == ["heat", "quench"]
+    for run in runs:
+        assert (workdir / f"{run.name}.done").exists()
+        assert not (workdir / f"{run.name}.running").exists()
+        frames = list(iter_lammps_dump(run.dump))
+        assert len(frames) >= 5 and len(frames[0].positions) == 500
