@@ -10,8 +10,8 @@ import numpy as np
 import onnx  # noqa: E402,F401
 
 from insitu.descriptors import NeighborsMap, Steinhardt  # noqa: E402
-from insitu.model import Classifier  # noqa: E402
 from insitu.io.lammps_dump import iter_lammps_dump  # noqa: E402
+from insitu.model import Classifier  # noqa: E402
 from insitu.testing import lattice, thermal  # noqa: E402
 from insitu.training.datagen import generate_crystal_dataset  # noqa: E402
 from insitu.training.train import fit_from_hdf5  # noqa: E402
