@@ -58,9 +58,12 @@ def lmp_binary() -> str:
 def mpirun_command(nprocs: int, script: str | Path,
                    variables: Mapping[str, object] | None = None,
                    extra: Sequence[str] = ()) -> list[str]:
-    """``mpirun -np N lmp -in SCRIPT -var k v ...`` (oversubscribing is allowed)."""
+    """``mpirun -np N lmp -in SCRIPT -var k v ...`` (oversubscribing is allowed). Ranks are
+    not bound to cores: OpenMPI binds rank r of every job to core r, so two jobs started
+    side by side (two ramps, a ramp beside a training run) would share the first cores and
+    each run at half speed while the others idle."""
     cmd = [shutil.which("mpirun") or "mpirun", "-np", str(int(nprocs)), "--oversubscribe",
-           lmp_binary(), "-in", str(script)]
+           "--bind-to", "none", lmp_binary(), "-in", str(script)]
     for key, value in (variables or {}).items():
         cmd += ["-var", str(key), str(value)]
     return cmd + list(extra)

@@ -62,3 +62,20 @@ def test_callback_runs_on_every_rank(tmp_path):
     for _step, natoms, seen, ranks in called:
         assert seen == natoms == 864
         assert ranks == 2
+
+
+def test_lammps_jobs_are_not_pinned_to_the_first_cores(tmp_path):
+    """Two `insitu ramp run` jobs side by side each ran at half speed: OpenMPI bound the
+    single rank of both to core 0. mpirun_command leaves the ranks free to use every core
+    this process may use (read from a shell that the LAMMPS rank starts)."""
+    import os
+
+    allowed = sorted(os.sched_getaffinity(0))
+    script = "shell grep Cpus_allowed_list /proc/self/status > affinity.txt\n"
+    run_lammps(script, tmp_path, nprocs=1)
+    line = (tmp_path / "affinity.txt").read_text().split(":")[1].strip()
+    cpus = set()
+    for part in line.split(","):
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    assert set(allowed) <= cpus, f"rank pinned to {line}, this process may use {allowed}"
