@@ -7,6 +7,7 @@ Written by code from the training report, never by hand.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -22,6 +23,19 @@ def _window(w: list | None) -> str:
 
 def _kelvin(t: float | None) -> str:
     return "n/a" if t is None else f"{t:.0f}"
+
+
+def _nprocs_option(runs) -> str:
+    """``--nprocs N `` when every run's ``log.lammps`` names the same N MPI ranks (an MD
+    trajectory depends on the decomposition: the same seed on other ranks is another run);
+    empty when unknown."""
+    found = set()
+    for r in runs:
+        log = Path(r["dir"]) / "log.lammps"
+        m = re.search(r"Loop time of \S+ on (\d+) procs", log.read_text()) \
+            if log.is_file() else None
+        found.add(int(m.group(1)) if m else None)
+    return f"--nprocs {found.pop()} " if len(found) == 1 and None not in found else ""
 
 
 def runs_table(runs: Sequence[dict]) -> list[str]:
@@ -121,7 +135,7 @@ def write_ramp_card(system: RampSystem, out: str | Path, report: dict, runs: Seq
               f"`examples/{system.name}_ramp/validation*.txt`.",
               "", mc_dropout_text(out), "", "## Retrain", "",
               "Runs with snapshots: `insitu ramp run " + system.name + " --dump --seed SEED "
-              "--outdir DIR` for each seed, then:", "",
+              + _nprocs_option(runs) + "--outdir DIR` for each seed, then:", "",
               retrain_block(retrain_command(system, runs, report, atoms_per_snapshot)), "",
               "Training summary, runs and seeds are also in the ONNX metadata "
               "(`insitu.training`).", ""]

@@ -113,15 +113,48 @@ def label_fcc_melt_quench(stages: RampSnapshots, counts: dict, t_melt: float | N
 
 
 def label_glass_quench(stages: RampSnapshots, counts: dict, t_melt: float | None, *,
-                       liquid_above: float, amorphous_below: float) -> tuple[dict, dict]:
-    """Windows of a glass former held liquid and quenched (Cu-Zr): liquid = the hold and
-    the quench above ``liquid_above``; amorphous = the quench below ``amorphous_below``
-    (``t_melt`` is not used)."""
-    liq = stages.hold + [s for s in stages.quench if s.target > liquid_above]
-    amo = [s for s in stages.quench if s.target < amorphous_below]
-    out = {"liquid": evenly(liq, counts["liquid"]),
-           "amorphous": evenly(amo, counts["amorphous"])}
-    return out, dict(liquid_above=liquid_above, amorphous_below=amorphous_below)
+                       solid_msd_rate: float, liquid_msd_rate: float, liquid_margin_k: float,
+                       glass_margin_k: float, liquid_from_hold: int, crystallised_cna: float,
+                       quench_fit_top: float = 0.9) -> tuple[dict, dict]:
+    """Labels of a glass former held liquid and quenched (Cu-Zr) from evidence in the run
+    itself, never from the temperature alone (``t_melt`` is not used):
+
+    liquid    ``liquid_from_hold`` snapshots of the hold and the rest from the supercooled
+              liquid of the quench: hotter than the PE(T) slope change T_g
+              (:func:`slope_change_temperature`) + ``liquid_margin_k`` and diffusive (MSD
+              growth > ``liquid_msd_rate`` A^2/ps);
+    amorphous glass: quench snapshots cooler than T_g - ``glass_margin_k`` and not
+              diffusive (MSD growth < ``solid_msd_rate``);
+    and neither when CNA finds more than ``crystallised_cna`` of the atoms fcc (a glass
+    former may still crystallise).  The glass transition and the snapshots whose evidence
+    contradicts their side of T_g are dropped (``info['dropped']``).  Without an msd / CNA
+    column a criterion is not applied."""
+    hold, quench = stages.hold, stages.quench
+    t_q = np.array([s.target for s in quench], float)
+    e_q = np.array([s.pe_per_atom for s in quench], float)
+    sc = slope_change_temperature(t_q, e_q, t_max=quench_fit_top * float(np.max(t_q)))
+    t_g = float(sc["t_break"])
+    rate_q = msd_rates(quench)
+    diffusive = _flag(rate_q, lambda r: r > liquid_msd_rate)
+    frozen = _flag(rate_q, lambda r: r < solid_msd_rate)
+    not_cryst = _flag([s.cna_fcc for s in quench], lambda c: c <= crystallised_cna)
+    hot, cold = t_q > t_g + liquid_margin_k, t_q < t_g - glass_margin_k
+    liq_q = [s for s, ok in zip(quench, hot & diffusive & not_cryst) if ok]
+    amorphous = [s for s, ok in zip(quench, cold & frozen & not_cryst) if ok]
+    dropped = {
+        "quench: glass transition": int(np.sum(~hot & ~cold)),
+        "quench: crystallised (CNA)": int(np.sum((hot | cold) & ~not_cryst)),
+        "quench: MSD contradicts": int(np.sum(hot & not_cryst & ~diffusive)
+                                       + np.sum(cold & not_cryst & ~frozen))}
+    n_hold = min(liquid_from_hold, len(hold), counts["liquid"])
+    liquid = evenly(hold, n_hold) + evenly(liq_q, counts["liquid"] - n_hold)
+    out = {"liquid": liquid, "amorphous": evenly(amorphous, counts["amorphous"])}
+    info = dict(t_slope_change=t_g, liquid_above=t_g + liquid_margin_k,
+                amorphous_below=t_g - glass_margin_k, dropped=dropped,
+                msd_logged=bool(np.isfinite(rate_q).any()),
+                supercooled_liquid_window=[float(min(s.target for s in liq_q)),
+                                           float(max(s.target for s in liq_q))] if liq_q else None)
+    return out, info
 
 
 @dataclass
@@ -171,6 +204,15 @@ _NI_NOTE = (
     "the snapshots at the jumps are dropped. Training and validation snapshots come from "
     "different runs (velocity seeds).")
 
+_CUZR_NOTE = (
+    "Labels from evidence in each run, not from temperature windows: the paper's windows "
+    "(liquid above 1100 K, amorphous below 450 K, Sec. 3.4.2) are replaced by the run's own "
+    "PE(T) slope change T_g and its mean-squared displacement: the diffusive supercooled "
+    "liquid above T_g + margin is liquid, the non-diffusive glass below T_g - margin is "
+    "amorphous, the glass transition between them is dropped. Training and validation "
+    "snapshots come from different runs (velocity seeds); the input's default seed is "
+    "neither.")
+
 #: The paper's systems, their high-confidence windows (Sec. 3.3.2 and 3.4.2) and snapshot
 #: counts (Ni 10 fcc, 9 liquid, 5 amorphous; Cu-Zr 16 liquid, 17 amorphous).
 RAMP_SYSTEMS: dict[str, RampSystem] = {s.name: s for s in (
@@ -195,7 +237,10 @@ RAMP_SYSTEMS: dict[str, RampSystem] = {s.name: s for s in (
         descriptor=dict(cutoff=6.0, n_grid=32, gamma=2.0, beta=3.0,
                         channel_weights=[{1: 1.0, 2: 1.0}, {1: 1.0, 2: 1.2}]),
         atom_types={1: "Cu", 2: "Zr"}, counts={"liquid": 16, "amorphous": 17},
-        label=label_glass_quench, windows=dict(liquid_above=1100.0, amorphous_below=450.0)),
+        label=label_glass_quench,
+        windows=dict(solid_msd_rate=0.05, liquid_msd_rate=0.15, liquid_margin_k=150.0,
+                     glass_margin_k=150.0, liquid_from_hold=3, crystallised_cna=0.10),
+        labelling_note=_CUZR_NOTE),
 )}
 
 

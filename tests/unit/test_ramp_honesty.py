@@ -1,6 +1,7 @@
 """Honest validation of the ramp models: validation runs never share a velocity seed (a
-trajectory) or a folder with the training runs; the shipped Ni model records its training
-and validation seeds; the demo, the example and the committed validations run other seeds;
+trajectory) or a folder with the training runs; the shipped Ni and Cu-Zr models record
+their training and validation seeds; the demo, the examples and the committed validations
+run other seeds;
 ``insitu validate`` fails a run on a training seed and reports the quench's crystal excess."""
 
 from __future__ import annotations
@@ -19,10 +20,22 @@ from insitu.training.ramp_training import check_disjoint_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 NI_MODEL = ROOT / "models" / "ni-fcc-liquid-amorphous.onnx"
+#: system -> (shipped model, its LAMMPS input, scripts that run it, example folder)
+SYSTEMS = {
+    "ni": (NI_MODEL, "ni_melt_quench.lmp", ("scripts/demo.sh", "examples/ni_ramp/run.sh"),
+           "examples/ni_ramp"),
+    "cuzr": (ROOT / "models" / "cuzr-liquid-amorphous.onnx", "cuzr_quench.lmp",
+             ("examples/cuzr_ramp/run.sh",),
+             "examples/cuzr_ramp"),
+}
+
+
+def _training(system: str = "ni") -> dict:
+    return Classifier.load(SYSTEMS[system][0], mc_passes=1).metadata["training"]
 
 
 def _ni_training() -> dict:
-    return Classifier.load(NI_MODEL, mc_passes=1).metadata["training"]
+    return _training("ni")
 
 
 def test_validation_runs_must_not_repeat_training_runs(tmp_path):
@@ -34,8 +47,9 @@ def test_validation_runs_must_not_repeat_training_runs(tmp_path):
         check_disjoint_runs(train, [dict(dir=str(tmp_path / "a"), seed=None)])
 
 
-def test_shipped_ni_model_records_disjoint_seeds():
-    training = _ni_training()
+@pytest.mark.parametrize("system", sorted(SYSTEMS))
+def test_shipped_ramp_models_record_disjoint_seeds(system):
+    training = _training(system)
     seeds, val = training["training_seeds"], training["validation_seeds"]
     assert len(seeds) >= 2 and None not in seeds        # several runs, each seed known
     assert val and None not in val and not set(val) & set(seeds)
@@ -43,30 +57,34 @@ def test_shipped_ni_model_records_disjoint_seeds():
     assert roles == {("training", s) for s in seeds} | {("validation", s) for s in val}
     # no labelled validation snapshot comes from a training run
     assert {r["seed"] for r in training["snapshots"] if r["role"] == "validation"} == set(val)
-    card = NI_MODEL.with_suffix(".md").read_text()
+    card = SYSTEMS[system][0].with_suffix(".md").read_text()
     assert f"- training runs (velocity seeds): {seeds}" in card
 
 
-def _input_default_seed() -> int:
-    text = (ROOT / "lammps_inputs" / "ni_melt_quench.lmp").read_text()
+def _input_default_seed(system: str = "ni") -> int:
+    text = (ROOT / "lammps_inputs" / SYSTEMS[system][1]).read_text()
     return int(re.search(r"^variable seed\s+index\s+(\d+)", text, re.M).group(1))
 
 
-def test_demo_and_examples_run_seeds_not_used_for_training():
-    used = set(_ni_training()["training_seeds"]) | set(_ni_training()["validation_seeds"])
+@pytest.mark.parametrize("system", sorted(SYSTEMS))
+def test_demo_and_examples_run_seeds_not_used_for_training(system):
+    _, _, scripts, example = SYSTEMS[system]
+    training = _training(system)
+    used = set(training["training_seeds"]) | set(training["validation_seeds"])
     # the demo and the example run the input's default seed unless they pass -var seed
-    for script in ("scripts/demo.sh", "examples/ni_ramp/run.sh"):
+    assert _input_default_seed(system) not in used
+    for script in scripts:
         text = (ROOT / script).read_text()
         passed = [int(s) for s in re.findall(r"-var seed (\d+)", text)]
-        for seed in passed or [_input_default_seed()]:
+        for seed in passed or [_input_default_seed(system)]:
             assert seed not in used, f"{script} runs seed {seed}, a training/validation seed"
     # every committed in-situ validation names its run's seed, none a training seed
-    reports = sorted((ROOT / "examples" / "ni_ramp").glob("validation*.txt"))
+    reports = sorted((ROOT / example).glob("validation*.txt"))
     assert reports
     for path in reports:
         seeds = [int(s) for s in re.findall(r"run velocity seed (\d+)", path.read_text())]
         assert seeds, f"{path.name} does not state the run's velocity seed"
-        assert not set(seeds) & set(_ni_training()["training_seeds"]), path.name
+        assert not set(seeds) & used, path.name
 
 
 def test_validate_fails_a_run_on_a_training_seed(tmp_path):
@@ -97,16 +115,19 @@ def test_validate_reports_the_quench_crystal_excess(tmp_path):
     assert not x["passed"] and not goals_met(bad)
 
 
-def test_ramp_train_run_seeds_are_disjoint_from_the_demo_seed():
-    """`insitu ramp train ni --run` makes its training and validation runs with seeds that
-    are neither each other's nor the input's default (the demo's)."""
+@pytest.mark.parametrize("system", sorted(SYSTEMS))
+def test_ramp_train_run_seeds_are_disjoint_from_the_demo_seed(system):
+    """`insitu ramp train SYSTEM --run` makes its training and validation runs with seeds
+    that are neither each other's nor the input's default (the demo's), and they are the
+    shipped model's."""
     import argparse
 
     from insitu.cli import ramp
 
     parser = argparse.ArgumentParser()
     ramp.add_arguments(parser)
-    args = parser.parse_args(["train", "ni", "--run"])
+    args = parser.parse_args(["train", system, "--run"])
     assert not set(args.seeds) & set(args.val_seeds)
-    assert _input_default_seed() not in set(args.seeds) | set(args.val_seeds)
-    assert set(args.seeds) == set(_ni_training()["training_seeds"])
+    assert _input_default_seed(system) not in set(args.seeds) | set(args.val_seeds)
+    assert set(args.seeds) == set(_training(system)["training_seeds"])
+    assert set(args.val_seeds) == set(_training(system)["validation_seeds"])

@@ -34,7 +34,9 @@ from insitu.training.ramp_training import (  # noqa: E402
 TOY = replace(RAMP_SYSTEMS["cuzr"], name="toy", counts={"liquid": 3, "amorphous": 3},
               descriptor=dict(cutoff=4.0, n_grid=16, gamma=2.0, beta=3.0,
                               channel_weights=None),
-              atom_types={1: "Ni"}, windows=dict(liquid_above=1500.0, amorphous_below=400.0))
+              atom_types={1: "Ni"},
+              windows=dict(RAMP_SYSTEMS["cuzr"].windows, liquid_margin_k=300.0,
+                           glass_margin_k=400.0, liquid_from_hold=1))
 
 
 def _toy_run(root, seed):
@@ -48,7 +50,8 @@ def _toy_run(root, seed):
         frame = thermal(lattice("fcc", 3.52, 3), 0.02 + 0.25 * (t > 1000), seed=100 * seed + k)
         frame.step = step
         write_dump(d / f"toy.{step:09d}.dump", frame)
-        rows.append(f"{2 if k < 4 else 3} {step} {t + 5} {(-4.4 + 1e-4 * t) * len(frame):.4f} "
+        pe = -4.4 + 1e-4 * t + 1e-4 * max(t - 1000.0, 0.0)      # T_g 1000 K
+        rows.append(f"{2 if k < 4 else 3} {step} {t + 5} {pe * len(frame):.4f} "
                     f"{t} {len(frame)}")
     (d / "index.txt").write_text("\n".join(rows) + "\n")
     (d / "run.txt").write_text(f"system toy seed {seed} cells 3\n")
@@ -89,7 +92,10 @@ def test_train_ramp_model_and_offline_log(ramp_dir, val_dir, tmp_path, capsys):
     assert training["retrain"] == "insitu ramp train toy"
     assert training["training_seeds"] == [1] and training["validation_seeds"] == [2]
     assert [r["role"] for r in training["runs"]] == ["training", "validation"]
-    assert training["runs"][0]["windows"] == {"liquid_above": 1500.0, "amorphous_below": 400.0}
+    windows = training["runs"][0]["windows"]
+    assert windows["t_slope_change"] == pytest.approx(1000, abs=60)
+    assert windows["liquid_above"] == pytest.approx(windows["t_slope_change"] + 300)
+    assert windows["amorphous_below"] == pytest.approx(windows["t_slope_change"] - 400)
     # the validation atoms are exactly the validation run's snapshots
     assert {r["seed"] for r in training["snapshots"] if r["role"] == "validation"} == {2}
     card = out.with_suffix(".md").read_text()

@@ -277,21 +277,62 @@ def test_label_snapshots_ni_refuses_a_crystallised_cold_end(tmp_path):
         label_snapshots(snaps, NI)
 
 
-def test_label_snapshots_cuzr_windows(tmp_path):
+def _fake_glass_quench(tmp_path, frozen_between=(0.0, 0.0), cna_at=()):
+    """index.txt + empty dumps of a Cu-Zr-like run (2 ps apart): a hold at 2000 K, then a
+    quench to 50 K with a PE(T) slope change at 800 K, diffusive above it (the MSD grows by
+    1 A^2 per snapshot) and not below (0.001).  ``frozen_between``: quench set-points
+    (lo, hi) above T_g where the MSD does not grow either; ``cna_at``: set-points with a
+    CNA fcc fraction of 0.5."""
     d = tmp_path / "snapshots"
     d.mkdir()
-    rows = ["# header"]
-    step = 0
+    rows = ["# stage step temperature_K potential_energy_eV target_K atoms msd_A2 cna_fcc"]
+    step, m = 0, 0.0
     for t in [2000.0] * 6 + list(np.linspace(2000, 50, 60)):
-        stage = 2 if step < 6000 else 3
-        rows.append(f"{stage} {step} {t} {-4.5 * 2000} {t} 2000")
+        stage = 2 if step < 12000 else 3
+        if step == 12000:
+            m = 0.0
+        e = -4.85 + 1.2e-4 * t + 0.9e-4 * max(t - 800.0, 0.0)
+        frozen = t < 800 or frozen_between[0] <= t <= frozen_between[1]
+        m += 0.001 if frozen and stage == 3 else 1.0
+        cna = 0.5 if any(abs(t - c) < 1 for c in cna_at) else 0.0
+        rows.append(f"{stage} {step} {t:.2f} {e * 2000:.4f} {t:.2f} 2000 {m:.5f} {cna:.4f}")
         (d / f"cuzr.{step:09d}.dump").write_text("")
-        step += 1000
-    (d / "index.txt").write_text("\n".join(rows))
-    lab = label_snapshots(read_snapshot_index(tmp_path), CUZR)
-    assert 0 < len(lab["liquid"]) <= 16 and 0 < len(lab["amorphous"]) <= 17
-    assert all(s.target > 1100 for s in lab["liquid"])
-    assert all(s.target < 450 for s in lab["amorphous"])
+        step += 2000
+    (d / "index.txt").write_text("\n".join(rows) + "\n")
+    return tmp_path
+
+
+def test_label_snapshots_cuzr_from_evidence(tmp_path):
+    """liquid = hold + the supercooled liquid above the run's own slope change (diffusive);
+    amorphous = the glass below it (not diffusive); the glass transition is dropped."""
+    lab = label_snapshots(read_snapshot_index(_fake_glass_quench(tmp_path)), CUZR)
+    info = lab["_info"]
+    assert info["t_slope_change"] == pytest.approx(800, abs=60)
+    assert len(lab["liquid"]) == CUZR.counts["liquid"]
+    assert len(lab["amorphous"]) == CUZR.counts["amorphous"]
+    assert all(s.stage == 3 and s.target < info["amorphous_below"] for s in lab["amorphous"])
+    liq_q = [s.target for s in lab["liquid"] if s.stage == 3]
+    assert sum(s.stage == 2 for s in lab["liquid"]) == CUZR.windows["liquid_from_hold"]
+    assert min(liq_q) > info["liquid_above"] and min(liq_q) < 1300     # supercooled
+    assert info["dropped"]["quench: glass transition"] >= 2
+
+
+def test_cuzr_labels_drop_contradicting_evidence(tmp_path):
+    """A supercooled-liquid snapshot that does not diffuse, or that CNA finds crystalline,
+    is not liquid."""
+    temps = np.linspace(2000, 50, 60)
+    frozen = (float(temps[16]), float(temps[10]))        # 1472-1670 K: no diffusion
+    cryst = float(temps[24])                             # 1207 K: CNA finds fcc
+    lab = label_snapshots(read_snapshot_index(_fake_glass_quench(
+        tmp_path, frozen_between=frozen, cna_at=(cryst,))), CUZR,
+        counts={"liquid": 100, "amorphous": 100})
+    liquid = [s.target for s in lab["liquid"]]
+    assert not any(abs(t - cryst) < 1 for t in liquid)
+    assert any(abs(t - float(temps[25])) < 1 for t in liquid)       # its neighbours stay
+    assert not any(abs(t - float(temps[13])) < 1 for t in liquid)   # mid frozen span
+    info = lab["_info"]
+    assert info["dropped"]["quench: crystallised (CNA)"] == 1
+    assert info["dropped"]["quench: MSD contradicts"] >= 3
 
 
 def test_snapshot_index_missing(tmp_path):
@@ -389,25 +430,30 @@ def test_ramp_system_registry():
 
 
 def test_a_new_system_is_one_entry(tmp_path):
-    """Another glass former reuses the quench labeller with its own windows."""
+    """Another glass former reuses the quench labeller with its own parameters (no msd
+    column here: the energy alone decides)."""
     from dataclasses import replace
 
     d = tmp_path / "snapshots"
     d.mkdir()
     rows = ["# header"]
     for k, t in enumerate([1800.0] * 5 + list(np.linspace(1800, 100, 35))):
-        rows.append(f"{2 if k < 5 else 3} {k * 100} {t} -8000 {t} 2000")
+        e = 2000 * (-4.0 + 1e-4 * t + 1e-4 * max(t - 900.0, 0.0))    # T_g = 900 K
+        rows.append(f"{2 if k < 5 else 3} {k * 100} {t} {e:.4f} {t} 2000")
         (d / f"x.{k * 100:09d}.dump").write_text("")
     (d / "index.txt").write_text("\n".join(rows))
+    windows = dict(CUZR.windows, liquid_margin_k=300.0, glass_margin_k=400.0,
+                   liquid_from_hold=1)
     other = replace(CUZR, name="other", counts={"liquid": 4, "amorphous": 3},
-                    windows=dict(liquid_above=1500.0, amorphous_below=300.0))
+                    windows=windows)
     lab = other.label_snapshots(read_snapshot_index(tmp_path))
     assert len(lab["liquid"]) == 4 and len(lab["amorphous"]) == 3
-    assert all(s.target > 1500 for s in lab["liquid"])
-    assert all(s.target < 300 for s in lab["amorphous"])
-    assert lab["_info"] == {"liquid_above": 1500.0, "amorphous_below": 300.0}
+    info = lab["_info"]
+    assert info["t_slope_change"] == pytest.approx(900, abs=50) and not info["msd_logged"]
+    assert all(s.target > info["liquid_above"] for s in lab["liquid"])
+    assert all(s.target < info["amorphous_below"] for s in lab["amorphous"])
     with pytest.raises(ValueError, match="other: no snapshot in the amorphous window"):
-        replace(other, windows=dict(liquid_above=1500.0, amorphous_below=50.0)
+        replace(other, windows=dict(windows, glass_margin_k=850.0)
                 ).label_snapshots(read_snapshot_index(tmp_path))
 
 
