@@ -28,7 +28,7 @@ export OMP_NUM_THREADS=1 NUMBA_NUM_THREADS=1
 export OMPI_MCA_mpi_yield_when_idle=1
 rm -f "$OUTDIR/log.h5"
 cd "$OUTDIR"
-mpirun -np "$NPROCS" --oversubscribe "$ROOT/.venv/bin/insitu" lmp \
+mpirun -np "$NPROCS" --oversubscribe --bind-to none "$ROOT/.venv/bin/insitu" lmp \
     -in "$ROOT/lammps_inputs/ni_melt_quench.lmp" \
     -var model "$MODEL" -var outdir "$OUTDIR" -log "$OUTDIR/log.lammps" "$@"
 "$ROOT/.venv/bin/insitu" plot "$OUTDIR/log.h5" -o "$OUTDIR/ni_ramp.png" \
