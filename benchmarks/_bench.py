@@ -143,18 +143,21 @@ unfix insitu_{id}_thermo
 
 
 def analysis_cost(model: Path, cells: int, nprocs: int, every: int, calls: int,
-                  variants: dict | None = None, workdir: Path | None = None) -> dict:
+                  variants: dict | None = None, workdir: Path | None = None,
+                  repeats: int = 3) -> dict:
     """The cost of one analysis call as the user pays it, from LAMMPS's own loop times in
     one job: EAM Ni (4 cells^3 atoms at 900 K) runs ``every * calls`` MD steps without the
-    analysis (at LAMMPS's default ghost cutoff, then at the one the model needs), then with
-    the model attached (``fix python/invoke`` every ``every`` steps, HDF5 log on; a first
-    call of ``every`` steps before, JIT and session start excluded) once per entry of
-    ``variants`` (name -> extra ``insitu_attach`` options, e.g. ``mc_passes=1``; default:
-    the model as shipped), each detached (``unfix``) after its run, and once more without.
-    Cost of a call = (loop time with - mean loop time without) / calls; in MD steps:
-    divided by the time of one MD step at the same ghost cutoff. The medians of the
-    internal timer (the log's ``total``, which stops before the HDF5 append) are kept
-    beside it."""
+    analysis (at LAMMPS's default ghost cutoff, then at the one the model needs), then,
+    ``repeats`` times, each entry of ``variants`` (name -> extra ``insitu_attach`` options,
+    e.g. ``mc_passes=1``; default: the model as shipped) attached (``fix python/invoke``
+    every ``every`` steps, HDF5 log on; a first call of ``every`` steps before, JIT and
+    session start excluded), detached (``unfix``) and followed by the same MD steps
+    without the analysis. Cost of a call in one round = (loop time with - mean of the
+    loop times without just before and just after) / calls; the figure is the median over
+    the rounds (the machines are shared: a neighbour's burst shifts one round, not the
+    median), with every round kept. In MD steps: divided by the time of one MD step at
+    the same ghost cutoff (median of the MD-only blocks). The medians of the internal
+    timer (the log's ``total``, which stops before the HDF5 append) are kept beside it."""
     import tempfile
 
     import numpy as np
@@ -168,45 +171,58 @@ def analysis_cost(model: Path, cells: int, nprocs: int, every: int, calls: int,
     comm = float(np.ceil(clf.exchange_cutoff + 2.0 + 0.1))  # in situ: the halo exchange
     steps = every * calls
     text = SYSTEM.format(cells=cells, comm=comm, every=every, steps=steps)
-    ids = []
-    for k, options in enumerate(variants.values()):
-        aid = f"a{k}"
-        # the ghost check reads LAMMPS's log, which names the first run's ghost cutoff
-        # only: the cutoff set before the measured runs is checked here instead
-        extra = " check_ghost=no" + (f" {options}" if options else "")
-        n = 6 + len(options.split())
-        text += ATTACH.format(n=n, id=aid, model=model, every=every, steps=steps, extra=extra,
-                              letters="s" * (n - 1))
-        ids.append(aid)
-    text += f"run {steps}\n"
+    ids = {name: [] for name in variants}
+    for r in range(repeats):
+        for k, (name, options) in enumerate(variants.items()):
+            aid = f"a{k}r{r}"
+            # the ghost check reads LAMMPS's log, which names the first run's ghost cutoff
+            # only: the cutoff set before the measured runs is checked here instead
+            extra = " check_ghost=no" + (f" {options}" if options else "")
+            n = 6 + len(options.split())
+            text += ATTACH.format(n=n, id=aid, model=model, every=every, steps=steps,
+                                  extra=extra, letters="s" * (n - 1))
+            text += f"run {steps}\n"
+            ids[name].append(aid)
     with tempfile.TemporaryDirectory() as tmp:
         wd = Path(workdir or tmp)
         loops, stdout = lammps_loop_times(text, wd, nprocs)
-        logs = {aid: read_log(wd / f"{aid}.h5") for aid in ids}
-    # loops: warm, MD at default ghosts, MD at the model's ghosts, (first call, with) per
-    # analysis, MD again
+        logs = {aid: read_log(wd / f"{aid}.h5") for aid_list in ids.values()
+                for aid in aid_list}
+    # loops: warm, MD at default ghosts, MD at the model's ghosts, then per round and
+    # variant: first call, with the analysis, MD again
     md_default = loops[1] / steps
-    without = 0.5 * (loops[2] + loops[-1])
-    md_step = without / steps
+    md_blocks = [loops[2]] + loops[5::3]
+    md_step = float(np.median(md_blocks)) / steps
     out = {"model": Path(model).name, "descriptor": clf.descriptor.kind,
            "consensus": None if clf.consensus is None else clf.consensus.to_metadata(),
            "atoms": 4 * cells ** 3, "ranks": nprocs, "every": every, "calls": calls,
-           "comm_cutoff_angstrom": comm, "md_step_s": md_step,
+           "repeats": repeats, "comm_cutoff_angstrom": comm, "md_step_s": md_step,
            "md_step_default_ghosts_s": md_default,
-           "md_without_analysis_loop_s": [loops[2], loops[-1]], "runs": {}}
-    for k, (aid, (name, options)) in enumerate(zip(ids, variants.items())):
-        with_loop = loops[4 + 2 * k]
-        per_call = (with_loop - without) / calls
-        log = logs[aid]
+           "md_without_analysis_loop_s": md_blocks, "runs": {}}
+    n_var = len(variants)
+    for k, (name, options) in enumerate(variants.items()):
+        rounds, with_loops = [], []
+        for r in range(repeats):
+            j = r * n_var + k  # this run's block; MD-only blocks before and after it
+            with_loop = loops[4 + 3 * j]
+            without = 0.5 * (md_blocks[j] + md_blocks[j + 1])
+            rounds.append((with_loop - without) / calls)
+            with_loops.append(with_loop)
+        per_call = float(np.median(rounds))
+        total = np.concatenate([logs[aid].timings["total"][1:] for aid in ids[name]])
         passes = [int(w.split("=")[1]) for w in options.split() if w.startswith("mc_passes=")]
         out["runs"][name] = {
             "options": options, "mc_passes": passes[0] if passes else clf.mc_passes,
-            "loop_with_analysis_s": with_loop,
+            "loop_with_analysis_s": with_loops,
             "call_s": per_call, "md_steps_per_call": per_call / md_step,
-            "first_call_loop_s": loops[3 + 2 * k],
-            "internal_timer_call_s": float(np.median(log.timings["total"][1:])),
-            "internal_stages_s": {s: float(np.median(log.timings[s][1:]))
-                                  for s in STAGES if s != "total"},
+            "call_s_per_round": rounds,
+            "md_steps_per_call_range": [min(rounds) / md_step, max(rounds) / md_step],
+            "first_call_loop_s": [loops[3 + 3 * (r * n_var + k)] for r in range(repeats)],
+            "internal_timer_call_s": float(np.median(total)),
+            "internal_stages_s": {
+                s: float(np.median(np.concatenate([logs[aid].timings[s][1:]
+                                                   for aid in ids[name]])))
+                for s in STAGES if s != "total"},
         }
     return out
 

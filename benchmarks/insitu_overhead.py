@@ -1,14 +1,16 @@
 """Cost of one in-situ analysis call, in MD steps of the same run, as the user pays it.
 
     .venv/bin/python benchmarks/insitu_overhead.py [--cells 20] [--nprocs 2] [--every 20]
-        [--calls 10] [--models crystal-nm crystal-boo]
+        [--calls 10] [--repeats 3] [--models crystal-nm crystal-boo]
 
 EAM Ni, 32,000 atoms (20^3 fcc cells) at 900 K, 2 MPI ranks, one LAMMPS job per model
 (:func:`_bench.analysis_cost`): MD alone, then the model attached every 20 steps as
 shipped (its default MC-dropout passes T and its neighbour consensus), then with
 ``mc_passes=1`` (the deterministic network), then with ``consensus=no`` (per-atom labels),
-then MD alone again, all in the same job. The cost of a call is the difference
-of LAMMPS's own loop times (HDF5 log included) per call; in MD steps it is divided by the
+each followed by MD alone again, the whole sequence ``--repeats`` times, all in the same
+job. The cost of a call is the difference of LAMMPS's own loop times (HDF5 log included)
+per call against the MD-only blocks beside it, the median over the rounds (each round
+kept); in MD steps it is divided by the
 time of one MD step of the same run at the same ghost cutoff (the MD step at LAMMPS's
 default ghost cutoff is recorded too: a larger ``comm_modify cutoff`` is part of the
 price). Results go to benchmarks/results.json under "insitu_overhead", with the date,
@@ -33,6 +35,8 @@ def main() -> int:
     ap.add_argument("--nprocs", type=int, default=2)
     ap.add_argument("--every", type=int, default=20, help="analysis interval (MD steps)")
     ap.add_argument("--calls", type=int, default=10, help="analysis calls measured per run")
+    ap.add_argument("--repeats", type=int, default=3,
+                    help="rounds of (analysis, MD alone) per variant; the median is reported")
     ap.add_argument("--models", nargs="*", default=["crystal-nm", "crystal-boo"],
                     help="shipped model names or .onnx paths")
     ap.add_argument("--key", default="insitu_overhead", help="results.json key")
@@ -40,10 +44,12 @@ def main() -> int:
     entry = machine_state() | {"models": {}}
     for name in args.models:
         r = analysis_cost(model_path(name), args.cells, args.nprocs, args.every, args.calls,
-                          variants=VARIANTS)
+                          variants=VARIANTS, repeats=args.repeats)
         entry["models"][r["model"]] = r
         runs = "; ".join(f"{k}: {v['call_s']:.3f} s = {v['md_steps_per_call']:.1f} MD steps "
-                         f"(internal timer {v['internal_timer_call_s']:.3f} s)"
+                         f"(rounds {v['md_steps_per_call_range'][0]:.1f}-"
+                         f"{v['md_steps_per_call_range'][1]:.1f}; internal timer "
+                         f"{v['internal_timer_call_s']:.3f} s)"
                          for k, v in r["runs"].items())
         print(f"{r['model']}: {r['atoms']} atoms on {r['ranks']} ranks, MD step "
               f"{1e3 * r['md_step_s']:.2f} ms at ghost cutoff {r['comm_cutoff_angstrom']} A "

@@ -1,9 +1,11 @@
 """Strong scaling of the in-situ analysis time from 1 to 2 MPI ranks.
 
-    .venv/bin/python benchmarks/insitu_scaling.py [--cells 20] [--ranks 1 2] [--models ...]
+    .venv/bin/python benchmarks/insitu_scaling.py [--cells 20] [--ranks 1 2] [--repeats 3]
+        [--models ...]
 
 The same system and measurement as benchmarks/insitu_overhead.py (:func:`_bench.analysis_cost`,
-cost of a call from LAMMPS's loop times with and without the analysis, default MC passes)
+cost of a call from LAMMPS's loop times with and without the analysis, median of
+``--repeats`` rounds, default MC passes)
 on 1 and on 2 ranks; efficiency = t(1 rank) / (2 t(2 ranks)), also from the internal timer
 (slowest rank) as a cross-check. Needs as many idle cores as ranks to mean anything: on a
 busy machine the loop-time differences are noise. Results under "insitu_scaling" in
@@ -25,6 +27,7 @@ def main() -> int:
     ap.add_argument("--ranks", type=int, nargs=2, default=[1, 2])
     ap.add_argument("--every", type=int, default=20)
     ap.add_argument("--calls", type=int, default=10)
+    ap.add_argument("--repeats", type=int, default=3, help="rounds per measurement (median)")
     ap.add_argument("--models", nargs="*", default=["crystal-nm", "crystal-boo"])
     ap.add_argument("--key", default="insitu_scaling", help="results.json key")
     args = ap.parse_args()
@@ -33,7 +36,8 @@ def main() -> int:
     for name in args.models:
         calls, internal = {}, {}
         for n in (lo, hi):
-            r = analysis_cost(model_path(name), args.cells, n, args.every, args.calls)
+            r = analysis_cost(model_path(name), args.cells, n, args.every, args.calls,
+                              repeats=args.repeats)
             run = next(iter(r["runs"].values()))
             calls[n], internal[n] = run["call_s"], run["internal_timer_call_s"]
         eff = calls[lo] * lo / (calls[hi] * hi)
