@@ -213,7 +213,7 @@ _CUZR_NOTE = (
     "snapshots come from different runs (velocity seeds); the input's default seed is "
     "neither.")
 
-#: The paper's systems, their high-confidence windows (Sec. 3.3.2 and 3.4.2) and snapshot
+#: The paper's systems, their labelling rules (from each run's evidence) and snapshot
 #: counts (Ni 10 fcc, 9 liquid, 5 amorphous; Cu-Zr 16 liquid, 17 amorphous).
 RAMP_SYSTEMS: dict[str, RampSystem] = {s.name: s for s in (
     RampSystem(
