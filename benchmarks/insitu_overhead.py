@@ -55,7 +55,7 @@ def main() -> int:
               f"{1e3 * r['md_step_s']:.2f} ms at ghost cutoff {r['comm_cutoff_angstrom']} A "
               f"({1e3 * r['md_step_default_ghosts_s']:.2f} ms at LAMMPS's default); one call "
               f"{runs}", flush=True)
-    print(f"merged into {merge_results(args.key, finish(entry))} under '{args.key}'")
+    print(f"merged into {merge_results(args.key, finish(entry, args.nprocs))} under '{args.key}'")
     return 0
 
 

@@ -50,7 +50,7 @@ def main() -> int:
               f"{calls[hi]:.3f} s on {hi}: efficiency {100 * eff:.0f} % (internal timer: "
               f"{internal[lo]:.3f} s, {internal[hi]:.3f} s, {100 * eff_internal:.0f} %)",
               flush=True)
-    print(f"merged into {merge_results(args.key, finish(entry))} under '{args.key}'")
+    print(f"merged into {merge_results(args.key, finish(entry, hi))} under '{args.key}'")
     return 0
 
 

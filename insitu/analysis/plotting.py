@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from insitu.analysis.ramp_numerics import HEATING, QUENCH, log_stages, temperature_axis
-from insitu.analysis.validation import validate_log
+from insitu.analysis.validation import energy_reference, validate_log
 from insitu.io.log_table import read_table
 from insitu.io.phase_log import read_log
 
@@ -95,8 +95,10 @@ def make_figure(path: str | Path, title: str | None = None, temperature: str = "
     ncol = len(panels)
     fig, axes = plt.subplots(2, ncol, figsize=(6.2 * ncol, 7.2), sharex="col", squeeze=False,
                              gridspec_kw={"height_ratios": [3, 2]})
-    pe = log.pe_per_atom()
-    pe_units = "eV/atom" if log.n_atoms else "eV"
+    # the energy curve the validation compares with (the interval mean when logged)
+    t_pe, pe, source = energy_reference(log, t_all, temperature)
+    pe_units = "eV/atom" if (log.n_atoms or source == "interval") else "eV"
+    pe_name = "potential energy" + (" (interval mean)" if source == "interval" else "")
     classes = list(log.fractions)
     cna = {k[4:]: v for k, v in log.extra.items() if k.startswith("cna_")}
 
@@ -117,7 +119,7 @@ def make_figure(path: str | Path, title: str | None = None, temperature: str = "
             if np.nanmax(y, initial=0.0) < 0.02:   # e.g. CNA hcp that never shows up
                 continue
             ax_f.plot(t, y, "--", color=_color(c, i), lw=1.4, alpha=0.85, label=f"{c} (CNA)")
-        ax_e.plot(t, pe[mask], "-", color="black", lw=1.3, label="potential energy")
+        ax_e.plot(t_pe[mask], pe[mask], "-", color="black", lw=1.3, label=pe_name)
 
         if val:
             if "t_pe_jump" in val:

@@ -11,7 +11,11 @@ and 7), and the report of it:
   trained and validated on (its metadata): a run on a training seed does not validate.
 
 The temperature axis is the thermostat set-point (``extra/t_target`` in the log) when the
-run logged it, else the measured temperature smoothed over a few rows.  The stage of each row
+run logged it, else the measured temperature smoothed over a few rows.  The energy reference
+is the potential energy per atom averaged over every step of each analysis interval
+(``extra/pe_mean``, with the set-point averaged the same way, ``extra/t_target_mean``) when
+the run logged them (``lammps_inputs/ni_melt_quench.lmp`` does, with a ``fix ave/time``),
+else the energy at the analysis step itself; the report names which.  The stage of each row
 (1 heating, 2 hold, 3 quench) comes from ``extra/stage`` when logged, else it is inferred
 from the temperature history.  ``insitu validate`` (:mod:`insitu.cli.validate`) is the
 command line.
@@ -35,7 +39,8 @@ from insitu.analysis.ramp_numerics import (
 from insitu.io.phase_log import LogData, read_log
 
 __all__ = ["HEATING_GOAL_K", "QUENCH_GOAL_K", "QUENCH_EXCESS_GOAL", "CRYSTAL_CLASSES",
-           "validate_log", "run_provenance", "goals_met", "format_report", "jsonable"]
+           "ENERGY_SOURCES", "energy_reference", "validate_log", "run_provenance", "goals_met",
+           "format_report", "jsonable"]
 
 #: goals from the issue: |T(fraction 50 %) - T(energy)| on heating and on the quench
 HEATING_GOAL_K = 50.0
@@ -58,10 +63,43 @@ def _crystal_class(log: LogData, rows=None):
     return max(crystals, key=lambda c: float(np.mean(log.fractions[c][head])))
 
 
+ENERGY_SOURCES = {
+    "interval": "potential energy per atom averaged over each analysis interval (extra/pe_mean)",
+    "step": "potential energy at each analysis step"}
+"""What :func:`energy_reference` may return, as the report names it."""
+
+
+def energy_reference(log: LogData, t_axis: np.ndarray, temperature: str = "auto",
+                     energy: str = "auto") -> tuple[np.ndarray, np.ndarray, str]:
+    """(T, PE per atom, source) of the energy curve a ramp is validated against, source a
+    key of :data:`ENERGY_SOURCES`.
+
+    ``energy='interval'`` (or ``'auto'`` when the log has ``extra/pe_mean``): the potential
+    energy per atom averaged over every step of each analysis interval, against the
+    thermostat set-point averaged over the same steps (``extra/t_target_mean``; with a
+    measured temperature axis, ``t_axis``).  On a small NPT system the energy at one step
+    scatters by several meV/atom from row to row, which moves a two-slope fit's breakpoint
+    by 100 K and more; the interval mean removes the fast part of that scatter (not the
+    barostat's slower swings).  ``energy='step'``: the energy logged at the analysis step
+    (LAMMPS's ``pe`` there), in eV/atom when the log knows its atom count.
+    """
+    if energy not in ("auto", "interval", "step"):
+        raise ValueError(f"energy must be auto, interval or step, not {energy!r}")
+    if energy == "interval" and "pe_mean" not in log.extra:
+        raise KeyError("the log has no extra/pe_mean (interval-averaged potential energy per "
+                       "atom): log it with a fix ave/time, see lammps_inputs/ni_melt_quench.lmp")
+    if energy == "step" or "pe_mean" not in log.extra:
+        return t_axis, log.pe_per_atom(), "step"
+    t = t_axis
+    if temperature != "measured" and "t_target_mean" in log.extra:
+        t = np.asarray(log.extra["t_target_mean"], float)
+    return t, np.asarray(log.extra["pe_mean"], float), "interval"
+
+
 def validate_log(log: LogData | str | Path, temperature: str = "auto",
                  quench_t_min: float | None = None, quench_t_max: float | None = None,
-                 heating_goal: float = HEATING_GOAL_K, quench_goal: float = QUENCH_GOAL_K
-                 ) -> dict:
+                 heating_goal: float = HEATING_GOAL_K, quench_goal: float = QUENCH_GOAL_K,
+                 energy: str = "auto") -> dict:
     """Compare the learned fractions with the energy on each stage of a ramp log.
 
     heating (if the log has one and the model a crystal class): T where the crystal
@@ -71,19 +109,22 @@ def validate_log(log: LogData | str | Path, temperature: str = "auto",
     fraction crosses 50 % vs the PE(T) slope change (goal: within ``quench_goal`` K), the
     slope fit restricted to [quench_t_min, quench_t_max] (default: up to 90 % of the top
     temperature of the quench, which leaves out the thermostat's lag at the start).
+    The energy curve is :func:`energy_reference`'s (``energy``).
     """
     if not isinstance(log, LogData):
         log = read_log(log)
     t_all, t_label = temperature_axis(log, temperature)
-    pe = log.pe_per_atom()
+    t_pe, pe, source = energy_reference(log, t_all, temperature, energy)
     stages = log_stages(log)
     report = {"temperature_axis": t_label, "classes": log.classes,
-              "pe_units": "eV/atom" if log.n_atoms else "eV", "n_rows": int(len(t_all))}
+              "energy": ENERGY_SOURCES[source],
+              "pe_units": "eV/atom" if (log.n_atoms or source == "interval") else "eV",
+              "n_rows": int(len(t_all))}
     heat = stages == HEATING
     crystal = _crystal_class(log, heat if heat.any() else None)
     if heat.sum() >= 20 and crystal:
         t, e = t_all[heat], pe[heat]
-        jump = pe_jump_temperature(t, e)
+        jump = pe_jump_temperature(t_pe[heat], e)
         t50 = crossing_temperature(t, log.fractions[crystal][heat], 0.5)
         h = {"crystal_class": crystal, "t_fraction_50": t50, "t_pe_jump": jump["t_jump"],
              "delta_pe": jump["delta_pe"], "difference": t50 - jump["t_jump"],
@@ -97,9 +138,9 @@ def validate_log(log: LogData | str | Path, temperature: str = "auto",
 
     quench = stages == QUENCH
     if quench.sum() >= 20 and "amorphous" in log.classes:
-        t, e = t_all[quench], pe[quench]
-        t_max = quench_t_max if quench_t_max is not None else 0.9 * float(np.max(t))
-        sc = slope_change_temperature(t, e, t_min=quench_t_min, t_max=t_max)
+        t, e, te = t_all[quench], pe[quench], t_pe[quench]
+        t_max = quench_t_max if quench_t_max is not None else 0.9 * float(np.max(te))
+        sc = slope_change_temperature(te, e, t_min=quench_t_min, t_max=t_max)
         t50 = crossing_temperature(t, log.fractions["amorphous"][quench], 0.5)
         q = {"t_fraction_50": t50, "t_slope_change": sc["t_break"],
              "slope_liquid": sc["slope_high"], "slope_glass": sc["slope_low"],
@@ -158,6 +199,8 @@ def format_report(report: dict, name: str = "") -> str:
     lines = [f"ramp validation {name}".rstrip(),
              f"  temperature axis: {report['temperature_axis']}, {report['n_rows']} rows, "
              f"classes {report['classes']}"]
+    if "energy" in report:
+        lines.append(f"  energy: {report['energy']}")
     h = report.get("heating")
     if h:
         c = h["crystal_class"]

@@ -28,6 +28,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quench-t-max", type=float, default=None,
                         help="highest temperature of that fit (default 90 %% of the quench's "
                         "top)")
+    parser.add_argument("--energy", default="auto", choices=("auto", "interval", "step"),
+                        help="energy reference: the potential energy averaged over each "
+                        "analysis interval when logged (extra/pe_mean; auto), or the energy at "
+                        "each analysis step")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
 
 
@@ -40,7 +44,8 @@ def run(args: argparse.Namespace) -> int:
     ok = True
     out = {}
     for path in args.logs:
-        rep = validate_log(path, args.temperature, args.quench_t_min, args.quench_t_max)
+        rep = validate_log(path, args.temperature, args.quench_t_min, args.quench_t_max,
+                           energy=args.energy)
         out[path] = rep
         ok = goals_met(rep) and ok
         if not args.json:

@@ -27,6 +27,7 @@ import sys
 import sysconfig
 from pathlib import Path
 
+import numpy as np
 import pytest
 from lammps_helpers import REPO
 
@@ -225,6 +226,18 @@ def test_quick_ramp_in_situ(ramp_log, installed):
     assert list(log.fractions)[:3] == ["fcc", "liquid", "amorphous"]
     assert log.fractions["fcc"][0] > 0.9      # relaxed fcc at 300 K
     assert log.fractions["liquid"].max() > 0.9  # molten at 2500 K
+    # the input's interval means (fix ave/time over every step since the last analysis),
+    # the energy reference of `insitu validate`: the set-point's mean lags the set-point by
+    # half an interval on the heating (2e14 K/s x 249/2 fs = 24.9 K) and equals it in the
+    # hold; the energy's mean is per atom, near the energy at the step but not equal to it.
+    stage, t_set = log.extra["stage"], log.extra["t_target"]
+    heating = np.nonzero(stage == 1)[0][1:]
+    np.testing.assert_allclose(t_set[heating] - log.extra["t_target_mean"][heating], 24.9,
+                               atol=0.5)
+    hold = stage == 2
+    np.testing.assert_allclose(log.extra["t_target_mean"][hold], 2500.0)
+    gap = np.abs(log.extra["pe_mean"][1:] - log.pe_per_atom()[1:])
+    assert gap.max() < 0.1 and np.mean(gap > 1e-6) > 0.9, gap
 
 
 def test_plot_and_validate_the_ramp_log(ramp_log, installed):

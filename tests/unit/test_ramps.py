@@ -121,6 +121,31 @@ def test_validate_synthetic_ni_log_passes(ni_log):
     assert rep["pe_units"] == "eV/atom"
 
 
+def test_validation_uses_the_interval_mean_energy_when_logged(tmp_path):
+    # a small run: the energy at one step scatters by ~10 meV/atom from row to row, its mean
+    # over each 500-step interval by ~1 meV/atom; the mean belongs to the set-point's mean
+    # (half an interval earlier on a ramp)
+    t, pe, frac, stage = synthetic_ramp(t_glass=900.0, t_amo50=950.0)
+    rng = np.random.default_rng(3)
+    shift = np.where(stage == 3, 5.0, np.where(stage == 1, -5.0, 0.0))
+    extra = {"pe_mean": pe + 0.001 * rng.standard_normal(len(t)), "t_target_mean": t + shift}
+    noisy = pe + 0.012 * rng.standard_normal(len(t))
+    path = write_synthetic_log(tmp_path / "mean.h5", t, noisy, frac, stage, extra=extra)
+    rep = validate_log(path)
+    assert "pe_mean" in rep["energy"] and "pe_mean" in format_report(rep)
+    assert rep["quench"]["t_slope_change"] == pytest.approx(900 + 5, abs=40)
+    assert rep["heating"]["t_pe_jump"] == pytest.approx(2000 - 5, abs=15)
+    step = validate_log(path, energy="step")
+    assert "each analysis step" in step["energy"]
+    errors = [abs(validate_log(write_synthetic_log(
+        tmp_path / f"n{s}.h5", t, pe + 0.012 * np.random.default_rng(s).standard_normal(len(t)),
+        frac, stage, extra=extra), energy=e)["quench"]["t_slope_change"] - 900.0)
+        for s in range(4) for e in ("step",)]
+    assert max(errors) > 40  # the step energy alone locates the slope change poorly
+    with pytest.raises(KeyError, match="pe_mean"):
+        validate_log(ni_ramp_log(tmp_path / "plain.h5"), energy="interval")
+
+
 def test_validate_reports_failure_when_fraction_is_off(tmp_path):
     t, pe, frac, stage = synthetic_ramp(t_melt=2000, t_fcc50=1700, t_glass=1000, t_amo50=500)
     path = write_synthetic_log(tmp_path / "bad.h5", t, pe, frac, stage)
