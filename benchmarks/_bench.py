@@ -207,13 +207,14 @@ def analysis_cost(model: Path, cells: int, nprocs: int, every: int, calls: int,
            "md_without_analysis_loop_s": md_blocks, "runs": {}}
     n_var = len(variants)
     for k, (name, options) in enumerate(variants.items()):
-        rounds, with_loops = [], []
+        rounds, with_loops, first_loops = [], [], []
         for r in range(repeats):
             j = r * n_var + k  # this run's block; MD-only blocks before and after it
             with_loop = loops[4 + 3 * j]
             without = 0.5 * (md_blocks[j] + md_blocks[j + 1])
             rounds.append((with_loop - without) / calls)
             with_loops.append(with_loop)
+            first_loops.append(loops[3 + 3 * j])
         per_call = float(np.median(rounds))
         total = np.concatenate([logs[aid].timings["total"][1:] for aid in ids[name]])
         passes = [int(w.split("=")[1]) for w in options.split() if w.startswith("mc_passes=")]
@@ -223,7 +224,7 @@ def analysis_cost(model: Path, cells: int, nprocs: int, every: int, calls: int,
             "call_s": per_call, "md_steps_per_call": per_call / md_step,
             "call_s_per_round": rounds,
             "md_steps_per_call_range": [min(rounds) / md_step, max(rounds) / md_step],
-            "first_call_loop_s": [loops[3 + 3 * (r * n_var + k)] for r in range(repeats)],
+            "first_call_loop_s": first_loops,
             "internal_timer_call_s": float(np.median(total)),
             "internal_stages_s": {
                 s: float(np.median(np.concatenate([logs[aid].timings[s][1:]

@@ -14,7 +14,7 @@ The temperature axis is the thermostat set-point (``extra/t_target`` in the log)
 run logged it, else the measured temperature smoothed over a few rows.  The energy reference
 is the potential energy per atom averaged over every step of each analysis interval
 (``extra/pe_mean``, with the set-point averaged the same way, ``extra/t_target_mean``) when
-the run logged them (``lammps_inputs/ni_melt_quench.lmp`` does, with a ``fix ave/time``),
+the run logged them (the shipped Ni and Cu-Zr inputs do, with a ``fix ave/time``),
 else the energy at the analysis step itself; the report names which.  The stage of each row
 (1 heating, 2 hold, 3 quench) comes from ``extra/stage`` when logged, else it is inferred
 from the temperature history.  ``insitu validate`` (:mod:`insitu.cli.validate`) is the
