@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from insitu.analysis.ramp_numerics import HEATING, QUENCH, log_stages, temperature_axis
-from insitu.analysis.validation import energy_reference, validate_log
+from insitu.analysis.validation import energy_reference, energy_units, validate_log
 from insitu.io.log_table import read_table
 from insitu.io.phase_log import read_log
 
@@ -97,7 +97,7 @@ def make_figure(path: str | Path, title: str | None = None, temperature: str = "
                              gridspec_kw={"height_ratios": [3, 2]})
     # the energy curve the validation compares with (the interval mean when logged)
     t_pe, pe, source = energy_reference(log, t_all, temperature)
-    pe_units = "eV/atom" if (log.n_atoms or source == "interval") else "eV"
+    pe_units = energy_units(log, source)
     pe_name = "potential energy" + (" (interval mean)" if source == "interval" else "")
     classes = list(log.fractions)
     cna = {k[4:]: v for k, v in log.extra.items() if k.startswith("cna_")}

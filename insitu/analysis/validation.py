@@ -39,8 +39,8 @@ from insitu.analysis.ramp_numerics import (
 from insitu.io.phase_log import LogData, read_log
 
 __all__ = ["HEATING_GOAL_K", "QUENCH_GOAL_K", "QUENCH_EXCESS_GOAL", "CRYSTAL_CLASSES",
-           "ENERGY_SOURCES", "energy_reference", "validate_log", "run_provenance", "goals_met",
-           "format_report", "jsonable"]
+           "ENERGY_SOURCES", "energy_reference", "energy_units", "validate_log",
+           "run_provenance", "goals_met", "format_report", "jsonable"]
 
 #: goals from the issue: |T(fraction 50 %) - T(energy)| on heating and on the quench
 HEATING_GOAL_K = 50.0
@@ -96,6 +96,12 @@ def energy_reference(log: LogData, t_axis: np.ndarray, temperature: str = "auto"
     return t, np.asarray(log.extra["pe_mean"], float), "interval"
 
 
+def energy_units(log: LogData, source: str) -> str:
+    """Units of :func:`energy_reference`'s energy: the interval mean is per atom; the step
+    energy is per atom when the log knows its atom count, else the total."""
+    return "eV/atom" if (source == "interval" or log.n_atoms) else "eV"
+
+
 def validate_log(log: LogData | str | Path, temperature: str = "auto",
                  quench_t_min: float | None = None, quench_t_max: float | None = None,
                  heating_goal: float = HEATING_GOAL_K, quench_goal: float = QUENCH_GOAL_K,
@@ -118,7 +124,7 @@ def validate_log(log: LogData | str | Path, temperature: str = "auto",
     stages = log_stages(log)
     report = {"temperature_axis": t_label, "classes": log.classes,
               "energy": ENERGY_SOURCES[source],
-              "pe_units": "eV/atom" if (log.n_atoms or source == "interval") else "eV",
+              "pe_units": energy_units(log, source),
               "n_rows": int(len(t_all))}
     heat = stages == HEATING
     crystal = _crystal_class(log, heat if heat.any() else None)

@@ -34,6 +34,16 @@ labelled liquid with low MI): a slab that disorders at that temperature
 (test_hot_hcp_zr_slab_disorders), not a crystal with boundaries."""
 
 
+def slab_polycrystal(structure: str):
+    """(material, frame, each atom's distance to the nearest boundary or surface) of the
+    test's 4-grain slab of ``structure`` (its element in POLY, seeded by its place there)."""
+    mat = MATERIALS[POLY[structure]]
+    frame, grain, centres, slab = polycrystal(structure, mat.a, 4, 45.0, 32.0,
+                                              seed=list(POLY).index(structure) + 1,
+                                              nn_distance=NN[structure] * mat.a)
+    return mat, frame, boundary_distance(frame.positions, grain, centres, 45.0, slab)
+
+
 @pytest.fixture(scope="module")
 def clf():
     model = Classifier.load(model_path("crystal-nm"))
@@ -46,13 +56,10 @@ def polycrystals(clf, tmp_path_factory):
     """{(structure, 'relaxed' | 'hot'): (distance to the nearest boundary, MI, labels,
     novel)}."""
     out = {}
-    for k, (structure, name) in enumerate(POLY.items()):
-        mat = MATERIALS[name]
-        frame, grain, centres, slab = polycrystal(structure, mat.a, 4, 45.0, 32.0, seed=k + 1,
-                                                  nn_distance=NN[structure] * mat.a)
+    for structure, name in POLY.items():
+        mat, frame, distance = slab_polycrystal(structure)
         # distances from the construction (ids are construction order): relaxation and
         # 2 ps at 0.5 T_m move atoms by far less than the bins
-        distance = boundary_distance(frame.positions, grain, centres, 45.0, slab)
         runs = relax(frame, mat, tmp_path_factory.mktemp(name), temperature=0.5 * mat.t_melt)
         for state, f in runs.items():
             res = clf.classify(f)
@@ -192,11 +199,7 @@ def test_hot_hcp_zr_slab_disorders(clf, tmp_path):
     its 0.5 T_m keeps 87 %) and crystal-nm calls them liquid (measured: 100 %)."""
     from insitu.training.cna_reference import CNA_CODE, CNACalculator, cna_cutoff
 
-    mat = MATERIALS[POLY["hcp"]]
-    k = list(POLY).index("hcp")
-    frame, grain, centres, slab = polycrystal("hcp", mat.a, 4, 45.0, 32.0, seed=k + 1,
-                                              nn_distance=NN["hcp"] * mat.a)
-    distance = boundary_distance(frame.positions, grain, centres, 45.0, slab)
+    mat, frame, distance = slab_polycrystal("hcp")
     hot = relax(frame, mat, tmp_path, temperature=0.5 * mat.t_melt, steps=20000)["hot"]
     inner = distance[hot.ids - 1] > INTERIOR_ANGSTROM
     volume_per_atom = np.sqrt(3) / 4 * mat.a ** 3 * 1.633  # ideal c/a
