@@ -4,8 +4,10 @@
 
 Measures, per model, (a) the model alone: ``Classifier.predict_proba`` on precomputed
 features of a thermal fcc crystal, 1 intra-op thread (one deterministic pass), and
-``predict_mc`` with the model's MC-dropout passes T; (b) descriptor + model:
-``Classifier.classify(frame)`` (at T). Merges the figures into benchmarks/results.json under
+``predict_mc`` with the model's MC-dropout passes T; for a model with a screening network
+(:mod:`insitu.model.screen`) the same with its own network alone (``screen=False``) and the
+fraction of atoms the screen settled; (b) descriptor + model: ``Classifier.classify(frame)``
+(at T). Merges the figures into benchmarks/results.json under
 the key "inference" (other keys are left as they are). The process pins itself to one
 core (``--core``, default 0, as ``taskset -c 0``); date, command, load average and the
 CPU's instruction set are recorded.
@@ -54,6 +56,21 @@ def main(argv=None) -> int:
         model_rate = best_rate(lambda: clf.predict_proba(x), n, 3, 1.0)  # noqa: B023
         ids = np.arange(1, n + 1)
         mc_rate = best_rate(lambda: clf.predict_mc(x, ids, 0), n, 3, 1.0)  # noqa: B023
+        screen = {}
+        if clf.screen is not None:
+            clf.screen_counts[:] = 0
+            clf.predict_mc(x, ids, 0)
+            alone = Classifier.load(path, n_threads=1, batch_size=args.batch_size,
+                                    screen=False)
+            alone.predict_proba(x[:256])
+            screen = {
+                "screen": clf.screen_rule.model,
+                "screened_fraction": round(float(clf.screen_counts[0] / n), 4),
+                "atoms_per_s_no_screen": round(best_rate(
+                    lambda a=alone, x=x: a.predict_proba(x), n, 3, 1.0), 1),
+                "atoms_per_s_mc_no_screen": round(best_rate(
+                    lambda a=alone, x=x, i=ids: a.predict_mc(x, i, 0), n, 3, 1.0), 1),
+            }
         clf.classify(frame)
         e2e_rate = best_rate(lambda: clf.classify(frame), len(frame), 2, 1.0)  # noqa: B023
         desc_rate = best_rate(lambda: clf.descriptor.compute(frame), len(frame), 2, 1.0)  # noqa: B023
@@ -67,10 +84,14 @@ def main(argv=None) -> int:
             "descriptor_atoms_per_s": round(desc_rate, 1),
             "end_to_end_atoms_per_s": round(e2e_rate, 1),
             "sha256": clf.sha256[:16],
-        }
+        } | screen
         print(f"{name}: model {model_rate:,.0f} atoms/s (1 pass), {mc_rate:,.0f} atoms/s "
               f"(T={clf.mc_passes}), descriptor {desc_rate:,.0f} atoms/s, "
-              f"descriptor+model {e2e_rate:,.0f} atoms/s (1 thread, batch {args.batch_size})")
+              f"descriptor+model {e2e_rate:,.0f} atoms/s (1 thread, batch {args.batch_size})"
+              + (f"; screen settled {100 * screen['screened_fraction']:.1f} % of the atoms, "
+                 f"the model's own network alone {screen['atoms_per_s_no_screen']:,.0f} "
+                 f"atoms/s (1 pass), {screen['atoms_per_s_mc_no_screen']:,.0f} (T)"
+                 if screen else ""))
     finish(out)
     if not args.no_write:
         res = merge_results("inference", out, Path(args.results))

@@ -7,14 +7,15 @@ EAM Ni, 32,000 atoms (20^3 fcc cells) at 900 K, 2 MPI ranks, one LAMMPS job per 
 (:func:`_bench.analysis_cost`): MD alone, then the model attached every 20 steps as
 shipped (its default MC-dropout passes T and its neighbour consensus), then with
 ``mc_passes=1`` (the deterministic network), then with ``consensus=no`` (per-atom labels),
-each followed by MD alone again, the whole sequence ``--repeats`` times, all in the same
-job. The cost of a call is the difference of LAMMPS's own loop times (HDF5 log included)
-per call against the MD-only blocks beside it, the median over the rounds (each round
-kept); in MD steps it is divided by the
-time of one MD step of the same run at the same ghost cutoff (the MD step at LAMMPS's
-default ghost cutoff is recorded too: a larger ``comm_modify cutoff`` is part of the
-price). Results go to benchmarks/results.json under "insitu_overhead", with the date,
-command, load average and CPU instruction set.
+and, for a model with a screening network (:mod:`insitu.model.screen`), with ``screen=no``
+(the model's own network on every atom), each followed by MD alone again, the whole
+sequence ``--repeats`` times, all in the same job. The cost of a call is the difference of
+LAMMPS's own loop times (HDF5 log included) per call against the MD-only blocks beside it,
+the median over the rounds (each round kept); in MD steps it is divided by the time of one
+MD step of the same run at the same ghost cutoff (the MD step at LAMMPS's default ghost
+cutoff is recorded too: a larger ``comm_modify cutoff`` is part of the price). Results go
+to benchmarks/results.json under "insitu_overhead", with the date, command, load average
+and CPU instruction set.
 """
 
 from __future__ import annotations
@@ -23,10 +24,13 @@ import argparse
 
 from _bench import analysis_cost, finish, machine_state, merge_results
 
+from insitu.model import Classifier
 from insitu.resources import model_path
 
-# as shipped (T = 20, neighbour consensus), the deterministic network, per-atom labels
+# as shipped (T = 20, neighbour consensus, screen), the deterministic network, per-atom
+# labels; the model's own network on every atom where it has a screen
 VARIANTS = {"default": "", "T=1": "mc_passes=1", "no consensus": "consensus=no"}
+NO_SCREEN = {"no screen": "screen=no"}
 
 
 def main() -> int:
@@ -43,8 +47,11 @@ def main() -> int:
     args = ap.parse_args()
     entry = machine_state() | {"models": {}}
     for name in args.models:
-        r = analysis_cost(model_path(name), args.cells, args.nprocs, args.every, args.calls,
-                          variants=VARIANTS, repeats=args.repeats)
+        path = model_path(name)
+        screened = Classifier.load(path).screen is not None
+        r = analysis_cost(path, args.cells, args.nprocs, args.every, args.calls,
+                          variants=VARIANTS | (NO_SCREEN if screened else {}),
+                          repeats=args.repeats)
         entry["models"][r["model"]] = r
         runs = "; ".join(f"{k}: {v['call_s']:.3f} s = {v['md_steps_per_call']:.1f} MD steps "
                          f"(rounds {v['md_steps_per_call_range'][0]:.1f}-"

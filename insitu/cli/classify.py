@@ -47,6 +47,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "With T > 1 the output dump gets the column mi (mutual "
                         "information, bits) and atoms above the model's MI threshold are "
                         "unknown")
+    parser.add_argument("--no-screen", action="store_true",
+                        help="run the model's own network on every atom, not its screening "
+                        "network first (insitu.model.screen)")
 
 
 def select_frames(frames: Iterable, which: str) -> Iterator:
@@ -95,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
 
     try:
         clf = Classifier.load(resolve_model(args.model), n_threads=args.threads,
-                              batch_size=args.batch_size, mc_passes=args.mc_passes)
+                              batch_size=args.batch_size, mc_passes=args.mc_passes,
+                              screen=not args.no_screen)
     except (FileNotFoundError, ModelError) as exc:
         print(f"insitu classify: {exc}", file=sys.stderr)
         return 2

@@ -13,6 +13,9 @@
   and, with ``--data``, its feature-space novelty (``insitu.training.novelty``);
 * ``consensus`` sets (or removes) a model's neighbour consensus: labels from the
   probabilities averaged over each atom's first shell (``insitu.model.consensus``);
+* ``screen`` puts a light network on the same features in front of a model: its label
+  stands where it is nearly sure, the model's network labels the rest
+  (``insitu.model.screen``; the gate is chosen on validation data);
 * ``transfer`` checks the crystal models on fcc Ni, fcc Cu and hcp Mg beside LAMMPS cna/atom
   (the near-transition cards report the held-out Ni, Ag and Zr in full).
 
@@ -112,6 +115,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     s.add_argument("--cutoff", type=float, default=4.0, help="within r_c A (default 4)")
     s.add_argument("--off", action="store_true", help="remove the rule: per-atom labels")
 
+    r = sub.add_parser("screen", help="put a light network in front of a model: its label "
+                       "stands where it is sure, the model labels the rest")
+    r.add_argument("model", help="the .onnx model (its metadata rewritten in place)")
+    r.add_argument("screen", help="the light .onnx network on the same features (copied "
+                   "beside the model as MODEL.screen.onnx)")
+    r.add_argument("--data", required=True, help="the dataset (validation split) the gate is "
+                   "chosen on")
+    r.add_argument("--max-loss", type=float, default=None,
+                   help="validation accuracy the screen may cost, in points (default 0.1)")
     t = sub.add_parser("transfer", help="the crystal models on Ni, Cu and Mg (short NPT "
                        "runs; only Ni is held out of the shipped models' training)")
     t.add_argument("--models", nargs="*", default=["crystal-nm", "crystal-boo"],
@@ -258,6 +270,19 @@ def _consensus(args: argparse.Namespace) -> int:
     return 0
 
 
+def _screen(args: argparse.Namespace) -> int:
+    from insitu.training.screen import MAX_SCREEN_LOSS, attach_screen
+
+    loss = MAX_SCREEN_LOSS if args.max_loss is None else args.max_loss / 100.0
+    cal = attach_screen(args.model, args.screen, args.data, loss)
+    print(f"{args.model}: screen {Path(args.model).stem}.screen.onnx settles "
+          f"{100 * cal['fraction_screened']:.1f} % of the validation atoms; accuracy "
+          f"{100 * cal['cascade_accuracy']:.2f} % (model alone "
+          f"{100 * cal['model_accuracy']:.2f} %, screen alone "
+          f"{100 * cal['screen_accuracy']:.2f} %)")
+    return 0
+
+
 def _transfer(args: argparse.Namespace) -> int:
     from insitu.resources import model_path
     from insitu.training.transfer import transfer_table
@@ -277,7 +302,8 @@ def run(args: argparse.Namespace) -> int:
     from insitu.descriptors.fingerprint import DescriptorMismatch
 
     commands = {"data": _data, "fit": _fit, "crystal": _crystal, "card": _card, "mc": _mc,
-                "transfer": _transfer, "material": run_material, "consensus": _consensus}
+                "transfer": _transfer, "material": run_material, "consensus": _consensus,
+                "screen": _screen}
     try:
         return commands[args.train_command](args)
     except FileNotFoundError as exc:  # a dataset or LAMMPS input that is not there

@@ -98,7 +98,8 @@ class InsituAnalysis:
             path = resolve_model_path(self.model_path)
             classifier = Classifier.load(path, n_threads=self.options.threads,
                                          batch_size=self.options.batch or DEFAULT_BATCH_SIZE,
-                                         mc_passes=self.options.mc_passes)
+                                         mc_passes=self.options.mc_passes,
+                                         screen=self.options.screen)
             self.model_path = str(path)
         except Exception as exc:  # noqa: BLE001 - reported collectively below
             message = f"cannot load model '{self.model_path}': {exc}"

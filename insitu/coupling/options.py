@@ -22,7 +22,8 @@ class Options:
     an existing log of the same analysis, refuse any other) or ``overwrite``; mc_passes:
     MC-dropout passes T (None: the model's default, 1: dropout off); consensus: a model's
     neighbour consensus on (default) or off (``consensus=no``: per-atom labels, ghosts to
-    the descriptor cutoff only)."""
+    the descriptor cutoff only); screen: a model's screening network on (default) or off
+    (``screen=no``: the model's own network on every atom, :mod:`insitu.model.screen`)."""
 
     every: int
     log: str | None
@@ -35,6 +36,7 @@ class Options:
     log_mode: str = "append"
     mc_passes: int | None = None
     consensus: bool = True
+    screen: bool = True
 
     @classmethod
     def parse(cls, analysis_id: str, words) -> Options:
@@ -45,7 +47,7 @@ class Options:
             k, v = w.split("=", 1)
             kv[k.strip().lower()] = v.strip()
         known = {"every", "log", "batch", "threshold", "threads", "skin", "log_vars",
-                 "check_ghost", "log_mode", "mc_passes", "consensus"}
+                 "check_ghost", "log_mode", "mc_passes", "consensus", "screen"}
         unknown = set(kv) - known
         if unknown:
             raise InsituError(f"insitu_attach: unknown option(s) {sorted(unknown)}; "
@@ -68,6 +70,7 @@ class Options:
                 log_mode=kv.get("log_mode", "append").lower(),
                 mc_passes=int(kv["mc_passes"]) if "mc_passes" in kv else None,
                 consensus=kv.get("consensus", "yes").lower() not in ("no", "false", "0", "off"),
+                screen=kv.get("screen", "yes").lower() not in ("no", "false", "0", "off"),
             )
         except ValueError as exc:
             raise InsituError(f"insitu_attach: bad option value: {exc}") from None

@@ -32,6 +32,7 @@ from .mc_dropout import MASK_INPUT, PASS_OUTPUT, McDropout, entropy_bits, pass_s
 from .novelty import NOVELTY_OUTPUT, novelty_threshold
 from .onnx_format import ModelError, file_sha256, open_session, read_metadata
 from .result import ClassificationResult, labels_from_probabilities
+from .screen import SCREEN_METADATA, ScreenRule, load_screen, screened_predictions
 
 __all__ = ["Classifier", "ClassificationResult", "labels_from_probabilities",
            "DEFAULT_BATCH_SIZE"]
@@ -57,7 +58,10 @@ class Classifier:
     (:class:`McDropout` of a model with a dropout head, else None), ``mc_passes`` (T),
     ``mi_threshold`` (bits, None without MC dropout), ``novelty_threshold`` (None for a
     model without the novelty output), ``consensus`` (the model's neighbour-consensus
-    rule, :class:`.consensus.Consensus`, or None for per-atom labels).
+    rule, :class:`.consensus.Consensus`, or None for per-atom labels), ``screen`` (the
+    light network in front of the model's, a :class:`Classifier`, or None; :mod:`.screen`)
+    and ``screen_rule`` (:class:`.screen.ScreenRule`), ``screen_counts`` (atoms the screen
+    settled, atoms it saw, since load).
     """
 
     def __init__(self, session, metadata: dict, path: Path, sha256: str, batch_size: int,
@@ -103,6 +107,10 @@ class Classifier:
         except (TypeError, ValueError) as exc:
             raise ModelError(f"{path}: bad metadata insitu.consensus ({exc})") from None
         self._buffers: dict[str, np.ndarray] = {}
+        self.screen: Classifier | None = None
+        self.screen_rule: ScreenRule | None = None
+        # atoms the screen settled, atoms it saw: running totals since load (benchmarks)
+        self.screen_counts = np.zeros(2, np.int64)
 
     @staticmethod
     def _mc_dropout(session, metadata: dict, path) -> McDropout | None:
@@ -123,25 +131,39 @@ class Classifier:
 
     @classmethod
     def load(cls, path, n_threads: int = 1, batch_size: int = DEFAULT_BATCH_SIZE,
-             mc_passes: int | None = None) -> Classifier:
+             mc_passes: int | None = None, screen: bool = True) -> Classifier:
         """Load an ``.onnx`` model written by :func:`insitu.training.export.export_onnx`.
 
         ``n_threads`` is onnxruntime's intra-op thread count (1 by default: one per MPI rank).
         ``mc_passes``: stochastic passes T of MC dropout (None: the model's default; 1:
-        dropout off, the deterministic network). Raises FileNotFoundError for a missing
-        file and :class:`ModelError` (a ValueError) for a corrupt or non-insitu file.
+        dropout off, the deterministic network). ``screen``: a model whose metadata names a
+        screening network (:mod:`.screen`) runs it first and its own network only on the
+        atoms the screen is not sure of; False: its own network on every atom. Raises
+        FileNotFoundError for a missing file and :class:`ModelError` (a ValueError) for a
+        corrupt or non-insitu file or a missing or altered screen.
         """
         session = open_session(path, n_threads)
         metadata = read_metadata(session, path)
-        return cls(session, metadata, Path(path), file_sha256(path), batch_size, n_threads,
-                   mc_passes)
+        clf = cls(session, metadata, Path(path), file_sha256(path), batch_size, n_threads,
+                  mc_passes)
+        if screen and SCREEN_METADATA in metadata:
+            clf.screen, clf.screen_rule = load_screen(clf)
+        return clf
 
     # --- inference -------------------------------------------------------------------------
     def predict_proba(self, features: np.ndarray,
                       novelty_out: np.ndarray | None = None) -> np.ndarray:
         """Class probabilities (n, K) float32 of per-atom features (n, *feature_shape),
-        run in batches of ``batch_size``; the novelty (n,) goes to ``novelty_out`` when
-        given (a model with the novelty output)."""
+        one deterministic pass, run in batches of ``batch_size`` (through the screen
+        first, if any); the novelty (n,) goes to ``novelty_out`` when given (a model with
+        the novelty output; NaN for atoms the screen settled)."""
+        if self.screen is not None:
+            return screened_predictions(self, features, None, 0, 1, novelty_out)[0]
+        return self.network_proba(features, novelty_out)
+
+    def network_proba(self, features: np.ndarray,
+                       novelty_out: np.ndarray | None = None) -> np.ndarray:
+        """:meth:`predict_proba` of this model's own network (no screen)."""
         x = np.asarray(features)
         if x.shape[1:] != self.feature_shape:
             raise ValueError(f"features of shape {x.shape[1:]} per atom, the model "
@@ -170,12 +192,20 @@ class Classifier:
         information (n,) and predictive entropy (n,) in bits, Supp. Eq. 5). The trunk runs
         once per atom and the head once per (atom, pass), in one onnxruntime call per
         batch; the masks depend on (model seed, id, step, pass) only. The novelty (n,)
-        goes to ``novelty_out`` when given."""
+        goes to ``novelty_out`` when given. With a screen (:mod:`.screen`) the atoms it
+        is sure of keep its results (novelty NaN) and the others get the model's."""
         t = self.mc_passes if n_passes is None else int(n_passes)
+        if self.screen is not None:
+            return screened_predictions(self, features, ids, step, t, novelty_out)
+        return self.network_mc(features, ids, step, t, novelty_out)
+
+    def network_mc(self, features: np.ndarray, ids, step: int, t: int,
+                    novelty_out: np.ndarray | None) -> tuple:
+        """:meth:`predict_mc` of this model's own network (no screen) with ``t`` passes."""
         x = np.asarray(features)
         n = len(x)
         if self.mc is None or t < 2:
-            p = self.predict_proba(x, novelty_out)
+            p = self.network_proba(x, novelty_out)
             return p, np.zeros(n), entropy_bits(p)
         ids = np.asarray(ids, np.int64).reshape(n)
         rows = max(1, min(self._rows_per_call(), MC_MASK_VALUES // (t * self.mc.n_units)))

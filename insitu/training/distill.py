@@ -102,7 +102,8 @@ def load_teacher_targets(teacher_path, features: np.ndarray, rows: np.ndarray, c
     from insitu.training.nm_crop import features_for
 
     path = Path(teacher_path)
-    teacher = Classifier.load(path, n_threads=1, batch_size=batch_size, mc_passes=1)
+    teacher = Classifier.load(path, n_threads=1, batch_size=batch_size, mc_passes=1,
+                              screen=False)
     if [c.lower() for c in teacher.classes] != [str(c).lower() for c in classes]:
         raise ValueError(f"teacher {path.name} has classes {teacher.classes}, the dataset "
                          f"{list(classes)}: distillation needs the same classes in the same "

@@ -98,7 +98,7 @@ def reexport_with_mc(path: str | Path, out: str | Path | None = None,
 
     from .export import export_onnx
 
-    clf = Classifier.load(path, mc_passes=1)
+    clf = Classifier.load(path, mc_passes=1, screen=False)
     model = torch_model_from_onnx(path)
     proto = onnx.load(str(path))
     # the novelty output is not re-exported: its metadata goes with it (re-calibrate)
@@ -126,8 +126,8 @@ def validation_mi(model, features: np.ndarray, ids: np.ndarray, n_threads: int =
     validation features: ``mean_probabilities``, ``mi`` (bits), ``described`` (finite
     features) and ``novelty`` (None for a model without it) per atom. ``ids`` seed the
     masks (step 0), e.g. the atoms' dataset rows."""
-    clf = model if isinstance(model, Classifier) else Classifier.load(model,
-                                                                      n_threads=n_threads)
+    clf = model if isinstance(model, Classifier) else Classifier.load(
+        model, n_threads=n_threads, screen=False)
     x = np.asarray(features, np.float32)
     described = described_mask(x)
     x = np.where(described.reshape((-1,) + (1,) * (x.ndim - 1)), x, 0).astype(np.float32)
@@ -170,7 +170,7 @@ def calibrate_mi_threshold(model_path: str | Path, features: np.ndarray, ids: np
     mi = run["mi"][run["described"]]
     threshold = float(np.percentile(mi, percentile))
     rule = f"the {percentile:g}th percentile of the validation MI"
-    clf = Classifier.load(model_path, mc_passes=1)
+    clf = Classifier.load(model_path, mc_passes=1, screen=False)
     calibration = {"percentile": percentile, "percentile_threshold": threshold}
     if labels is not None:
         x = np.where(run["described"].reshape((-1,) + (1,) * (np.ndim(features) - 1)),
@@ -205,7 +205,7 @@ def calibrate_on_dataset(model_path: str | Path, data: str | Path,
 
     from .nm_crop import features_for
 
-    clf = Classifier.load(model_path, mc_passes=1)
+    clf = Classifier.load(model_path, mc_passes=1, screen=False)
     key = "nm" if clf.descriptor.kind == "neighbors_map" else "boo"
     with h5py.File(data, "r") as h5:
         val = np.nonzero(h5["split"][...] == 1)[0]

@@ -91,7 +91,7 @@ def mc_dropout_text(model: str | Path) -> str:
 
     if not Path(model).is_file():  # a card written before its model (tests)
         return ""
-    clf = Classifier.load(model, mc_passes=1)
+    clf = Classifier.load(model, mc_passes=1, screen=False)
     if clf.mc is None:
         return "No MC dropout (the graph has no dropout-mask input): one deterministic pass."
     cal = clf.metadata.get("mc_calibration") or {}
@@ -108,6 +108,15 @@ def mc_dropout_text(model: str | Path) -> str:
             f"is {how}. `mc_passes=1` (attach option, `Classifier.load(..., mc_passes=1)`, "
             f"`insitu classify --mc-passes 1`) gives the deterministic network."
             + novelty_text(clf.metadata.get("novelty")))
+
+
+def screen_paragraph(model: str | Path) -> str:
+    """The model's screening network (:mod:`insitu.model.screen`) as a paragraph after a
+    blank line, or '' without one."""
+    from .screen import screen_text
+
+    text = screen_text(model) if Path(model).is_file() else ""
+    return f"\n\n{text}" if text else ""
 
 
 def novelty_text(novelty: dict | None) -> str:
@@ -159,7 +168,7 @@ Model: {ARCH_TEXT[report['arch']]}
 Trainable parameters: {report['n_parameters']}{PARAM_NOTE.get(report['arch'], '')}.
 Confidence threshold {report.get('threshold', 0.5)} (below it the runtime says `unknown`).
 
-{mc_dropout_text(out)}
+{mc_dropout_text(out)}{screen_paragraph(out)}
 
 Use: `Classifier.load("{out.as_posix()}").classify(frame)`, `insitu classify DUMP --model
 {out.as_posix()}`, or in situ with `fix python/invoke` (see README).

@@ -206,7 +206,7 @@ def calibrate_novelty(model_path: str | Path, train_features: np.ndarray,
 
     from .export import update_metadata
 
-    clf = Classifier.load(model_path, mc_passes=1)
+    clf = Classifier.load(model_path, mc_passes=1, screen=False)
     classes = clf.classes
     source = source or default_source(clf.descriptor.kind)
     if source not in ("trunk", "input"):
@@ -248,7 +248,7 @@ def calibrate_novelty_on_dataset(model_path: str | Path, data: str | Path,
 
     from .nm_crop import features_for
 
-    clf = Classifier.load(model_path, mc_passes=1)
+    clf = Classifier.load(model_path, mc_passes=1, screen=False)
     key = "nm" if clf.descriptor.kind == "neighbors_map" else "boo"
     with h5py.File(data, "r") as h5:
         split = h5["split"][...]

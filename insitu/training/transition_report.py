@@ -24,6 +24,7 @@ from insitu.training.model_card import (
     mc_dropout_text,
     pct,
     retrain_block,
+    screen_paragraph,
     write_card,
 )
 from insitu.training.nets import BOO_ARCHITECTURES
@@ -269,7 +270,7 @@ Model: {ARCH_TEXT.get(tr['arch'], tr['arch'])}
 Trainable parameters: {tr.get('n_parameters')}{crop_note(tr) or PARAM_NOTE.get(tr['arch'], '')}.
 Confidence threshold {tr.get('threshold', 0.5)} (below it the runtime says `unknown`).
 
-{mc_dropout_text(out)}
+{mc_dropout_text(out)}{screen_paragraph(out)}
 
 Use: `Classifier.load("{out.as_posix()}").classify(frame)`, `insitu classify DUMP --model
 {out.as_posix()}`, or in situ with `fix python/invoke` (see README).

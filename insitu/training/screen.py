@@ -1,0 +1,142 @@
+"""Put a light screening network in front of a trained model (:mod:`insitu.model.screen`)
+and choose, on validation data, the mean probability from which the screen's label stands.
+
+The rule: run the model alone and the screen on the validation atoms (MC dropout at the
+model's default T, masks seeded by the dataset row, as :mod:`.mc_calibration` does); rank
+the atoms by the screen's mean probability (those its novelty flags never qualify); take
+the lowest probability, not below ``MIN_PROBABILITY``, at which the cascade's accuracy
+stays within ``max_loss`` of the model's alone. Every validation atom counts once (no
+consensus: the stored features are single environments). Held-out elements are not used
+for the choice; the near-transition card reports them with the screen on.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from insitu.descriptors import described_mask
+from insitu.model import Classifier
+from insitu.model.onnx_format import file_sha256
+from insitu.model.screen import SCREEN_METADATA, ScreenRule
+
+__all__ = ["MAX_SCREEN_LOSS", "MIN_PROBABILITY", "choose_min_probability", "attach_screen"]
+
+MAX_SCREEN_LOSS = 0.001
+"""Validation accuracy the screen may cost against the model alone: 0.1 points."""
+MIN_PROBABILITY = 0.99
+"""Lowest gate: the screen's label stands only where it is nearly certain (its predictive
+entropy, and so its MI, then below 0.1 bit)."""
+CALIBRATION_METADATA = "screen_calibration"
+
+
+def choose_min_probability(screen_p: np.ndarray, screen_right: np.ndarray,
+                           model_right: np.ndarray, eligible: np.ndarray,
+                           max_loss: float = MAX_SCREEN_LOSS,
+                           floor: float = MIN_PROBABILITY) -> tuple[float, float, float]:
+    """(gate, cascade accuracy, fraction screened): the lowest screen probability ``gate``
+    >= ``floor`` such that labelling the ``eligible`` atoms with ``screen_p >= gate`` by the
+    screen (right or not: ``screen_right``) and the rest by the model (``model_right``)
+    keeps the accuracy at least ``mean(model_right) - max_loss``. Atoms of equal
+    probability switch together."""
+    p = np.where(eligible, screen_p, -np.inf)
+    order = np.argsort(-p, kind="stable")
+    p_sorted = p[order]
+    n = len(p)
+    base = float(np.mean(model_right))
+    gain = np.cumsum(screen_right[order].astype(np.int64) - model_right[order].astype(np.int64))
+    # candidate k: screen the first k + 1 atoms; only where the next atom's probability
+    # differs (a tie cannot be split by a >= gate) and the gate is above the floor
+    last = np.r_[p_sorted[1:] != p_sorted[:-1], True] & (p_sorted >= floor)
+    ok = last & (base + gain / n >= base - max_loss - 1e-12)
+    if not ok.any():
+        return 1.0 + 1e-9, base, 0.0  # nothing qualifies: a gate no probability reaches
+    k = int(np.flatnonzero(ok)[-1])
+    return float(p_sorted[k]), float(base + gain[k] / n), (k + 1) / n
+
+
+def attach_screen(model_path: str | Path, screen_path: str | Path, data: str | Path,
+                  max_loss: float = MAX_SCREEN_LOSS) -> dict:
+    """Calibrate ``screen_path`` in front of ``model_path`` on the validation split of the
+    crystal dataset ``data``; copy the screen beside the model as ``<model>.screen.onnx``
+    and write the rule (``insitu.screen``) and the calibration (``insitu.screen_calibration``)
+    into the model's metadata. Returns the calibration."""
+    import h5py
+
+    from .export import update_metadata
+    from .nm_crop import features_for
+
+    model_path, screen_path = Path(model_path), Path(screen_path)
+    model = Classifier.load(model_path, screen=False)
+    screen = Classifier.load(screen_path, screen=False)
+    if screen.classes != model.classes or \
+            screen.metadata["descriptor"] != model.metadata["descriptor"]:
+        raise ValueError(f"{screen_path}: classes {screen.classes} / descriptor differ from "
+                         f"those of {model_path}; a screen must read the model's features")
+    key = "nm" if model.descriptor.kind == "neighbors_map" else "boo"
+    with h5py.File(data, "r") as h5:
+        val = np.nonzero(h5["split"][...] == 1)[0]
+        x = h5[key][...][val]
+        labels = h5["label"][...][val]
+        stored = json.loads(h5[key].attrs["descriptor"])
+        classes = json.loads(h5.attrs["classes"]) if "classes" in h5.attrs else None
+    if classes is not None and list(classes) != model.classes:
+        raise ValueError(f"{data}: classes {classes} are not the model's {model.classes}")
+    x = features_for(x, stored, model.descriptor, f"dataset {data} ['{key}']")
+    described = described_mask(x)
+    x = np.where(described.reshape((-1,) + (1,) * (x.ndim - 1)), x, 0).astype(np.float32)
+    ids = val + 1
+    model_p = model.predict_mc(x, ids, 0)[0]
+    novelty = None if screen.novelty_threshold is None else np.empty(len(x), np.float32)
+    screen_p = screen.predict_mc(x, ids, 0, n_passes=model.mc_passes if screen.mc else 1,
+                                 novelty_out=novelty)[0]
+    eligible = described.copy()
+    if novelty is not None:
+        eligible &= novelty <= screen.novelty_threshold
+    model_right = (model_p.argmax(1) == labels) & described
+    screen_right = (screen_p.argmax(1) == labels) & described
+    gate, accuracy, fraction = choose_min_probability(screen_p.max(1), screen_right,
+                                                      model_right, eligible, max_loss)
+    target = model_path.with_name(model_path.stem + ".screen.onnx")
+    if screen_path.resolve() != target.resolve():
+        shutil.copyfile(screen_path, target)
+    rule = ScreenRule(target.name, file_sha256(target), gate)
+    calibration = {"dataset": f"{data} (validation split)", "atoms": int(len(x)),
+                   "passes": int(model.mc_passes), "max_loss": max_loss,
+                   "floor": MIN_PROBABILITY, "model_accuracy": float(np.mean(model_right)),
+                   "screen_accuracy": float(np.mean(screen_right)),
+                   "cascade_accuracy": accuracy, "fraction_screened": fraction,
+                   "screen_architecture": (screen.metadata.get("training") or {}).get("arch"),
+                   "screen_novelty": screen.novelty_threshold is not None}
+    update_metadata(model_path, {SCREEN_METADATA: rule.to_metadata(),
+                                 CALIBRATION_METADATA: calibration})
+    return calibration
+
+
+def screen_text(model: str | Path) -> str:
+    """One paragraph on a model's screen for its card ('' without one)."""
+    clf = Classifier.load(model, mc_passes=1, screen=False)
+    meta = clf.metadata.get(SCREEN_METADATA)
+    if not meta:
+        return ""
+    rule = ScreenRule.from_metadata(meta)
+    cal = clf.metadata.get(CALIBRATION_METADATA) or {}
+    arch = cal.get("screen_architecture") or "a light network"
+    how = (f" Chosen on {cal['atoms']} validation atoms ({cal['dataset']}, T = "
+           f"{cal['passes']}): the lowest mean probability >= {cal['floor']} at which the "
+           f"cascade loses at most {100 * cal['max_loss']:g} points against this network "
+           f"alone ({100 * cal['model_accuracy']:.2f} % alone, screen alone "
+           f"{100 * cal['screen_accuracy']:.2f} %, cascade {100 * cal['cascade_accuracy']:.2f} "
+           f"%, {100 * cal['fraction_screened']:.1f} % of the validation atoms settled by the "
+           f"screen)." if cal else "")
+    return (f"Screen (`insitu.model.screen`): `{rule.model}` ({arch}, same features) labels "
+            f"every atom first; its label stands where its mean probability is at least "
+            f"{rule.min_probability:.6g}"
+            + (" and its feature-space novelty is below its own threshold"
+               if cal.get("screen_novelty") else "")
+            + "; every other atom is labelled by this network as without the screen." + how
+            + " `screen=no` (attach option), `Classifier.load(..., screen=False)` or "
+              "`insitu classify --no-screen` run this network on every atom.")
