@@ -15,9 +15,13 @@ validation split (argmax, one pass and T passes). Near-transition accuracy on ``
 near-transition set of ``insitu train transition``; ``--near-atoms`` of its atoms, seeded).
 ``--int8`` adds, per network, a static int8 quantisation (QDQ, per-channel weights)
 calibrated on training maps, with its accuracy and its agreement with fp32, atom by atom.
+With ``--shipped`` and a shipped model that has a screening network
+(:mod:`insitu.model.screen`), two rows: the paper CNN alone (``screen=False``) and the
+shipped pair, whose parameters are the two networks' and whose MFLOP per atom is the
+screen's plus the paper CNN's times the fraction of the speed maps the screen passes on.
 
-Writes benchmarks/nm_pareto.md (the table) and results.json under "nm_pareto"; without
-candidates it says so and writes nothing.
+Writes ``--table`` (default benchmarks/nm_pareto.md) and results.json under ``--key``
+(default "nm_pareto"); without candidates it says so and writes nothing.
 """
 
 from __future__ import annotations
@@ -43,12 +47,17 @@ def arch_of(clf: Classifier) -> str:
     return "paper" if arch == "cnn" else arch
 
 
-def flops_and_params(clf: Classifier) -> tuple[float, int]:
-    """(MFLOP per atom of one pass, trainable parameters) of the model's architecture."""
+def flops_and_params(clf: Classifier, passed_on: float = 1.0) -> tuple[float, int]:
+    """(MFLOP per atom of one pass, trainable parameters) of the model's architecture; with
+    a screen, the screen's plus the model's for the fraction ``passed_on`` of the atoms."""
     from insitu.training.nets import build_model, count_parameters, multiply_adds
 
     net = build_model(arch_of(clf), clf.feature_shape, len(clf.classes))
-    return 2e-6 * multiply_adds(net, clf.feature_shape), count_parameters(net)
+    mflop, params = 2e-6 * multiply_adds(net, clf.feature_shape), count_parameters(net)
+    if clf.screen is not None:
+        screen_mflop, screen_params = flops_and_params(clf.screen)
+        return screen_mflop + passed_on * mflop, params + screen_params
+    return mflop, params
 
 
 def load_split(path: Path, split: int | None, clf: Classifier, limit: int | None = None):
@@ -133,7 +142,9 @@ def main() -> int:
     ap.add_argument("--near-atoms", type=int, default=20000,
                     help="its atoms used (default %(default)s, seeded subset)")
     ap.add_argument("--shipped", action="store_true",
-                    help="also measure the shipped crystal-nm")
+                    help="also measure the shipped crystal-nm (alone and with its screen)")
+    ap.add_argument("--table", default=str(TABLE), help="markdown output (default %(default)s)")
+    ap.add_argument("--key", default="nm_pareto", help="results.json key (default %(default)s)")
     args = ap.parse_args()
     cand_dir, data = Path(args.cand_dir), Path(args.data)
     if args.train:
@@ -154,16 +165,30 @@ def main() -> int:
     entry["near_transition_data"] = str(near[0]) if near else None
     entry["near_transition_atoms"] = args.near_atoms
     rows = []
-    for path in [shipped, *cands] if args.shipped else cands:
-        clf = Classifier.load(path, n_threads=1)
+    runs = [(c, False) for c in cands]
+    if args.shipped:
+        with_screen = Classifier.load(shipped).screen is not None
+        runs = [(shipped, False)] + ([(shipped, True)] if with_screen else []) + runs
+    for path, screen in runs:
+        clf = Classifier.load(path, n_threads=1, screen=screen)
         feats = np.concatenate([f for _, _, f in clf.descriptor.iter_compute(frame)])[:4096]
         x = np.ascontiguousarray(feats, dtype=np.float32)
         ids = np.arange(1, len(x) + 1)
         clf.predict_proba(x[:64])
-        mflop, params = flops_and_params(clf)
+        arch = arch_of(clf)
+        if path == shipped and not screen and args.shipped and with_screen:
+            arch += " alone (`screen=no`)"
+        passed_on = 1.0
+        if clf.screen is not None:  # the fraction of the speed maps the screen passes on
+            clf.screen_counts[:] = 0
+            clf.predict_mc(x, ids, 0)
+            passed_on = 1.0 - clf.screen_counts[0] / len(x)
+            arch += (f" + {arch_of(clf.screen)} screen ({100 * passed_on:.1f} % of the "
+                     f"speed maps passed on)")
+        mflop, params = flops_and_params(clf, passed_on)
         xv, yv = load_split(data, 1, clf, args.val_atoms)
         t = clf.mc_passes
-        row = {"model": str(path), "arch": arch_of(clf), "n_grid": clf.feature_shape[-1],
+        row = {"model": str(path), "arch": arch, "n_grid": clf.feature_shape[-1],
                "parameters": params,
                "mflop_per_atom": mflop, "mc_passes": t,
                "atoms_per_s_1pass": best_rate(lambda c=clf, x=x: c.predict_proba(x), len(x)),
@@ -198,9 +223,9 @@ def main() -> int:
             print(rows[-1], flush=True)
     entry["rows"] = rows
     finish(entry)
-    merge_results("nm_pareto", entry)
-    TABLE.write_text(markdown(entry))
-    print(f"wrote {TABLE} and results.json 'nm_pareto'")
+    merge_results(args.key, entry)
+    Path(args.table).write_text(markdown(entry))
+    print(f"wrote {args.table} and results.json '{args.key}'")
     return 0
 
 
