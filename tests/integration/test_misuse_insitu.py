@@ -226,6 +226,21 @@ def test_missing_model_is_one_short_error(tmp_path):
     assert "Traceback" not in output(proc)
 
 
+def test_a_model_without_its_screening_network_is_one_short_error(tmp_path):
+    """crystal-nm copied without crystal-nm.screen.onnx: refused at attach on every rank with
+    the fix; ``screen=no`` runs the paper CNN alone, sure of the cold fcc crystal."""
+    import shutil
+
+    shutil.copyfile(NM, tmp_path / "crystal-nm.onnx")
+    proc = run_lammps(script(fcc(), "crystal-nm.onnx"), tmp_path, 2, check=False)
+    assert_refused(proc, "screening network", "crystal-nm.screen.onnx is missing",
+                   "screen=no")
+    proc = run_lammps(script(fcc(), "crystal-nm.onnx", options=("every=5", "screen=no")),
+                      tmp_path, 2)
+    rows = thermo(proc)
+    assert len(rows) == 3 and np.all(rows[1:, 3] == 0) and np.all(rows[1:, 4] > 0.9)
+
+
 # -- case 7: an existing log is continued when compatible, never silently overwritten ----
 def log_rows(path) -> np.ndarray:
     from insitu.io.phase_log import read_log
