@@ -172,3 +172,32 @@ def test_attach_screen_calibrates_on_the_validation_split(pair, tmp_path):
     assert acc == pytest.approx(cal["cascade_accuracy"], abs=1e-9)
     assert acc >= cal["model_accuracy"] - 0.01 - 1e-9
     assert cal["atoms"] == len(val)
+
+
+def test_shipped_crystal_nm_screen_and_cli(tmp_path):
+    """The shipped pair: its screen settles a cool fcc crystal, the paper CNN alone agrees;
+    ``insitu classify --no-screen`` and a missing screen file are handled by the CLI."""
+    from insitu.cli import main
+    from insitu.io.lammps_dump import read_lammps_dump
+    from insitu.resources import model_path
+    from insitu.testing import lattice, thermal, write_dump
+
+    frame = thermal(lattice("fcc", 3.52, 4), 0.06, seed=3)
+    shipped = Classifier.load(model_path("crystal-nm"))
+    assert shipped.screen is not None and shipped.screen_rule.min_probability >= 0.99
+    res = shipped.classify(frame)
+    assert shipped.screen_counts[0] > 0.9 * len(frame)
+    alone = Classifier.load(model_path("crystal-nm"), screen=False).classify(frame)
+    np.testing.assert_array_equal(res.labels, alone.labels)
+    assert np.all(res.labels == "fcc")
+    dump = write_dump(tmp_path / "in.dump", [frame])
+    for extra in ([], ["--no-screen"]):
+        out = tmp_path / f"out{len(extra)}.dump"
+        assert main(["classify", str(dump), "--model", "crystal-nm", "-o", str(out),
+                     "--mc-passes", "1", *extra]) == 0
+        assert np.all(read_lammps_dump(out).info["columns"]["label"] == 0)
+    lonely = tmp_path / "crystal-nm.onnx"
+    shutil.copyfile(model_path("crystal-nm"), lonely)
+    assert main(["classify", str(dump), "--model", str(lonely)]) == 2
+    assert main(["classify", str(dump), "--model", str(lonely), "--no-screen",
+                 "--mc-passes", "1"]) == 0
