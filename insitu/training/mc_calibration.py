@@ -21,7 +21,7 @@ from insitu.model import Classifier
 
 __all__ = ["DEFAULT_MC_PASSES", "MI_PERCENTILE", "MAX_ACCURACY_LOSS", "torch_model_from_onnx",
            "reexport_with_mc", "validation_mi", "accuracy_threshold", "calibrate_mi_threshold",
-           "calibrate_on_dataset", "calibrate_on_ramp"]
+           "calibrate_on_dataset", "calibrate_on_ramp", "validation_split"]
 
 DEFAULT_MC_PASSES = 20
 """Default passes T of the shipped models: the MI of the validation atoms is stable to a
@@ -199,22 +199,34 @@ def calibrate_on_dataset(model_path: str | Path, data: str | Path,
     """:func:`calibrate_mi_threshold` on the validation atoms (``split`` 1) of a crystal
     dataset of ``insitu train data``, the masks seeded by the dataset row (Neighbors Maps
     stored at a larger n_G cropped to the model's: :func:`insitu.training.nm_crop.features_for`)."""
+    clf = Classifier.load(model_path, mc_passes=1, screen=False)
+    val, features, labels = validation_split(data, clf)
+    return calibrate_mi_threshold(model_path, features, val + 1, percentile,
+                                  dataset=f"{data} (validation split)", labels=labels)
+
+
+def validation_split(data: str | Path, clf: Classifier) -> tuple:
+    """(rows, features, labels) of the validation atoms (``split`` 1) of a crystal dataset
+    of ``insitu train data``, the features as ``clf``'s descriptor computes them (Neighbors
+    Maps stored at a larger n_G cropped: :func:`insitu.training.nm_crop.features_for`);
+    ValueError when the dataset's classes are not the model's."""
     import json
 
     import h5py
 
     from .nm_crop import features_for
 
-    clf = Classifier.load(model_path, mc_passes=1, screen=False)
     key = "nm" if clf.descriptor.kind == "neighbors_map" else "boo"
     with h5py.File(data, "r") as h5:
         val = np.nonzero(h5["split"][...] == 1)[0]
         features = h5[key][...][val]
         labels = h5["label"][...][val]
         stored = json.loads(h5[key].attrs["descriptor"])
-    features = features_for(features, stored, clf.descriptor, f"dataset {data} ['{key}']")
-    return calibrate_mi_threshold(model_path, features, val + 1, percentile,
-                                  dataset=f"{data} (validation split)", labels=labels)
+        classes = json.loads(h5.attrs["classes"]) if "classes" in h5.attrs else None
+    if classes is not None and list(classes) != clf.classes:
+        raise ValueError(f"{data}: classes {classes} are not the model's {clf.classes}")
+    return val, features_for(features, stored, clf.descriptor,
+                             f"dataset {data} ['{key}']"), labels
 
 
 def calibrate_on_ramp(model_path: str | Path, system: str, data_dir: str | Path,

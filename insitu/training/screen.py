@@ -12,7 +12,6 @@ for the choice; the near-transition card reports them with the screen on.
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
@@ -64,10 +63,8 @@ def attach_screen(model_path: str | Path, screen_path: str | Path, data: str | P
     crystal dataset ``data``; copy the screen beside the model as ``<model>.screen.onnx``
     and write the rule (``insitu.screen``) and the calibration (``insitu.screen_calibration``)
     into the model's metadata. Returns the calibration."""
-    import h5py
-
     from .export import update_metadata
-    from .nm_crop import features_for
+    from .mc_calibration import validation_split
 
     model_path, screen_path = Path(model_path), Path(screen_path)
     model = Classifier.load(model_path, screen=False)
@@ -76,16 +73,7 @@ def attach_screen(model_path: str | Path, screen_path: str | Path, data: str | P
             screen.metadata["descriptor"] != model.metadata["descriptor"]:
         raise ValueError(f"{screen_path}: classes {screen.classes} / descriptor differ from "
                          f"those of {model_path}; a screen must read the model's features")
-    key = "nm" if model.descriptor.kind == "neighbors_map" else "boo"
-    with h5py.File(data, "r") as h5:
-        val = np.nonzero(h5["split"][...] == 1)[0]
-        x = h5[key][...][val]
-        labels = h5["label"][...][val]
-        stored = json.loads(h5[key].attrs["descriptor"])
-        classes = json.loads(h5.attrs["classes"]) if "classes" in h5.attrs else None
-    if classes is not None and list(classes) != model.classes:
-        raise ValueError(f"{data}: classes {classes} are not the model's {model.classes}")
-    x = features_for(x, stored, model.descriptor, f"dataset {data} ['{key}']")
+    val, x, labels = validation_split(data, model)
     described = described_mask(x)
     x = np.where(described.reshape((-1,) + (1,) * (x.ndim - 1)), x, 0).astype(np.float32)
     ids = val + 1
