@@ -163,7 +163,7 @@ def sabotage():
     if MPI.COMM_WORLD.rank == 1:
         def boom(*args, **kwargs):
             raise RuntimeError('injected failure on rank 1')
-        __main__.insitu_nm.classifier.predict_proba = boom
+        __main__.insitu_nm.classifier.predict_mc = boom
 """
 python sabotage invoke
 '''
