@@ -63,12 +63,10 @@ class DownsampledNeighborsMapCNN(NeighborsMapCNN):
     Conv(C,16,5,p2) - ReLU with its MaxPool(2) moved right after it; ``stem='stride'``: a
     4 x 4 stride-2 Conv(C,16,4,s2,p1) - ReLU instead (no convolution at n_G x n_G). Then
     Conv(16,32,3,p1) - ReLU - Conv(32,16,3,p1) - ReLU - Conv(16,16,3,s2,p1) - ReLU -
-    Conv(16,32,2,s2) - ReLU - Flatten - the paper's head; ``last_dropout``: its dropout
-    moved before the output layer (the T MC passes are then one 24 x K layer each)."""
+    Conv(16,32,2,s2) - ReLU - Flatten - the paper's head."""
 
     def __init__(self, in_channels: int = 1, n_classes: int = 2, n_grid: int = 32,
-                 dropout: float = 0.5, input_scale: float = 1.0, stem: str = "pool",
-                 last_dropout: bool = False):
+                 dropout: float = 0.5, input_scale: float = 1.0, stem: str = "pool"):
         super().__init__(in_channels, n_classes, n_grid, dropout, input_scale)
         if stem not in ("pool", "stride", "patch", "stridepool"):
             raise ValueError(f"stem must be pool, stride, patch or stridepool, got {stem!r}")
@@ -92,8 +90,6 @@ class DownsampledNeighborsMapCNN(NeighborsMapCNN):
         )
         if quarter:
             self.head[1] = nn.Linear(32 * (n_grid // 16) ** 2, 24)
-        if last_dropout:  # Linear - ReLU - BatchNorm - Dropout - Linear(24, K)
-            self.head = nn.Sequential(*self.head[1:4], self.head[0], self.head[4])
 
 
 class LightNeighborsMapCNN(NeighborsMapCNN):
@@ -181,7 +177,6 @@ NM_ARCHITECTURES = {
     "stride-last": (LightNeighborsMapCNN, {"width": 16, "stem_stride": True,
                                            "last_dropout": True}),
     "patch": (DownsampledNeighborsMapCNN, {"stem": "patch"}),
-    "patch-last": (DownsampledNeighborsMapCNN, {"stem": "patch", "last_dropout": True}),
     "stridepool": (DownsampledNeighborsMapCNN, {"stem": "stridepool"}),
 }
 """Neighbors Map networks by name (``insitu train crystal --arch NAME``). ``paper``: the
@@ -198,9 +193,7 @@ full-resolution one; ``stride-last``: ``stride`` with its dropout before the out
 only (Dense(64) - ReLU - BatchNorm - Dropout - Dense(K)), so its T MC passes are one
 64 x K layer; ``patch``/``stridepool``: the paper's layers after a stem that
 quarters the map (4 x 4 stride-4 convolution; stride-2 convolution and max pooling; ~1.3
-MFLOP at n_G 32); ``patch-last``: ``patch`` with its dropout before the output layer
-(its T MC passes are one 24 x K layer: the screen of the shipped ``crystal-nm``,
-:mod:`insitu.model.screen`); ``tiny``: the map sum-pooled to n_G/2 first, 3x3 kernels. MFLOP,
+MFLOP at n_G 32); ``tiny``: the map sum-pooled to n_G/2 first, 3x3 kernels. MFLOP,
 parameters, speed and accuracy: benchmarks/nm_pareto.md."""
 
 NM_ARCH_TEXT = {
@@ -244,13 +237,6 @@ NM_ARCH_TEXT = {
              "Conv(32,16,3) - ReLU - Conv(16,16,3,stride 2) - ReLU - Conv(16,32,2,stride 2) - "
              "ReLU - Flatten(32 (n_G/16)^2) - Dropout(0.5) - Dense(24) - ReLU - BatchNorm - "
              "Dense(K); softmax inside the exported graph.",
-    "patch-last": "Neighbors Map CNN of Allera et al., Appendix A, on 4 x 4 blocks of the "
-                  "map with its dropout before the output layer (insitu 'patch-last'): "
-                  "Conv(C,16,4,stride 4) - ReLU - Conv(16,32,3) - ReLU - Conv(32,16,3) - ReLU "
-                  "- Conv(16,16,3,stride 2) - ReLU - Conv(16,32,2,stride 2) - ReLU - "
-                  "Flatten(32 (n_G/16)^2) - Dense(24) - ReLU - BatchNorm - Dropout(0.5) - "
-                  "Dense(K); softmax inside the exported graph. The MC-dropout head run T "
-                  "times per atom is one 24 x K layer.",
     "stridepool": "Neighbors Map CNN of Allera et al., Appendix A, on a quarter of the map "
                   "(insitu 'stridepool'): Conv(C,16,4,stride 2) - ReLU - MaxPool(2) - "
                   "Conv(16,32,3) - ReLU - Conv(32,16,3) - ReLU - Conv(16,16,3,stride 2) - ReLU "
