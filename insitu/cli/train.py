@@ -274,7 +274,11 @@ def _screen(args: argparse.Namespace) -> int:
     from insitu.training.screen import MAX_SCREEN_LOSS, attach_screen
 
     loss = MAX_SCREEN_LOSS if args.max_loss is None else args.max_loss / 100.0
-    cal = attach_screen(args.model, args.screen, args.data, loss)
+    try:
+        cal = attach_screen(args.model, args.screen, args.data, loss)
+    except ValueError as exc:  # other classes or descriptor, or no gate qualifies
+        print(f"insitu train screen: {exc}", file=sys.stderr)
+        return 1
     print(f"{args.model}: screen {Path(args.model).stem}.screen.onnx settles "
           f"{100 * cal['fraction_screened']:.1f} % of the validation atoms; accuracy "
           f"{100 * cal['cascade_accuracy']:.2f} % (model alone "

@@ -162,7 +162,7 @@ class Classifier:
         return self.network_proba(features, novelty_out)
 
     def network_proba(self, features: np.ndarray,
-                       novelty_out: np.ndarray | None = None) -> np.ndarray:
+                      novelty_out: np.ndarray | None = None) -> np.ndarray:
         """:meth:`predict_proba` of this model's own network (no screen)."""
         x = np.asarray(features)
         if x.shape[1:] != self.feature_shape:
@@ -200,7 +200,7 @@ class Classifier:
         return self.network_mc(features, ids, step, t, novelty_out)
 
     def network_mc(self, features: np.ndarray, ids, step: int, t: int,
-                    novelty_out: np.ndarray | None) -> tuple:
+                   novelty_out: np.ndarray | None) -> tuple:
         """:meth:`predict_mc` of this model's own network (no screen) with ``t`` passes."""
         x = np.asarray(features)
         n = len(x)

@@ -62,7 +62,8 @@ def attach_screen(model_path: str | Path, screen_path: str | Path, data: str | P
     """Calibrate ``screen_path`` in front of ``model_path`` on the validation split of the
     crystal dataset ``data``; copy the screen beside the model as ``<model>.screen.onnx``
     and write the rule (``insitu.screen``) and the calibration (``insitu.screen_calibration``)
-    into the model's metadata. Returns the calibration."""
+    into the model's metadata. Returns the calibration; ValueError (nothing written) when
+    no gate qualifies."""
     from .export import update_metadata
     from .mc_calibration import validation_split
 
@@ -88,6 +89,10 @@ def attach_screen(model_path: str | Path, screen_path: str | Path, data: str | P
     screen_right = (screen_p.argmax(1) == labels) & described
     gate, accuracy, fraction = choose_min_probability(screen_p.max(1), screen_right,
                                                       model_right, eligible, max_loss)
+    if fraction == 0.0:
+        raise ValueError(f"{screen_path}: no gate >= {MIN_PROBABILITY} keeps the validation "
+                         f"accuracy within {100 * max_loss:g} points of {model_path.name} "
+                         "alone (or the screen is never that sure): not attached")
     target = model_path.with_name(model_path.stem + ".screen.onnx")
     if screen_path.resolve() != target.resolve():
         shutil.copyfile(screen_path, target)

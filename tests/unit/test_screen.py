@@ -162,10 +162,13 @@ def test_attach_screen_calibrates_on_the_validation_split(pair, tmp_path):
         h5["label"] = labels
         h5["split"] = split
         h5.attrs["classes"] = json.dumps(CLASSES)
+    with pytest.raises(ValueError, match="no gate"):  # a bound no gate can meet
+        attach_screen(fresh, screen, data, max_loss=-1.0)
+    assert SCREEN_METADATA not in Classifier.load(fresh).metadata
     cal = attach_screen(fresh, screen, data, max_loss=0.01)
     assert (tmp_path / "m.screen.onnx").is_file()
     cascade = Classifier.load(fresh)
-    assert cascade.screen_rule.min_probability >= 0.99 or cal["fraction_screened"] == 0.0
+    assert cascade.screen_rule.min_probability >= 0.99 and cal["fraction_screened"] > 0
     val = np.flatnonzero(split == 1)
     p = cascade.predict_mc(x[val], val + 1, 0)[0]
     acc = np.mean(p.argmax(1) == labels[val])
