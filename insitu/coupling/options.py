@@ -69,8 +69,8 @@ class Options:
                 check_ghost=kv.get("check_ghost", "yes").lower() not in ("no", "false", "0"),
                 log_mode=kv.get("log_mode", "append").lower(),
                 mc_passes=int(kv["mc_passes"]) if "mc_passes" in kv else None,
-                consensus=kv.get("consensus", "yes").lower() not in ("no", "false", "0", "off"),
-                screen=kv.get("screen", "yes").lower() not in ("no", "false", "0", "off"),
+                consensus=_switched_on(kv, "consensus"),
+                screen=_switched_on(kv, "screen"),
             )
         except ValueError as exc:
             raise InsituError(f"insitu_attach: bad option value: {exc}") from None
@@ -84,3 +84,8 @@ class Options:
             raise InsituError(f"insitu_attach: every={opts.every}; give the interval N >= 1 "
                               "of the fix")
         return opts
+
+
+def _switched_on(kv: dict, key: str) -> bool:
+    """An on/off option, on unless given as no, false, 0 or off."""
+    return kv.get(key, "yes").lower() not in ("no", "false", "0", "off")

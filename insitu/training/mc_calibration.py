@@ -121,18 +121,19 @@ _WRITTEN_BY_EXPORT = {"insitu.format", "insitu.classes", "insitu.descriptor",
                       "insitu.atom_types", "insitu.mc_dropout"}
 
 
-def validation_mi(model, features: np.ndarray, ids: np.ndarray, n_threads: int = 1) -> dict:
-    """MC dropout at the default T of ``model`` (a :class:`Classifier` or a path) on
-    validation features: ``mean_probabilities``, ``mi`` (bits), ``described`` (finite
-    features) and ``novelty`` (None for a model without it) per atom. ``ids`` seed the
-    masks (step 0), e.g. the atoms' dataset rows."""
+def validation_mi(model, features: np.ndarray, ids: np.ndarray, n_threads: int = 1,
+                  n_passes: int | None = None) -> dict:
+    """MC dropout at the default T of ``model`` (a :class:`Classifier` or a path), or at
+    ``n_passes``, on validation features: ``mean_probabilities``, ``mi`` (bits),
+    ``described`` (finite features) and ``novelty`` (None for a model without it) per
+    atom. ``ids`` seed the masks (step 0), e.g. the atoms' dataset rows."""
     clf = model if isinstance(model, Classifier) else Classifier.load(
         model, n_threads=n_threads, screen=False)
     x = np.asarray(features, np.float32)
     described = described_mask(x)
     x = np.where(described.reshape((-1,) + (1,) * (x.ndim - 1)), x, 0).astype(np.float32)
     novelty = None if clf.novelty_threshold is None else np.zeros(len(x), np.float32)
-    mean, mi, _ = clf.predict_mc(x, ids, 0, novelty_out=novelty)
+    mean, mi, _ = clf.predict_mc(x, ids, 0, n_passes, novelty_out=novelty)
     return {"mean_probabilities": mean, "mi": np.where(described, mi, 0.0),
             "described": described, "novelty": novelty}
 

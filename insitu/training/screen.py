@@ -17,7 +17,6 @@ from pathlib import Path
 
 import numpy as np
 
-from insitu.descriptors import described_mask
 from insitu.model import Classifier
 from insitu.model.onnx_format import file_sha256
 from insitu.model.screen import SCREEN_METADATA, ScreenRule
@@ -65,7 +64,7 @@ def attach_screen(model_path: str | Path, screen_path: str | Path, data: str | P
     into the model's metadata. Returns the calibration; ValueError (nothing written) when
     no gate qualifies."""
     from .export import update_metadata
-    from .mc_calibration import validation_split
+    from .mc_calibration import validation_mi, validation_split
 
     model_path, screen_path = Path(model_path), Path(screen_path)
     model = Classifier.load(model_path, screen=False)
@@ -75,17 +74,14 @@ def attach_screen(model_path: str | Path, screen_path: str | Path, data: str | P
         raise ValueError(f"{screen_path}: classes {screen.classes} / descriptor differ from "
                          f"those of {model_path}; a screen must read the model's features")
     val, x, labels = validation_split(data, model)
-    described = described_mask(x)
-    x = np.where(described.reshape((-1,) + (1,) * (x.ndim - 1)), x, 0).astype(np.float32)
     ids = val + 1
-    model_p = model.predict_mc(x, ids, 0)[0]
-    novelty = None if screen.novelty_threshold is None else np.empty(len(x), np.float32)
-    screen_p = screen.predict_mc(x, ids, 0, n_passes=model.mc_passes if screen.mc else 1,
-                                 novelty_out=novelty)[0]
+    alone = validation_mi(model, x, ids)
+    ahead = validation_mi(screen, x, ids, n_passes=model.mc_passes if screen.mc else 1)
+    described, screen_p = alone["described"], ahead["mean_probabilities"]
     eligible = described.copy()
-    if novelty is not None:
-        eligible &= novelty <= screen.novelty_threshold
-    model_right = (model_p.argmax(1) == labels) & described
+    if ahead["novelty"] is not None:
+        eligible &= ahead["novelty"] <= screen.novelty_threshold
+    model_right = (alone["mean_probabilities"].argmax(1) == labels) & described
     screen_right = (screen_p.argmax(1) == labels) & described
     gate, accuracy, fraction = choose_min_probability(screen_p.max(1), screen_right,
                                                       model_right, eligible, max_loss)
