@@ -13,6 +13,8 @@
   and, with ``--data``, its feature-space novelty (``insitu.training.novelty``);
 * ``consensus`` sets (or removes) a model's neighbour consensus: labels from the
   probabilities averaged over each atom's first shell (``insitu.model.consensus``);
+* ``head`` lets the MC-dropout passes of a one-layer head run in numba
+  (``insitu.model.mc_head``; models exported by this version have it already);
 * ``screen`` puts a light network on the same features in front of a model: its label
   stands where it is nearly sure, the model's network labels the rest
   (``insitu.model.screen``; the gate is chosen on validation data);
@@ -124,6 +126,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    "chosen on")
     r.add_argument("--max-loss", type=float, default=None,
                    help="validation accuracy the screen may cost, in points (default 0.1)")
+    h = sub.add_parser("head", help="let the MC-dropout passes of a model whose head is one "
+                       "dense layer run in one numba kernel (adds graph outputs; rewrites the "
+                       "model, metadata kept; models exported by this version have them)")
+    h.add_argument("model", help="the .onnx model (rewritten in place)")
+
     t = sub.add_parser("transfer", help="the crystal models on Ni, Cu and Mg (short NPT "
                        "runs; only Ni is held out of the shipped models' training)")
     t.add_argument("--models", nargs="*", default=["crystal-nm", "crystal-boo"],
@@ -287,6 +294,19 @@ def _screen(args: argparse.Namespace) -> int:
     return 0
 
 
+def _head(args: argparse.Namespace) -> int:
+    from insitu.model import Classifier
+    from insitu.training.head_outputs import expose_head_file
+
+    if not expose_head_file(args.model):
+        print(f"{args.model}: nothing to do (no one-layer dropout head, or exposed already)")
+        return 0
+    head = Classifier.load(args.model, screen=False).head  # checked against the graph
+    print(f"{args.model}: MC-dropout head ({head.weight.shape[0]} x {head.weight.shape[1]}) "
+          "exposed; its passes now run in numba, checked against the graph")
+    return 0
+
+
 def _transfer(args: argparse.Namespace) -> int:
     from insitu.resources import model_path
     from insitu.training.transfer import transfer_table
@@ -307,7 +327,7 @@ def run(args: argparse.Namespace) -> int:
 
     commands = {"data": _data, "fit": _fit, "crystal": _crystal, "card": _card, "mc": _mc,
                 "transfer": _transfer, "material": run_material, "consensus": _consensus,
-                "screen": _screen}
+                "screen": _screen, "head": _head}
     try:
         return commands[args.train_command](args)
     except FileNotFoundError as exc:  # a dataset or LAMMPS input that is not there

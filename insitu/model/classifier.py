@@ -29,6 +29,7 @@ from ..io.ase_bridge import as_frame
 from ..locality import NeighborQuery, as_points, shared_query
 from .consensus import CONSENSUS_METADATA, Consensus, consensus_mean, plan_consensus
 from .mc_dropout import MASK_INPUT, PASS_OUTPUT, McDropout, entropy_bits, pass_statistics
+from .mc_head import load_linear_head
 from .novelty import NOVELTY_OUTPUT, novelty_threshold
 from .onnx_format import ModelError, file_sha256, open_session, read_metadata
 from .result import ClassificationResult, labels_from_probabilities
@@ -111,6 +112,8 @@ class Classifier:
         self.screen_rule: ScreenRule | None = None
         # atoms the screen settled, atoms it saw: running totals since load (benchmarks)
         self.screen_counts = np.zeros(2, np.int64)
+        self.head = None  # the graph path checks the exposed head, if any
+        self.head = load_linear_head(self)
 
     @staticmethod
     def _mc_dropout(session, metadata: dict, path) -> McDropout | None:
@@ -208,6 +211,8 @@ class Classifier:
             p = self.network_proba(x, novelty_out)
             return p, np.zeros(n), entropy_bits(p)
         ids = np.asarray(ids, np.int64).reshape(n)
+        if self.head is not None:  # the head by one numba kernel (:mod:`.mc_head`)
+            return self.head.predict(self, x, ids, step, t, novelty_out)
         rows = max(1, min(self._rows_per_call(), MC_MASK_VALUES // (t * self.mc.n_units)))
         passes = self._buffer("passes", (n, t, len(self.classes)))
         buffer = self._buffer("masks", (min(rows, n), t, self.mc.n_units))

@@ -25,6 +25,7 @@ from torch import nn
 
 from insitu.model.mc_dropout import MASK_INPUT, PASS_OUTPUT
 
+from .head_outputs import expose_head
 from .nets import WithSoftmax
 
 FORMAT_VERSION = "1"
@@ -116,6 +117,7 @@ def export_onnx(model, descriptor, classes, path, threshold: float = 0.5,
     if mc is not None:  # the mask input defaults to ones: dropout off
         proto.graph.initializer.append(numpy_helper.from_array(
             np.ones((1, 1, mc.n_units), np.float32), MASK_INPUT))
+        expose_head(proto)  # a one-layer head runs in numba (insitu.model.mc_head)
     meta = {
         "insitu.format": FORMAT_VERSION,
         "insitu.classes": json.dumps(classes),
