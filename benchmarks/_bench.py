@@ -155,7 +155,8 @@ def analysis_cost(model: Path, cells: int, nprocs: int, every: int, calls: int,
     one job: EAM Ni (4 cells^3 atoms at 900 K) runs ``every * calls`` MD steps without the
     analysis (at LAMMPS's default ghost cutoff, then at the one the model needs), then,
     ``repeats`` times, each entry of ``variants`` (name -> extra ``insitu_attach`` options,
-    e.g. ``mc_passes=1``; default: the model as shipped) attached (``fix python/invoke``
+    e.g. ``mc_passes=1``, or ``model=PATH`` for another file; default: the model as
+    shipped) attached (``fix python/invoke``
     every ``every`` steps, HDF5 log on; a first call of ``every`` steps before, JIT and
     session start excluded), detached (``unfix``) and followed by the same MD steps
     without the analysis. Cost of a call in one round = (loop time with - mean of the
@@ -183,9 +184,12 @@ def analysis_cost(model: Path, cells: int, nprocs: int, every: int, calls: int,
             aid = f"a{k}r{r}"
             # the ghost check reads LAMMPS's log, which names the first run's ghost cutoff
             # only: the cutoff set before the measured runs is checked here instead
-            extra = " check_ghost=no" + (f" {options}" if options else "")
-            n = 6 + len(options.split())
-            text += ATTACH.format(n=n, id=aid, model=model, every=every, steps=steps,
+            words = options.split()  # "model=PATH": this variant attaches another file
+            attached = next((w[6:] for w in words if w.startswith("model=")), model)
+            words = [w for w in words if not w.startswith("model=")]
+            extra = " check_ghost=no" + "".join(f" {w}" for w in words)
+            n = 6 + len(words)
+            text += ATTACH.format(n=n, id=aid, model=attached, every=every, steps=steps,
                                   extra=extra, letters="s" * (n - 1))
             text += f"run {steps}\n"
             ids[name].append(aid)

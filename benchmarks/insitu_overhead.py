@@ -8,7 +8,9 @@ EAM Ni, 32,000 atoms (20^3 fcc cells) at 900 K, 2 MPI ranks, one LAMMPS job per 
 shipped (its default MC-dropout passes T and its neighbour consensus), then with
 ``mc_passes=1`` (the deterministic network), then with ``consensus=no`` (per-atom labels),
 and, for a model with a screening network (:mod:`insitu.model.screen`), with ``screen=no``
-(the model's own network on every atom), each followed by MD alone again, the whole
+(the model's own network on every atom), and for a model whose MC-dropout head runs in
+numba (:mod:`insitu.model.mc_head`) with a copy of it whose passes run through
+onnxruntime ("graph head"), each followed by MD alone again, the whole
 sequence ``--repeats`` times, all in the same job. The cost of a call is the difference of
 LAMMPS's own loop times (HDF5 log included) per call against the MD-only blocks beside it,
 the median over the rounds (each round kept); in MD steps it is divided by the time of one
@@ -21,6 +23,8 @@ and CPU instruction set.
 from __future__ import annotations
 
 import argparse
+import tempfile
+from pathlib import Path
 
 from _bench import analysis_cost, finish, machine_state, merge_results
 
@@ -28,9 +32,24 @@ from insitu.model import Classifier
 from insitu.resources import model_path
 
 # as shipped (T = 20, neighbour consensus, screen), the deterministic network, per-atom
-# labels; the model's own network on every atom where it has a screen
+# labels; the model's own network on every atom where it has a screen; and where its MC
+# head runs in numba, the same passes through onnxruntime ("graph head")
 VARIANTS = {"default": "", "T=1": "mc_passes=1", "no consensus": "consensus=no"}
 NO_SCREEN = {"no screen": "screen=no"}
+
+
+def graph_head_copy(path: Path, folder: Path) -> Path:
+    """A copy of the model whose MC passes run through onnxruntime with float32 masks, as
+    before :mod:`insitu.model.mc_head` (the head's graph outputs removed)."""
+    import onnx
+
+    from insitu.training.head_outputs import hide_head
+
+    proto = onnx.load(str(path))
+    hide_head(proto)
+    out = folder / f"{path.stem}-graph-head.onnx"
+    onnx.save(proto, str(out))
+    return out
 
 
 def main() -> int:
@@ -46,12 +65,15 @@ def main() -> int:
     ap.add_argument("--key", default="insitu_overhead", help="results.json key")
     args = ap.parse_args()
     entry = machine_state() | {"models": {}}
+    tmp = Path(tempfile.mkdtemp())
     for name in args.models:
         path = model_path(name)
-        screened = Classifier.load(path).screen is not None
+        clf = Classifier.load(path)
+        variants = VARIANTS | (NO_SCREEN if clf.screen is not None else {})
+        if clf.head is not None:  # the same model with its MC passes through onnxruntime
+            variants["graph head"] = f"model={graph_head_copy(path, tmp)}"
         r = analysis_cost(path, args.cells, args.nprocs, args.every, args.calls,
-                          variants=VARIANTS | (NO_SCREEN if screened else {}),
-                          repeats=args.repeats)
+                          variants=variants, repeats=args.repeats)
         entry["models"][r["model"]] = r
         runs = "; ".join(f"{k}: {v['call_s']:.3f} s = {v['md_steps_per_call']:.1f} MD steps "
                          f"(rounds {v['md_steps_per_call_range'][0]:.1f}-"

@@ -145,6 +145,9 @@ class Descriptor:
         """Features of centres start..stop-1, written into ``out`` (zeroed) if given."""
         raise NotImplementedError  # pragma: no cover
 
+    def _finish(self, ctx) -> None:
+        """Called when a computation's last chunk is done (work arrays to keep, if any)."""
+
     # -- shared machinery -----------------------------------------------------------------
     @property
     def max_neighbors(self) -> int | None:
@@ -194,6 +197,7 @@ class Descriptor:
                 if start:
                     out.fill(0)
             yield start, stop, self._chunk(ctx, start, stop, out)
+        self._finish(ctx)
 
     def compute(self, system, neighbors: NeighborQuery | None = None) -> np.ndarray:
         """Features of every centre of ``system``, shape (N,) + feature_shape."""
@@ -206,4 +210,5 @@ class Descriptor:
         for start in range(0, n, self.chunk_size):
             stop = min(n, start + self.chunk_size)
             self._chunk(ctx, start, stop, out[start:stop])
+        self._finish(ctx)
         return out

@@ -45,6 +45,9 @@ __all__ = ["Steinhardt", "wigner3j", "COINCIDENT_ANGSTROM"]
 COINCIDENT_ANGSTROM = 1e-3
 """Two atoms closer than this are one atom counted twice (a broken input), not a bond."""
 
+KEPT_WORK_BYTES = 1 << 27
+"""Largest per-call work array (q_lm of every point) a descriptor keeps between calls."""
+
 
 
 # ---------------------------------------------------------------------------------------
@@ -167,11 +170,31 @@ class Steinhardt(Descriptor):
         if self.averaged:  # per point, computed once per call (filled lazily): q_lm, the
             m = len(types)  # selected neighbours (start in "sel", count), coincidence
             blocks = 2 if self.cross_species else 1
-            ctx.update(q=[np.empty((m, self._nlm)) for _ in range(2 * blocks)],
+            ctx.update(q=[self._take_work(f"q{b}", (m, self._nlm)) for b in range(2 * blocks)],
                        done=np.zeros(m, bool), start=np.zeros(m, np.int64),
                        nsel=np.zeros(m, np.int64), coincident=np.zeros(m, bool),
                        sel=np.empty(16 * m, np.int64), used=0)
         return ctx
+
+    def _take_work(self, name: str, shape: tuple) -> np.ndarray:
+        """A float64 array of ``shape`` (contents undefined) for one computation: one kept
+        from the last, when it was given back (:meth:`_finish`) and is large enough. In situ
+        every call asks for the same sizes, and fresh arrays of this size cost ~15 % of
+        the descriptor in page faults. A computation holds its arrays until it ends, so
+        two at once (interleaved ``iter_compute``) never share one."""
+        kept = self.__dict__.setdefault("_kept_work", {}).pop(name, None)
+        size = int(np.prod(shape))
+        if kept is None or kept.size < size:
+            kept = np.empty(size)
+        return kept[:size].reshape(shape)
+
+    def _finish(self, ctx) -> None:
+        """Keep the computation's q_lm arrays for the next (up to KEPT_WORK_BYTES each)."""
+        kept = self.__dict__.setdefault("_kept_work", {})
+        for b, array in enumerate(ctx.get("q", [])):
+            base = array.base if array.base is not None else array
+            if base.nbytes <= KEPT_WORK_BYTES:
+                kept[f"q{b}"] = base.reshape(-1)
 
     def _neighbors(self, ctx, centers):
         """Neighbour list of point indices `centers` and the selected prefix lengths.

@@ -7,11 +7,12 @@ memory traffic than the network itself (and, in situ, the MD step after it runs 
 for the caches it emptied). When the head is one dense layer after the dropout
 (``Dropout -> Linear -> Softmax``, the shipped MLP), the graph may expose the dropout's
 input and that layer as outputs (:func:`insitu.training.head_outputs.expose_head`):
-onnxruntime then runs the trunk once per atom and :func:`_linear_head_statistics` runs
-the T passes atom by atom, each pass's mask made by the same hash as
-:func:`insitu.model.mc_dropout.dropout_masks` (bit-identical masks) and reduced at once to
-ARISE Supp. Eqs. 4-5. The graph stays the reference: at load the kernel must reproduce it
-on probe features (:func:`load_linear_head`), else the model is refused.
+onnxruntime then runs the trunk once per atom and :func:`_pass_logits` the T passes atom
+by atom, each pass's mask made by the same hash as
+:func:`insitu.model.mc_dropout.dropout_masks` (bit-identical masks), and
+:func:`_pass_reduce` turns the logits into ARISE Supp. Eqs. 4-5. The graph stays the
+reference: at load the kernel must reproduce it on probe features
+(:func:`load_linear_head`), else the model is refused.
 """
 
 from __future__ import annotations
@@ -38,21 +39,18 @@ PROBE_PASSES = 5
 PROBE_TOLERANCE = 1e-4  # float32 sums in another order differ by ~1e-7
 
 
-@njit(cache=True, error_model="numpy", fastmath={"nsz", "arcp", "contract", "reassoc"})
-def _linear_head_statistics(h, ids, step, seed, one_bit, thresholds, scales, weight, bias,
-                            n_passes, mean, mi, entropy):
-    """For each atom i and pass t: p_t = softmax(weight @ (mask_t * h_i) + bias), mask_t
-    as :func:`insitu.model.mc_dropout._fill_masks` makes it for (seed, ids[i], step, t);
-    then the mean of the p_t (Supp. Eq. 4), its entropy and the mutual information
-    (Supp. Eq. 5), in bits. log p_t,c = z_c - max z - log sum exp: one log per pass."""
+_FAST = {"nsz", "arcp", "contract", "reassoc"}  # no NaN/inf assumptions
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FAST)
+def _pass_logits(h, ids, step, seed, one_bit, thresholds, scales, weight, bias, shifted):
+    """shifted[i, t] = z - max_c z, z = weight @ (mask_t * h_i) + bias: the logits of
+    atom i's pass t, mask_t as :func:`insitu.model.mc_dropout._fill_masks` makes it for
+    (seed, ids[i], step, t)."""
     n, units = h.shape
-    k = weight.shape[0]
+    n_passes, k = shifted.shape[1], shifted.shape[2]
     scaled = np.empty((k, units), np.float32)  # weight * h_i: one dot product per class
     row = np.empty(units, np.float32)
-    z = np.empty(k, np.float32)
-    e = np.empty(k, np.float32)
-    acc = np.zeros(k)
-    inv_log2 = 1.0 / np.log(2.0)
     base_seed = _splitmix64(np.uint64(seed))
     base_step = np.uint64(step)
     for i in range(n):
@@ -61,8 +59,6 @@ def _linear_head_statistics(h, ids, step, seed, one_bit, thresholds, scales, wei
         for c in range(k):
             for u in range(units):
                 scaled[c, u] = weight[c, u] * h[i, u]
-            acc[c] = 0.0
-        expected = 0.0  # sum over the passes of their entropies, in nats
         for t in range(n_passes):
             key = _splitmix64(key_step ^ np.uint64(t))
             if one_bit:
@@ -74,17 +70,29 @@ def _linear_head_statistics(h, ids, step, seed, one_bit, thresholds, scales, wei
                 s = np.float32(0.0)
                 for u in range(units):
                     s += scaled[c, u] * row[u]
-                z[c] = s + bias[c]
-                top = max(top, z[c])
-            total = np.float32(0.0)
+                shifted[i, t, c] = s + bias[c]
+                top = max(top, shifted[i, t, c])
             for c in range(k):
-                e[c] = np.exp(z[c] - top)
-                total += e[c]
-            log_total = np.log(total)
+                shifted[i, t, c] -= top
+
+
+@njit(cache=True, error_model="numpy", fastmath=_FAST)
+def _pass_reduce(shifted, exp_shifted, log_total, mean, mi, entropy):
+    """Supp. Eqs. 4-5 from each pass's shifted logits, their exponentials and the log of
+    their sum: p_t = exp / sum, log p_t = shifted - log sum; mean, entropy and MI in bits."""
+    n, n_passes, k = shifted.shape
+    acc = np.zeros(k)
+    inv_log2 = 1.0 / np.log(2.0)
+    for i in range(n):
+        for c in range(k):
+            acc[c] = 0.0
+        expected = 0.0  # sum over the passes of their entropies, in nats
+        for t in range(n_passes):
+            inv_total = np.exp(-log_total[i, t])
             for c in range(k):
-                p = e[c] / total
+                p = exp_shifted[i, t, c] * inv_total
                 acc[c] += p
-                expected -= p * np.float64(z[c] - top - log_total)
+                expected -= p * np.float64(shifted[i, t, c] - log_total[i, t])
         hbar = 0.0
         for c in range(k):
             v = acc[c] / n_passes
@@ -112,11 +120,18 @@ class LinearHead:
                    mean: np.ndarray, mi: np.ndarray, entropy: np.ndarray) -> None:
         """Fill ``mean`` (n, K) float32 and ``mi``, ``entropy`` (n,) float64 (bits) of the
         atoms ``ids`` whose dropout input is ``head_input`` (n, units), at MD ``step``."""
-        _linear_head_statistics(np.ascontiguousarray(head_input, np.float32),
-                                np.ascontiguousarray(ids, np.int64).view(np.uint64),
-                                np.int64(step), np.int64(self.seed), self.one_bit,
-                                self.thresholds, self.scales, self.weight, self.bias,
-                                int(n_passes), mean, mi, entropy)
+        n = len(head_input)
+        shifted = np.empty((n, int(n_passes), len(self.bias)), np.float32)
+        _pass_logits(np.ascontiguousarray(head_input, np.float32),
+                     np.ascontiguousarray(ids, np.int64).view(np.uint64), np.int64(step),
+                     np.int64(self.seed), self.one_bit, self.thresholds, self.scales,
+                     self.weight, self.bias, shifted)
+        # the exponentials and logs by NumPy's SIMD loops, not one call per value
+        exp_shifted = np.exp(shifted)
+        k = len(self.bias)  # the sums over the K classes as one matrix-vector product
+        log_total = np.log(exp_shifted.reshape(-1, k) @ np.ones(k, np.float32)).reshape(
+            n, int(n_passes))
+        _pass_reduce(shifted, exp_shifted, log_total, mean, mi, entropy)
 
 
     def predict(self, classifier, features: np.ndarray, ids, step: int, n_passes: int,

@@ -18,7 +18,7 @@ import numpy as np
 from insitu.model.mc_dropout import MASK_INPUT
 from insitu.model.mc_head import HEAD_BIAS, HEAD_INPUT, HEAD_WEIGHT
 
-__all__ = ["expose_head", "linear_head", "expose_head_file"]
+__all__ = ["expose_head", "linear_head", "expose_head_file", "hide_head"]
 
 
 def _readers(graph, name: str) -> list:
@@ -108,3 +108,13 @@ def expose_head_file(path) -> bool:
     onnx.save(proto, str(tmp))
     tmp.replace(path)
     return True
+
+
+def hide_head(proto) -> None:
+    """Remove what :func:`expose_head` added, in place: the graph of a model exported
+    before, whose MC passes run through onnxruntime (benchmarks compare the two paths)."""
+    graph = proto.graph
+    for field in (graph.output, graph.node, graph.initializer):
+        keep = [e for e in field if not e.name.startswith("mc_head")]
+        del field[:]
+        field.extend(keep)

@@ -18,7 +18,7 @@ from insitu.model.mc_head import HEAD_BIAS, HEAD_INPUT, HEAD_WEIGHT
 from insitu.resources import model_path
 from insitu.testing import lattice, thermal
 from insitu.training.export import export_onnx
-from insitu.training.head_outputs import expose_head, expose_head_file
+from insitu.training.head_outputs import expose_head, expose_head_file, hide_head
 from insitu.training.nets import build_model
 
 CLASSES = ["fcc", "bcc", "hcp", "cubic_diamond", "liquid"]
@@ -101,16 +101,13 @@ def test_exposing_keeps_every_output_and_refuses_other_heads(mlp, tmp_path):
     assert {HEAD_INPUT, HEAD_WEIGHT, HEAD_BIAS} <= names
     # a model written before: the same graph without the three outputs
     old = tmp_path / "old.onnx"
-    graph = proto.graph
-    for field in (graph.output, graph.node, graph.initializer):
-        keep = [e for e in field if not e.name.startswith("mc_head")]
-        del field[:]
-        field.extend(keep)
+    hide_head(proto)
+    assert not {HEAD_INPUT, HEAD_WEIGHT, HEAD_BIAS} & {o.name for o in proto.graph.output}
     onnx.save(proto, str(old))
     mask = np.full((len(x), 3, 64), 2.0, np.float32)
     mask[:, :, ::3] = 0.0
     feeds = {"features": x, MASK_INPUT: mask}
-    keep = [o.name for o in graph.output]
+    keep = [o.name for o in proto.graph.output]
     before = ort.InferenceSession(str(old)).run(keep, feeds)
     assert Classifier.load(old).head is None
     assert expose_head_file(old) and not expose_head_file(old)
