@@ -6,7 +6,9 @@ Measures, per model, (a) the model alone: ``Classifier.predict_proba`` on precom
 features of a thermal fcc crystal, 1 intra-op thread (one deterministic pass), and
 ``predict_mc`` with the model's MC-dropout passes T; for a model with a screening network
 (:mod:`insitu.model.screen`) the same with its own network alone (``screen=False``) and the
-fraction of atoms the screen settled; (b) descriptor + model: ``Classifier.classify(frame)``
+fraction of atoms the screen settled; for a model whose MC head runs in numba
+(:mod:`insitu.model.mc_head`) ``predict_mc`` with its passes through onnxruntime; (b)
+descriptor + model: ``Classifier.classify(frame)``
 (at T). Merges the figures into benchmarks/results.json under
 the key "inference" (other keys are left as they are). The process pins itself to one
 core (``--core``, default 0, as ``taskset -c 0``); date, command, load average and the
@@ -71,6 +73,11 @@ def main(argv=None) -> int:
                 "atoms_per_s_mc_no_screen": round(best_rate(
                     lambda a=alone, x=x, i=ids: a.predict_mc(x, i, 0), n, 3, 1.0), 1),
             }
+        if clf.head is not None:  # the same passes through onnxruntime (graph masks)
+            graph = Classifier.load(path, n_threads=1, batch_size=args.batch_size)
+            graph.head = None
+            screen["atoms_per_s_mc_graph_head"] = round(best_rate(
+                lambda g=graph, x=x, i=ids: g.predict_mc(x, i, 0), n, 3, 1.0), 1)
         clf.classify(frame)
         e2e_rate = best_rate(lambda: clf.classify(frame), len(frame), 2, 1.0)  # noqa: B023
         desc_rate = best_rate(lambda: clf.descriptor.compute(frame), len(frame), 2, 1.0)  # noqa: B023
@@ -91,7 +98,9 @@ def main(argv=None) -> int:
               + (f"; screen settled {100 * screen['screened_fraction']:.1f} % of the atoms, "
                  f"the model's own network alone {screen['atoms_per_s_no_screen']:,.0f} "
                  f"atoms/s (1 pass), {screen['atoms_per_s_mc_no_screen']:,.0f} (T)"
-                 if screen else ""))
+                 if "screen" in screen else "")
+              + (f"; T passes through onnxruntime {screen['atoms_per_s_mc_graph_head']:,.0f} "
+                 "atoms/s" if "atoms_per_s_mc_graph_head" in screen else ""))
     finish(out)
     if not args.no_write:
         res = merge_results("inference", out, Path(args.results))

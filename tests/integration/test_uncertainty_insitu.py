@@ -112,3 +112,46 @@ def test_one_pass_is_the_deterministic_model(runs):
         offline = clf.classify(frame)
         np.testing.assert_array_equal(frame.info["columns"]["d_nm_mi"], 0.0)
         np.testing.assert_array_equal(offline.label_index, frame.info["columns"]["i_nm_class"])
+
+
+BOO_SCRIPT = eam_ni_preamble(1200, 7, "nvt temp 900 900 0.1") + """
+comm_modify cutoff 13.0
+fix boo_atoms all property/atom i_boo_class d_boo_mi
+python insitu_attach input 4 SELF boo crystal-boo every=5 format psss &
+    here "from insitu.coupling import insitu_attach"
+python insitu_attach invoke
+fix boo all python/invoke 5 end_of_step insitu_boo
+dump d all custom 5 labels.dump id type x y z i_boo_class d_boo_mi
+dump_modify d sort id format float %.17g
+run 10
+"""
+
+
+@pytest.fixture(scope="module")
+def boo_runs(tmp_path_factory):
+    """crystal-boo, whose 20 MC passes run in numba (insitu.model.mc_head), on 1 and 2
+    ranks: the same Ni as above with 30 % vacancies (hot and damaged: varied MI)."""
+    out = {}
+    for nprocs in (1, 2):
+        d = tmp_path_factory.mktemp(f"boo{nprocs}")
+        frame = remove_fraction(thermal(lattice("fcc", NI_LATTICE, 6), 0.15, seed=3), 0.3, 1)
+        run_lammps(BOO_SCRIPT.format(data=write_data(d / "ni.data", frame)), d, nprocs=nprocs)
+        out[nprocs] = per_atom(d)
+    return out
+
+
+def test_numba_head_in_situ_matches_ranks_and_offline(boo_runs):
+    clf = Classifier.load(model_path("crystal-boo"))
+    assert clf.head is not None, "crystal-boo's passes should run in numba"
+    graph = Classifier.load(model_path("crystal-boo"))
+    graph.head = None  # the onnxruntime path, as reference
+    one, two = boo_runs[1], boo_runs[2]
+    for step in (5, 10):
+        a, b = one[step].info["columns"], two[step].info["columns"]
+        np.testing.assert_array_equal(a["i_boo_class"], b["i_boo_class"])
+        np.testing.assert_allclose(b["d_boo_mi"], a["d_boo_mi"], rtol=0, atol=1e-6)
+        assert a["d_boo_mi"].max() > 1e-3, "MI should not vanish everywhere"
+        for model in (clf, graph):
+            offline = model.classify(one[step], step=step)
+            np.testing.assert_allclose(offline.mutual_information, a["d_boo_mi"], atol=1e-5)
+            np.testing.assert_array_equal(offline.label_index, a["i_boo_class"])
