@@ -90,6 +90,7 @@ class InsituAnalysis:
         self.last_step: int | None = None
         self.reported_undescribed = False
         self.uncertainty: dict = {}
+        self.screened_fraction = float("nan")  # of the last call (a model with a screen)
 
     # -- setup (before the run: LAMMPS commands are allowed here) ---------------------
     def _load_model(self) -> Classifier:
@@ -248,7 +249,8 @@ class InsituAnalysis:
         thermo = self._time_and_volume(step)
         averaged, extra = self._averaged_thermo()
         thermo.update(averaged)
-        self.log.append(step, thermo, counts, mean_confidence, timings, extra, self.uncertainty)
+        self.log.append(step, thermo, counts, mean_confidence, timings, extra,
+                        dict(self.uncertainty, screened_fraction=self.screened_fraction))
 
     def _publish(self, fractions, mean_confidence: float) -> None:
         """Fractions (the model's classes, then unknown) and the mean confidence into the
@@ -317,17 +319,18 @@ class InsituAnalysis:
             self._first_call_checks(points)
             self._open_log()
         self.n_calls += 1
-
+        screen_before = self.classifier.screen_counts.copy()
         result = self.classifier.classify(points, threshold=self.threshold, step=step,
                                           chunk_size=self.options.batch, neighbors=neighbors,
                                           exchange=self.halo)
-
         t0 = time.perf_counter()
-        total = sum_over_ranks(self.comm, partial_sums(result))
-        counts = total[:-2].astype(np.int64)
-        self._report_undescribed(step, int(total[-2]))
+        total = sum_over_ranks(self.comm, partial_sums(
+            result, self.classifier.screen_counts - screen_before))
+        counts, (n_undescribed, confidence, settled, seen) = total[:-4].astype(int), total[-4:]
+        self.screened_fraction = settled / seen if seen else float("nan")
+        self._report_undescribed(step, int(n_undescribed))
         n_atoms = max(int(counts.sum()), 1)
-        self._publish(counts / n_atoms, total[-1] / n_atoms)
+        self._publish(counts / n_atoms, confidence / n_atoms)
         nlocal = points.n_centers
         if self.per_atom.get(f"i_{self.id}_class") and nlocal:
             extract_atom_view(lmp, f"i_{self.id}_class", nlocal)[:] = result.label_index
@@ -343,7 +346,7 @@ class InsituAnalysis:
                        total=time.perf_counter() - t_start)
         slowest = max_over_ranks(self.comm, np.array([timings.get(s, 0.0) for s in STAGES]))
         if self.rank == 0 and self.log is not None:
-            self._log_row(step, counts, total[-1] / n_atoms, dict(zip(STAGES, slowest)))
+            self._log_row(step, counts, confidence / n_atoms, dict(zip(STAGES, slowest)))
 
 
 def report_error(exc: InsituError, rank: int) -> None:

@@ -110,7 +110,7 @@ class DriverAnalysis(InsituAnalysis):
     def _log_row(self, step: int, counts, mean_confidence: float, timings: dict) -> None:
         self._write_pending()
         self.pending = (step, self._time_and_volume(step), counts, mean_confidence, timings,
-                        dict(self.uncertainty))
+                        dict(self.uncertainty, screened_fraction=self.screened_fraction))
 
     def _write_pending(self) -> None:
         """The waiting row, with the values fix ave/time computed at the end of its step."""

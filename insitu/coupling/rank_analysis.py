@@ -29,9 +29,10 @@ def extract_points(lmp) -> Points:
                   extract_atom_copy(lmp, "id", nall, 1, np.int64), nlocal)
 
 
-def partial_sums(result) -> np.ndarray:
-    """[atoms per class..., unknown, atoms not describable, sum of confidences] of this
-    rank, to sum over ranks."""
+def partial_sums(result, screened=(0, 0)) -> np.ndarray:
+    """[atoms per class..., unknown, atoms not describable, sum of confidences, atoms a
+    screening network settled, atoms it saw (``screened``)] of this rank, to sum over
+    ranks."""
     return np.concatenate([result.count_array().astype(np.float64),
                            [float(result.undescribed.sum()),
-                            float(result.confidence.sum(dtype=np.float64))]])
+                            float(result.confidence.sum(dtype=np.float64)), *screened]])

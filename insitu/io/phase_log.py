@@ -10,6 +10,9 @@ Layout (all 1-D datasets have one entry per row):
   Eq. 5; NaN when the analysis ran without MC dropout, absent from logs of older
   versions, which the reader fills with NaN); ``novel_fraction``: the fraction of atoms
   above the model's feature-space novelty threshold (NaN for a model without one);
+  ``screened_fraction``: the fraction of atoms a model's screening network settled
+  (:mod:`insitu.model.screen`; the rest went on to the model's own network, which is what
+  makes a call cost more near a transition; NaN for a model without a screen);
 - ``fractions/<class>`` and ``counts/<class>`` for every model class and ``unknown``;
 - ``timings/<stage>``: seconds per stage (extract, descriptor = neighbour search +
   descriptor, inference, consensus = the neighbour consensus's plan, halo exchange and
@@ -48,8 +51,9 @@ _UNITS = {
            "pressure": "epsilon/sigma^3", "volume": "sigma^3"},
 }
 THERMO_FIELDS = ("time", "temperature", "potential_energy", "pressure", "volume")
-UNCERTAINTY_FIELDS = {"mean_mi": "bit", "uncertain_fraction": None, "novel_fraction": None}
-"""Root columns of the MC-dropout uncertainty and their units."""
+UNCERTAINTY_FIELDS = {"mean_mi": "bit", "uncertain_fraction": None, "novel_fraction": None,
+                      "screened_fraction": None}
+"""Root columns of the MC-dropout uncertainty (and of the screen's share) and their units."""
 _GROUPS = ("fractions", "counts", "timings", "extra")
 
 
@@ -121,7 +125,8 @@ class PhaseLog:
                extra: Mapping[str, float] | None = None,
                uncertainty: Mapping[str, float] | None = None) -> None:
         """Append one row and flush it to disk. ``uncertainty``: ``mean_mi``,
-        ``uncertain_fraction`` and ``novel_fraction`` of the row (NaN when not given)."""
+        ``uncertain_fraction``, ``novel_fraction`` and ``screened_fraction`` of the row
+        (NaN when not given)."""
         counts = np.asarray(counts, dtype=np.int64)
         total = max(int(counts.sum()), 1)
         values = {"step": step, "mean_confidence": mean_confidence}
@@ -202,8 +207,8 @@ def append_problem(path: str | Path, attrs: Mapping, extra: Sequence[str],
 class LogData:
     """Every column of an in-situ log (all rows, equal length), the root attributes (JSON
     ones decoded) and ``n_atoms``, the median total of the counts (None without counts).
-    ``mean_mi`` (bits), ``uncertain_fraction`` and ``novel_fraction`` are NaN where not
-    logged."""
+    ``mean_mi`` (bits), ``uncertain_fraction``, ``novel_fraction`` and
+    ``screened_fraction`` are NaN where not logged."""
 
     step: np.ndarray
     time: np.ndarray
@@ -221,6 +226,7 @@ class LogData:
     mean_mi: np.ndarray | None = None
     uncertain_fraction: np.ndarray | None = None
     novel_fraction: np.ndarray | None = None
+    screened_fraction: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.step)
@@ -300,4 +306,5 @@ def read_log(path: str | Path) -> LogData:
                    mean_mi=column("mean_mi").astype(float),
                    uncertain_fraction=column("uncertain_fraction").astype(float),
                    novel_fraction=column("novel_fraction").astype(float),
+                   screened_fraction=column("screened_fraction").astype(float),
                    attrs=attrs, n_atoms=n_atoms, **cut)

@@ -62,7 +62,8 @@ class Classifier:
     rule, :class:`.consensus.Consensus`, or None for per-atom labels), ``screen`` (the
     light network in front of the model's, a :class:`Classifier`, or None; :mod:`.screen`)
     and ``screen_rule`` (:class:`.screen.ScreenRule`), ``screen_counts`` (atoms the screen
-    settled, atoms it saw, since load).
+    settled, atoms it saw, since load), ``head`` (the MC head run in numba,
+    :class:`.mc_head.LinearHead`, or None: the passes run through onnxruntime).
     """
 
     def __init__(self, session, metadata: dict, path: Path, sha256: str, batch_size: int,

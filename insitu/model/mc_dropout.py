@@ -20,7 +20,7 @@ import numpy as np
 from numba import njit
 
 __all__ = ["McDropout", "dropout_masks", "mutual_information", "pass_statistics",
-           "entropy_bits", "MASK_INPUT", "PASS_OUTPUT"]
+           "entropy_bits", "MASK_INPUT", "PASS_OUTPUT", "atom_step_key", "fill_mask_row"]
 
 MASK_INPUT = "dropout_mask"
 """Graph input: (atoms | 1, passes | 1, units) float32 multipliers of the head's dropout
@@ -74,21 +74,33 @@ def _row_16_bits(key, thresholds, scales, row):
                 row[u] = scales[u] * np.float32(value >= thresholds[u])
 
 
+@njit(cache=True, inline="always")
+def atom_step_key(seed, atom_id, step):
+    """Hash key of (model seed, global atom id, MD step), uint64 each: the start of the
+    splitmix64 chain of that atom's masks at that step."""
+    key_atom = _splitmix64(_splitmix64(np.uint64(seed)) ^ np.uint64(atom_id))
+    return _splitmix64(key_atom ^ np.uint64(step))
+
+
+@njit(cache=True, inline="always")
+def fill_mask_row(key_step, t, one_bit, thresholds, scales, row):
+    """row[:] = the mask of pass ``t`` from the atom's :func:`atom_step_key` (one hash bit
+    per unit when every rate is 0.5, else 16-bit lanes against ``thresholds``)."""
+    key = _splitmix64(key_step ^ np.uint64(t))
+    if one_bit:
+        _row_one_bit(key, scales, row)
+    else:
+        _row_16_bits(key, thresholds, scales, row)
+
+
 @njit(cache=True)
 def _fill_masks(ids, step, seed, one_bit, thresholds, scales, out):
     """out[i, t, :] from the hash key of (seed, ids[i], step, t) (splitmix64 chain)."""
     n, n_passes, _ = out.shape
-    base_seed = _splitmix64(np.uint64(seed))
-    base_step = np.uint64(step)
     for i in range(n):
-        key_atom = _splitmix64(base_seed ^ np.uint64(ids[i]))
-        key_step = _splitmix64(key_atom ^ base_step)
+        key_step = atom_step_key(np.uint64(seed), ids[i], np.uint64(step))
         for t in range(n_passes):
-            key = _splitmix64(key_step ^ np.uint64(t))
-            if one_bit:
-                _row_one_bit(key, scales, out[i, t])
-            else:
-                _row_16_bits(key, thresholds, scales, out[i, t])
+            fill_mask_row(key_step, t, one_bit, thresholds, scales, out[i, t])
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from .mc_dropout import _row_16_bits, _row_one_bit, _splitmix64
+from .mc_dropout import atom_step_key, fill_mask_row
 from .onnx_format import ModelError
 
 __all__ = ["LinearHead", "load_linear_head", "HEAD_INPUT", "HEAD_WEIGHT", "HEAD_BIAS"]
@@ -51,20 +51,13 @@ def _pass_logits(h, ids, step, seed, one_bit, thresholds, scales, weight, bias, 
     n_passes, k = shifted.shape[1], shifted.shape[2]
     scaled = np.empty((k, units), np.float32)  # weight * h_i: one dot product per class
     row = np.empty(units, np.float32)
-    base_seed = _splitmix64(np.uint64(seed))
-    base_step = np.uint64(step)
     for i in range(n):
-        key_atom = _splitmix64(base_seed ^ np.uint64(ids[i]))
-        key_step = _splitmix64(key_atom ^ base_step)
+        key_step = atom_step_key(np.uint64(seed), ids[i], np.uint64(step))
         for c in range(k):
             for u in range(units):
                 scaled[c, u] = weight[c, u] * h[i, u]
         for t in range(n_passes):
-            key = _splitmix64(key_step ^ np.uint64(t))
-            if one_bit:
-                _row_one_bit(key, scales, row)
-            else:
-                _row_16_bits(key, thresholds, scales, row)
+            fill_mask_row(key_step, t, one_bit, thresholds, scales, row)
             top = np.float32(-np.inf)
             for c in range(k):
                 s = np.float32(0.0)

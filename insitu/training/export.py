@@ -8,7 +8,9 @@ off. A model with dropout in its head (both shipped nets) also has the optional 
 of ones) is dropout off, and the output ``pass_probabilities`` (batch, passes, K): the
 layers before the first dropout run once per atom, the head once per (atom, pass) row
 (MC dropout, :mod:`insitu.model.mc_dropout`). ``probabilities`` is computed by the same
-operators as a model without the mask, so it is unchanged.
+operators as a model without the mask, so it is unchanged. A head that is one dense layer
+also gets the outputs of :mod:`.head_outputs` (its input, weight and bias), so that its
+passes run in numba (:mod:`insitu.model.mc_head`).
 """
 
 from __future__ import annotations

@@ -101,6 +101,21 @@ def test_thermo_log_dump_and_offline_agree(runs):
         assert np.all(lab[mi > clf.mi_threshold] == -1)
 
 
+def test_screened_fraction_logged_per_call(runs):
+    """The share of the atoms crystal-nm's screening network settled: the same on 1 and 2
+    ranks, and what the offline classifier's screen settles on the same frames."""
+    logs = [read_log(runs[key][0] / "log.h5") for key in ("np1", "np2")]
+    np.testing.assert_array_equal(logs[0].screened_fraction, logs[1].screened_fraction)
+    clf = Classifier.load(model_path("crystal-nm"))
+    frames = per_atom(runs["np2"][0])
+    for i, step in enumerate(logs[1].step):
+        before = clf.screen_counts.copy()
+        clf.classify(frames[int(step)], step=int(step))
+        settled, seen = clf.screen_counts - before
+        assert seen == len(frames[int(step)]) and 0 < settled < seen, "some atoms each way"
+        assert logs[1].screened_fraction[i] == pytest.approx(settled / seen, abs=1e-12)
+
+
 def test_one_pass_is_the_deterministic_model(runs):
     d, proc = runs["det"]
     clf = Classifier.load(model_path("crystal-nm"), mc_passes=1)
