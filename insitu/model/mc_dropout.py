@@ -20,7 +20,8 @@ import numpy as np
 from numba import njit
 
 __all__ = ["McDropout", "dropout_masks", "mutual_information", "pass_statistics",
-           "entropy_bits", "MASK_INPUT", "PASS_OUTPUT", "atom_step_key", "fill_mask_row"]
+           "entropy_bits", "MASK_INPUT", "PASS_OUTPUT", "atom_step_key", "fill_mask_row",
+           "mean_and_mi"]
 
 MASK_INPUT = "dropout_mask"
 """Graph input: (atoms | 1, passes | 1, units) float32 multipliers of the head's dropout
@@ -204,11 +205,26 @@ def pass_statistics(pass_probabilities: np.ndarray
     return mean, mi, entropy
 
 
+@njit(cache=True, inline="always", error_model="numpy")
+def mean_and_mi(acc, expected, n_passes, mean_row):
+    """From the sums over T passes of an atom's probabilities (``acc``, (K,)) and of the
+    passes' entropies (``expected``, nats): ``mean_row[:]`` = the mean probabilities
+    (Supp. Eq. 4); returns (MI, predictive entropy) in bits (Supp. Eq. 5)."""
+    inv_log2 = 1.0 / np.log(2.0)
+    h = 0.0
+    for c in range(acc.shape[0]):
+        v = acc[c] / n_passes
+        mean_row[c] = v
+        if v > 0.0:
+            h -= v * np.log(v)
+    h *= inv_log2
+    return max(h - expected * inv_log2 / n_passes, 0.0), h
+
+
 @njit(cache=True, error_model="numpy")
 def _pass_statistics(p, mean, mi, entropy):
     n, t, k = p.shape
     acc = np.zeros(k)
-    inv_log2 = 1.0 / np.log(2.0)
     for i in range(n):
         for c in range(k):
             acc[c] = 0.0
@@ -219,15 +235,7 @@ def _pass_statistics(p, mean, mi, entropy):
                 acc[c] += v
                 if v > 0.0:
                     expected -= v * np.log(v)
-        h = 0.0
-        for c in range(k):
-            v = acc[c] / t
-            mean[i, c] = v
-            if v > 0.0:
-                h -= v * np.log(v)
-        h *= inv_log2
-        entropy[i] = h
-        mi[i] = max(h - expected * inv_log2 / t, 0.0)
+        mi[i], entropy[i] = mean_and_mi(acc, expected, t, mean[i])
 
 
 def entropy_bits(probabilities: np.ndarray) -> np.ndarray:

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from .mc_dropout import atom_step_key, fill_mask_row
+from .mc_dropout import atom_step_key, fill_mask_row, mean_and_mi
 from .onnx_format import ModelError
 
 __all__ = ["LinearHead", "load_linear_head", "HEAD_INPUT", "HEAD_WEIGHT", "HEAD_BIAS"]
@@ -75,7 +75,6 @@ def _pass_reduce(shifted, exp_shifted, log_total, mean, mi, entropy):
     their sum: p_t = exp / sum, log p_t = shifted - log sum; mean, entropy and MI in bits."""
     n, n_passes, k = shifted.shape
     acc = np.zeros(k)
-    inv_log2 = 1.0 / np.log(2.0)
     for i in range(n):
         for c in range(k):
             acc[c] = 0.0
@@ -86,15 +85,7 @@ def _pass_reduce(shifted, exp_shifted, log_total, mean, mi, entropy):
                 p = exp_shifted[i, t, c] * inv_total
                 acc[c] += p
                 expected -= p * np.float64(shifted[i, t, c] - log_total[i, t])
-        hbar = 0.0
-        for c in range(k):
-            v = acc[c] / n_passes
-            mean[i, c] = v
-            if v > 0.0:
-                hbar -= v * np.log(v)
-        hbar *= inv_log2
-        entropy[i] = hbar
-        mi[i] = max(hbar - expected * inv_log2 / n_passes, 0.0)
+        mi[i], entropy[i] = mean_and_mi(acc, expected, n_passes, mean[i])
 
 
 @dataclass(frozen=True)
