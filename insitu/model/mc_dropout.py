@@ -21,7 +21,7 @@ from numba import njit
 
 __all__ = ["McDropout", "dropout_masks", "mutual_information", "pass_statistics",
            "entropy_bits", "MASK_INPUT", "PASS_OUTPUT", "atom_step_key", "fill_mask_row",
-           "mean_and_mi"]
+           "mean_and_mi", "mask_parameters"]
 
 MASK_INPUT = "dropout_mask"
 """Graph input: (atoms | 1, passes | 1, units) float32 multipliers of the head's dropout
@@ -149,6 +149,17 @@ class McDropout:
         return dropout_masks(ids, step, n_passes, self.units, self.rates, self.seed, out)
 
 
+def mask_parameters(units, rates) -> tuple[np.ndarray, np.ndarray, bool]:
+    """Per unit of the dropout layers (``units`` each, at ``rates``): the uint64 threshold
+    of its 16-bit hash lane, its float32 scale 1 / (1 - rate), and whether every rate is
+    0.5 (one hash bit per unit), as :func:`fill_mask_row` reads them."""
+    thresholds = np.concatenate([np.full(int(u), min(round(float(r) * 2 ** 16), 2 ** 16 - 1))
+                                 for u, r in zip(units, rates)]).astype(np.uint64)
+    scales = np.concatenate([np.full(int(u), 1.0 / (1.0 - float(r)))
+                             for u, r in zip(units, rates)]).astype(np.float32)
+    return thresholds, scales, all(float(r) == 0.5 for r in rates)
+
+
 def dropout_masks(ids, step: int, n_passes: int, units, rates, seed: int,
                   out: np.ndarray | None = None) -> np.ndarray:
     """Inverted-dropout masks (N, n_passes, sum(units)) float32 for the atoms ``ids``
@@ -159,17 +170,13 @@ def dropout_masks(ids, step: int, n_passes: int, units, rates, seed: int,
     below round(rate * 2^16) (the rate within 1e-5). ``out``: a C-contiguous float32 array
     of that shape to fill (reused buffers spare the page faults of fresh ones)."""
     ids = np.ascontiguousarray(ids, dtype=np.int64)
-    thresholds = np.concatenate([np.full(int(u), min(round(float(r) * 2 ** 16), 2 ** 16 - 1))
-                                 for u, r in zip(units, rates)]).astype(np.uint64)
-    scales = np.concatenate([np.full(int(u), 1.0 / (1.0 - float(r)))
-                             for u, r in zip(units, rates)]).astype(np.float32)
+    thresholds, scales, one_bit = mask_parameters(units, rates)
     shape = (len(ids), int(n_passes), len(scales))
     if out is None:
         out = np.empty(shape, np.float32)
     elif out.shape != shape or out.dtype != np.float32 or not out.flags.c_contiguous:
         raise ValueError(f"out must be a C-contiguous float32 array of shape {shape}")
     if out.size:
-        one_bit = all(float(r) == 0.5 for r in rates)
         _fill_masks(ids.view(np.uint64), np.int64(step), np.int64(seed), one_bit, thresholds,
                     scales, out)
     return out

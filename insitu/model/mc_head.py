@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from .mc_dropout import atom_step_key, fill_mask_row, mean_and_mi
+from .mc_dropout import atom_step_key, fill_mask_row, mask_parameters, mean_and_mi
 from .onnx_format import ModelError
 
 __all__ = ["LinearHead", "load_linear_head", "HEAD_INPUT", "HEAD_WEIGHT", "HEAD_BIAS"]
@@ -117,7 +117,6 @@ class LinearHead:
             n, int(n_passes))
         _pass_reduce(shifted, exp_shifted, log_total, mean, mi, entropy)
 
-
     def predict(self, classifier, features: np.ndarray, ids, step: int, n_passes: int,
                 novelty_out: np.ndarray | None) -> tuple:
         """``classifier.network_mc`` through this kernel: the trunk (and the novelty) by
@@ -157,12 +156,7 @@ def load_linear_head(classifier) -> LinearHead | None:
     if weight.shape != (k, mc.n_units) or bias.shape != (k,):
         raise ModelError(f"{path}: exposed head of shape {weight.shape} + {bias.shape}, not "
                          f"({k}, {mc.n_units}) + ({k},); re-export the model")
-    thresholds = np.concatenate([np.full(int(u), min(round(float(r) * 2 ** 16), 2 ** 16 - 1))
-                                 for u, r in zip(mc.units, mc.rates)]).astype(np.uint64)
-    scales = np.concatenate([np.full(int(u), 1.0 / (1.0 - float(r)))
-                             for u, r in zip(mc.units, mc.rates)]).astype(np.float32)
-    head = LinearHead(weight, bias, thresholds, scales,
-                      all(float(r) == 0.5 for r in mc.rates), mc.seed)
+    head = LinearHead(weight, bias, *mask_parameters(mc.units, mc.rates), mc.seed)
     ids = np.arange(1, PROBE_ATOMS + 1, dtype=np.int64)
     expected = classifier.network_mc(probe, ids, 1, PROBE_PASSES, None)  # the graph path
     got = (np.empty((PROBE_ATOMS, k), np.float32), np.empty(PROBE_ATOMS), np.empty(PROBE_ATOMS))
