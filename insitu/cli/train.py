@@ -295,14 +295,27 @@ def _screen(args: argparse.Namespace) -> int:
 
 
 def _head(args: argparse.Namespace) -> int:
-    from insitu.model import Classifier
+    import shutil
+
+    from insitu.model import Classifier, ModelError
     from insitu.training.head_outputs import expose_head_file
 
-    if not expose_head_file(args.model):
-        print(f"{args.model}: nothing to do (no one-layer dropout head, or exposed already)")
-        return 0
-    head = Classifier.load(args.model, screen=False).head  # checked against the graph
-    print(f"{args.model}: MC-dropout head ({head.weight.shape[0]} x {head.weight.shape[1]}) "
+    path = Path(args.model)
+    trial = path.with_name(f".{path.stem}.head.onnx")
+    try:
+        Classifier.load(path, screen=False)  # an insitu model, or a clear error
+        shutil.copyfile(path, trial)
+        if not expose_head_file(trial):
+            print(f"{path}: nothing to do (no one-layer dropout head, or exposed already)")
+            return 0
+        head = Classifier.load(trial, screen=False).head  # checked against the graph
+        trial.replace(path)
+    except ModelError as exc:
+        print(f"insitu train head: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        trial.unlink(missing_ok=True)
+    print(f"{path}: MC-dropout head ({head.weight.shape[0]} x {head.weight.shape[1]}) "
           "exposed; its passes now run in numba, checked against the graph")
     return 0
 

@@ -143,3 +143,25 @@ def test_shipped_boo_model_runs_its_passes_in_numba():
     boo = Classifier.load(model_path("crystal-boo"))
     assert boo.head is not None and boo.head.weight.shape == (len(boo.classes), boo.mc.n_units)
     assert Classifier.load(model_path("crystal-nm"), screen=False).head is None
+
+
+def test_cli_exposes_an_older_model_in_place(mlp, tmp_path, capsys):
+    from insitu.cli import main
+
+    path, _, x = mlp
+    proto = onnx.load(str(path))
+    hide_head(proto)
+    old = tmp_path / "old.onnx"
+    onnx.save(proto, str(old))
+    assert Classifier.load(old).head is None
+    assert main(["train", "head", str(old)]) == 0
+    assert "exposed" in capsys.readouterr().out
+    assert Classifier.load(old).head is not None
+    assert main(["train", "head", str(old)]) == 0
+    assert "nothing to do" in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["old.onnx"]  # no trial file left
+    bad = tmp_path / "bad.onnx"
+    bad.write_bytes(b"not a model")
+    assert main(["train", "head", str(bad)]) == 1
+    assert "not a readable ONNX model" in capsys.readouterr().err
+    assert bad.read_bytes() == b"not a model"
