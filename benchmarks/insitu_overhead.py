@@ -65,27 +65,32 @@ def main() -> int:
     ap.add_argument("--key", default="insitu_overhead", help="results.json key")
     args = ap.parse_args()
     entry = machine_state() | {"models": {}}
-    tmp = Path(tempfile.mkdtemp())
-    for name in args.models:
-        path = model_path(name)
-        clf = Classifier.load(path)
-        variants = VARIANTS | (NO_SCREEN if clf.screen is not None else {})
-        if clf.head is not None:  # the same model with its MC passes through onnxruntime
-            variants["graph head"] = f"model={graph_head_copy(path, tmp)}"
-        r = analysis_cost(path, args.cells, args.nprocs, args.every, args.calls,
-                          variants=variants, repeats=args.repeats)
-        entry["models"][r["model"]] = r
-        runs = "; ".join(f"{k}: {v['call_s']:.3f} s = {v['md_steps_per_call']:.1f} MD steps "
-                         f"(rounds {v['md_steps_per_call_range'][0]:.1f}-"
-                         f"{v['md_steps_per_call_range'][1]:.1f}; internal timer "
-                         f"{v['internal_timer_call_s']:.3f} s)"
-                         for k, v in r["runs"].items())
-        print(f"{r['model']}: {r['atoms']} atoms on {r['ranks']} ranks, MD step "
-              f"{1e3 * r['md_step_s']:.2f} ms at ghost cutoff {r['comm_cutoff_angstrom']} A "
-              f"({1e3 * r['md_step_default_ghosts_s']:.2f} ms at LAMMPS's default); one call "
-              f"{runs}", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:  # the graph-head copies, removed at the end
+        for name in args.models:
+            measure(name, args, Path(tmp), entry)
     print(f"merged into {merge_results(args.key, finish(entry, args.nprocs))} under '{args.key}'")
     return 0
+
+
+def measure(name: str, args, tmp: Path, entry: dict) -> None:
+    """One model's variants in one LAMMPS job, into ``entry["models"]``, and a summary."""
+    path = model_path(name)
+    clf = Classifier.load(path)
+    variants = VARIANTS | (NO_SCREEN if clf.screen is not None else {})
+    if clf.head is not None:  # the same model with its MC passes through onnxruntime
+        variants["graph head"] = f"model={graph_head_copy(path, tmp)}"
+    r = analysis_cost(path, args.cells, args.nprocs, args.every, args.calls,
+                      variants=variants, repeats=args.repeats)
+    entry["models"][r["model"]] = r
+    runs = "; ".join(f"{k}: {v['call_s']:.3f} s = {v['md_steps_per_call']:.1f} MD steps "
+                     f"(rounds {v['md_steps_per_call_range'][0]:.1f}-"
+                     f"{v['md_steps_per_call_range'][1]:.1f}; internal timer "
+                     f"{v['internal_timer_call_s']:.3f} s)"
+                     for k, v in r["runs"].items())
+    print(f"{r['model']}: {r['atoms']} atoms on {r['ranks']} ranks, MD step "
+          f"{1e3 * r['md_step_s']:.2f} ms at ghost cutoff {r['comm_cutoff_angstrom']} A "
+          f"({1e3 * r['md_step_default_ghosts_s']:.2f} ms at LAMMPS's default); one call "
+          f"{runs}", flush=True)
 
 
 if __name__ == "__main__":

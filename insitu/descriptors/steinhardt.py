@@ -120,6 +120,7 @@ class Steinhardt(Descriptor):
         self._nlm = int(sum(l + 1 for l in self.ls))
         self._q_offsets = np.cumsum([0] + [l + 1 for l in self.ls[:-1]]).astype(np.int64)
         self._wl_terms = wl_triples(self.ls) if self.wl else None
+        self._kept_work: dict[str, np.ndarray] = {}  # q_lm arrays between computations
 
     # -- properties ------------------------------------------------------------------------
     @property
@@ -182,7 +183,7 @@ class Steinhardt(Descriptor):
         every call asks for the same sizes, and fresh arrays cost page faults (~3 ms of the
         ~70 ms of 16,000 atoms' q-bar). A computation holds its arrays until it ends, so
         two at once (interleaved ``iter_compute``) never share one."""
-        kept = self.__dict__.setdefault("_kept_work", {}).pop(name, None)
+        kept = self._kept_work.pop(name, None)
         size = int(np.prod(shape))
         if kept is None or kept.size < size:
             kept = np.empty(size)
@@ -190,11 +191,10 @@ class Steinhardt(Descriptor):
 
     def _finish(self, ctx) -> None:
         """Keep the computation's q_lm arrays for the next (up to KEPT_WORK_BYTES each)."""
-        kept = self.__dict__.setdefault("_kept_work", {})
         for b, array in enumerate(ctx.get("q", [])):
             base = array.base if array.base is not None else array
             if base.nbytes <= KEPT_WORK_BYTES:
-                kept[f"q{b}"] = base.reshape(-1)
+                self._kept_work[f"q{b}"] = base.reshape(-1)
 
     def _neighbors(self, ctx, centers):
         """Neighbour list of point indices `centers` and the selected prefix lengths.

@@ -45,8 +45,8 @@ _FAST = {"nsz", "arcp", "contract", "reassoc"}  # no NaN/inf assumptions
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
 def _pass_logits(h, ids, step, seed, one_bit, thresholds, scales, weight, bias, shifted):
     """shifted[i, t] = z - max_c z, z = weight @ (mask_t * h_i) + bias: the logits of
-    atom i's pass t, mask_t as :func:`insitu.model.mc_dropout._fill_masks` makes it for
-    (seed, ids[i], step, t)."""
+    atom i's pass t, mask_t as :func:`insitu.model.mc_dropout.dropout_masks` makes it for
+    (seed, ids[i], step, t) (the same hash chain: ``atom_step_key``, ``fill_mask_row``)."""
     n, units = h.shape
     n_passes, k = shifted.shape[1], shifted.shape[2]
     scaled = np.empty((k, units), np.float32)  # weight * h_i: one dot product per class
