@@ -47,7 +47,7 @@ from .compat import (
     set_string_variable,
 )
 from .ghost_check import ghost_problem, ghost_requirement
-from .halo import consensus_halo
+from .halo import make_halo
 from .mpi import InsituError, collective_check, max_over_ranks, sum_over_ranks
 from .options import DEFAULT_SKIN, Options
 from .rank_analysis import STAGES, partial_sums
@@ -79,7 +79,7 @@ class InsituAnalysis:
         self.n_ranks = self.comm.Get_size()
         self.units = lmp.extract_global("units") or "metal"
         self.classifier = self._load_model()
-        self.halo = consensus_halo(self.classifier, self.comm, lmp, options, self.units)
+        self.halo = make_halo(self.classifier, self.comm, lmp, options, self.units)
         self.neighbors = step_neighbors(lmp).register(
             self.classifier.descriptor, options.every, int(lmp.extract_global("ntimestep")))
         self.classes = list(self.classifier.classes)

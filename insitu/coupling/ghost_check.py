@@ -84,10 +84,13 @@ def read_lammps_output() -> GhostSettings:
 
 def ghost_requirement(classifier, exchange: bool) -> tuple[float, str]:
     """The radius of atoms a rank needs around each local atom for ``classifier`` and what
-    makes it up (for the message): with a halo exchange of a neighbour consensus
-    (``exchange``) the larger of the descriptor's radius and the consensus radius, without
-    one their sum (the rank classifies its ghosts itself)."""
-    cutoff = float(classifier.descriptor.required_cutoff)
+    makes it up (for the message). With a halo exchange (``exchange``) what the ghosts'
+    owners computed is received (q_lm for q-bar, probabilities for a neighbour consensus):
+    the larger of the descriptor's search radius and the consensus radius; without one the
+    rank computes it for its ghosts itself: the descriptor's full cutoff plus the consensus
+    radius."""
+    descriptor = classifier.descriptor
+    cutoff = float(descriptor.exchange_cutoff if exchange else descriptor.required_cutoff)
     rule = getattr(classifier, "consensus", None)
     if rule is None or (exchange and cutoff >= rule.cutoff_angstrom):
         return cutoff, "its cutoff"

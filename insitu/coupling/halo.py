@@ -1,18 +1,22 @@
-"""Class probabilities of ghost atoms from the ranks that own them: the halo exchange of a
-neighbour consensus (:mod:`insitu.model.consensus`).
+"""Per-atom values of ghost atoms from the ranks that own them: the halo exchange.
 
-A rank's consensus reads the probabilities of the ghost atoms within r_c of its atoms.
-Rather than classifying those ghosts again (a shell of extra work that grows with the
-number of ranks), each rank sends the probabilities of its own atoms that lie within
-``reach`` of another rank's subdomain (periodic images included; a box test in the
-cell's fractional coordinates, a superset of the sphere) to that rank, in one
-``alltoall``. Every probability a rank reads is then the one the owner computed for its
-own atom, so the consensus is the same on any number of ranks, and the ghost cutoff a rank
-needs stays the descriptor's. An id not received (an atom that drifted farther than
-``reach``) is left out of its neighbours' means by the caller.
+Two stages of an analysis read values of the ghost atoms near a rank's own atoms: the
+Lechner-Dellago average q-bar reads its neighbours' q_lm (:mod:`insitu.descriptors.steinhardt`)
+and a neighbour consensus reads its neighbours' class probabilities
+(:mod:`insitu.model.consensus`). Rather than computing those values again for the ghosts
+(a shell of extra work, and of extra ghost atoms, that grows with the number of ranks),
+each rank sends the values of its own atoms that lie within ``reach`` of another rank's
+subdomain (periodic images included; a box test in the cell's fractional coordinates, a
+superset of the sphere) to that rank, in one ``alltoall``. Every value a rank reads is then
+the one the owner computed for its own atom, so results are the same on any number of
+ranks, and the ghost cutoff a rank needs is the search radius, not twice it. An id not
+received (an atom that drifted farther than ``reach``) is reported as not found; the caller
+leaves it out (consensus) or does not describe the atoms that need it (q-bar).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -20,31 +24,33 @@ from ..locality import find_ids
 from .ghost_check import Subdomain
 from .options import DEFAULT_SKIN
 
-__all__ = ["ProbabilityHalo", "consensus_halo"]
+__all__ = ["Halo", "make_halo"]
 
 
-class ProbabilityHalo:
-    """Callable given to :meth:`insitu.model.Classifier.classify` as ``exchange``;
-    collective over ``comm``. ``reach``: Angstrom beyond a subdomain (the consensus
-    radius + the neighbour skin covers the atoms' drift between reneighbourings)."""
+class Halo:
+    """The exchange callable given to :meth:`insitu.model.Classifier.classify` as
+    ``exchange``; collective over ``comm``. ``subdomain`` gives this rank's current
+    :class:`Subdomain` (``Subdomain.of(lmp)`` in situ); ``reach``: Angstrom beyond a
+    subdomain (the largest radius read + twice the neighbour skin covers the atoms' drift
+    between reneighbourings)."""
 
-    def __init__(self, comm, lmp, reach: float):
+    def __init__(self, comm, subdomain: Callable[[], Subdomain], reach: float):
         self.comm = comm
-        self.lmp = lmp
+        self.subdomain = subdomain
         self.reach = float(reach)
 
-    def __call__(self, needed_ids, ids, positions, probabilities, described) -> tuple:
-        """Probabilities (and described flags) of the global ids ``needed_ids`` from their
-        owners, this rank giving those of its atoms (``ids``, ``positions``,
-        ``probabilities``, ``described``). Returns (found (M,) bool, probabilities
-        (M, K), described (M,) bool)."""
+    def __call__(self, needed_ids, ids, positions, *arrays) -> tuple:
+        """Rows of ``arrays`` for the global ids ``needed_ids``, from their owners; this rank
+        gives those of its atoms (``ids``, ``positions``, ``arrays`` with one row per atom).
+        Returns (found (M,) bool, then one (M, ...) array per input array; rows not found
+        are zero)."""
         comm = self.comm
         size, rank = comm.Get_size(), comm.Get_rank()
-        k = probabilities.shape[1]
+        out = [np.zeros((len(needed_ids),) + a.shape[1:], a.dtype) for a in arrays]
+        found = np.zeros(len(needed_ids), bool)
         if size == 1:
-            return (np.zeros(len(needed_ids), bool), np.zeros((len(needed_ids), k), np.float32),
-                    np.zeros(len(needed_ids), bool))
-        box = Subdomain.of(self.lmp)
+            return (found, *out)
+        box = self.subdomain()
         boxes = np.array(comm.allgather(np.concatenate([box.lo, box.hi])))  # [lo, hi) each
         u = box.fractions(positions)
         sends = []
@@ -58,25 +64,27 @@ class ProbabilityHalo:
                 v = u + shift * box.periodic
                 gap = np.minimum(gap, np.maximum(np.maximum(lo - v, v - hi), 0.0))
             near = np.all(gap * box.spacing <= self.reach, axis=1)
-            sends.append((ids[near], probabilities[near], described[near]) if near.any()
-                         else None)
+            sends.append((ids[near], *(a[near] for a in arrays)) if near.any() else None)
         received = [r for r in comm.alltoall(sends) if r is not None]
-        found = np.zeros(len(needed_ids), bool)
-        out_p = np.zeros((len(needed_ids), k), np.float32)
-        out_d = np.zeros(len(needed_ids), bool)
         if received and len(needed_ids):
             rows, found = find_ids(np.concatenate([r[0] for r in received]), needed_ids)
-            out_p[found] = np.concatenate([r[1] for r in received])[rows[found]]
-            out_d[found] = np.concatenate([r[2] for r in received])[rows[found]]
-        return found, out_p, out_d
+            for k, o in enumerate(out):
+                o[found] = np.concatenate([r[k + 1] for r in received])[rows[found]]
+        return (found, *out)
 
 
-def consensus_halo(classifier, comm, lmp, options, units: str) -> ProbabilityHalo | None:
-    """The halo exchange of an attached ``classifier`` with a neighbour consensus (None
-    without one); with the option ``consensus=no`` the rule is dropped (per-atom labels)."""
+def make_halo(classifier, comm, lmp, options, units: str) -> Halo | None:
+    """The halo exchange of an attached ``classifier``: when its descriptor reads values
+    of its neighbours (q-bar) or it has a neighbour consensus; None when neither. With the
+    option ``consensus=no`` the consensus rule is dropped (per-atom labels)."""
     if not options.consensus:
         classifier.consensus = None
-    if classifier.consensus is None:
+    radii = []
+    if classifier.descriptor.exchange_cutoff < classifier.descriptor.required_cutoff:
+        radii.append(float(classifier.descriptor.search_radius))
+    if classifier.consensus is not None:
+        radii.append(float(classifier.consensus.cutoff_angstrom))
+    if not radii:
         return None
     skin = options.skin if options.skin is not None else DEFAULT_SKIN.get(units, 2.0)
-    return ProbabilityHalo(comm, lmp, classifier.consensus.cutoff_angstrom + 2.0 * skin)
+    return Halo(comm, lambda: Subdomain.of(lmp), max(radii) + 2.0 * skin)

@@ -131,6 +131,13 @@ class Descriptor:
         return self.required_cutoff
 
     @property
+    def exchange_cutoff(self) -> float:
+        """The required cutoff when what the descriptor reads of its ghost neighbours comes
+        from the ranks that own them (``exchange``, in situ; q-bar reads its neighbours'
+        q_lm); default: the required cutoff (nothing to exchange)."""
+        return self.required_cutoff
+
+    @property
     def feature_shape(self) -> tuple:  # pragma: no cover - abstract
         raise NotImplementedError
 
@@ -148,6 +155,11 @@ class Descriptor:
     def _finish(self, ctx) -> None:
         """Called when a computation's last chunk is done (work arrays to keep, if any)."""
 
+    def _share(self, ctx, exchange, points) -> None:
+        """With an ``exchange`` (collective; :class:`insitu.coupling.halo.Halo`), receive what
+        the ghost atoms of ``points`` need from their owners (called once per computation
+        on every rank, with or without centres). Default: nothing to exchange."""
+
     # -- shared machinery -----------------------------------------------------------------
     @property
     def max_neighbors(self) -> int | None:
@@ -161,7 +173,7 @@ class Descriptor:
         nl = cells.query_points(centers, self.max_neighbors)
         return nl if cells.cutoff <= self.search_radius else nl.within(self.search_radius)
 
-    def _context(self, system, neighbors: NeighborQuery | None):
+    def _context(self, system, neighbors: NeighborQuery | None, exchange=None):
         if neighbors is None:
             # points to the required cutoff, but the search only within the descriptor's
             # radius (q-bar needs points to 2 r, its searches stay within r)
@@ -174,19 +186,25 @@ class Descriptor:
         points = neighbors.points
         if len(points.types):
             self.check_types(np.unique(points.types))
-        return points.n_centers, self._prepare(neighbors.cells, points.types, points.ids)
+        ctx = self._prepare(neighbors.cells, points.types, points.ids)
+        if exchange is not None:
+            self._share(ctx, exchange, points)
+        return points.n_centers, ctx
 
     def iter_compute(self, system, neighbors: NeighborQuery | None = None,
-                     chunk_size: int | None = None,
-                     reuse: bool = False) -> Iterator[tuple[int, int, np.ndarray]]:
+                     chunk_size: int | None = None, reuse: bool = False,
+                     exchange=None) -> Iterator[tuple[int, int, np.ndarray]]:
         """Yield ``(start, stop, features of centres start..stop-1)``; memory is bounded by
         the chunk, not by the number of atoms. ``reuse``: every chunk is written into one
         buffer (valid until the next chunk is asked for), which spares the page faults of
-        a fresh array per chunk (the in-situ path consumes each chunk at once)."""
+        a fresh array per chunk (the in-situ path consumes each chunk at once).
+        ``exchange``: in situ, values of ghost atoms from their owners (collective: every
+        rank must start the iteration, with or without centres; points then need to reach
+        :attr:`exchange_cutoff` only)."""
         step = int(chunk_size or self.chunk_size)
         if step <= 0:
             raise ValueError(f"chunk_size must be positive, got {step}")
-        n, ctx = self._context(system, neighbors)
+        n, ctx = self._context(system, neighbors, exchange)
         buffer = empty_array((min(step, n),) + tuple(self.feature_shape), self.dtype) \
             if reuse and n else None
         for start in range(0, n, step):
@@ -199,14 +217,16 @@ class Descriptor:
             yield start, stop, self._chunk(ctx, start, stop, out)
         self._finish(ctx)
 
-    def compute(self, system, neighbors: NeighborQuery | None = None) -> np.ndarray:
-        """Features of every centre of ``system``, shape (N,) + feature_shape."""
+    def compute(self, system, neighbors: NeighborQuery | None = None,
+                exchange=None) -> np.ndarray:
+        """Features of every centre of ``system``, shape (N,) + feature_shape
+        (``exchange``: as in :meth:`iter_compute`)."""
         points = as_points(system, self.required_cutoff) if neighbors is None else None
         n = (neighbors.points if points is None else points).n_centers
         out = empty_array((n,) + tuple(self.feature_shape), dtype=self.dtype)
-        if n == 0:
+        if n == 0 and exchange is None:
             return out
-        n, ctx = self._context(points, neighbors)
+        n, ctx = self._context(points, neighbors, exchange)
         for start in range(0, n, self.chunk_size):
             stop = min(n, start + self.chunk_size)
             self._chunk(ctx, start, stop, out[start:stop])

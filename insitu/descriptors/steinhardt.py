@@ -151,6 +151,12 @@ class Steinhardt(Descriptor):
         return 2.0 * r if self.averaged else r
 
     @property
+    def exchange_cutoff(self) -> float:
+        """With the neighbours' q_lm from their owners (in situ), q-bar needs points to the
+        search radius only."""
+        return self._base_radius()
+
+    @property
     def neighbors_needed(self) -> int:
         """Fewest selected neighbours for which an environment is described."""
         return 4 if self.min_neighbors is None else self.min_neighbors
@@ -174,9 +180,12 @@ class Steinhardt(Descriptor):
             ctx.update(q=[self._take_work(f"q{b}", (m, self._nlm)) for b in range(2 * blocks)],
                        done=np.zeros(m, bool), start=np.zeros(m, np.int64),
                        nsel=np.zeros(m, np.int64), coincident=np.zeros(m, bool),
-                       sel=np.empty(16 * m, np.int64), used=0)
+                       sel=np.empty(16 * m, np.int64), used=0,
+                       source=image_sources(ids, cells.n_centers), missing=None)
+            if ctx["source"] is None:  # repeated ids: each point computes its own
+                ctx["source"] = np.arange(m, dtype=np.int64)
+                ctx["repeated_ids"] = True
         return ctx
-
     def _take_work(self, name: str, shape: tuple) -> np.ndarray:
         """A float64 array of ``shape`` (contents undefined) for one computation: one kept
         from the last, when it was given back (:meth:`_finish`) and is large enough. In situ
@@ -259,18 +268,51 @@ class Steinhardt(Descriptor):
         ctx["coincident"][todo] = coincident(nl)
         ctx["done"][todo] = True
 
+    def _share(self, ctx, exchange, points) -> None:
+        """q_lm of every centre, then those of the ghost neighbours that are no image of a
+        centre from the ranks that own them (one collective call). A ghost the exchange
+        does not find (it drifted beyond the halo's reach) is marked missing: the centres
+        that read it are not described."""
+        if not self.averaged:
+            return
+        ids, n = points.ids, points.n_centers
+        for start in range(0, n, self.chunk_size):
+            self._point_qlm(ctx, np.arange(start, min(n, start + self.chunk_size)))
+        read = ctx["source"][ctx["sel"][:ctx["used"]]]
+        wanted = np.zeros(len(ids), bool)
+        if not ctx.get("repeated_ids"):
+            wanted[read[read >= n]] = True
+        wanted = np.flatnonzero(wanted)
+        q = ctx["q"]
+        found, *values = exchange(ids[wanted], ids[:n], points.positions[:n],
+                                  *(block[:n] for block in q))
+        for block, value in zip(q, values):
+            block[wanted[found]] = value[found]
+        if ctx.get("repeated_ids"):  # after the collective call: no rank is left waiting
+            raise ValueError("Steinhardt: the halo exchange of q-bar needs distinct global "
+                             "atom ids (LAMMPS: atom_modify id yes)")
+        ctx["done"][wanted] = True
+        if not found.all():
+            ctx["missing"] = np.zeros(len(ids), bool)
+            ctx["missing"][wanted[~found]] = True
+
     def _averaged_chunk(self, ctx, centers):
         """Lechner-Dellago q-bar_lm of ``centers``: q_lm averaged over the centre and its
-        selected neighbours (from the per-call caches); (blocks, nsel, coincident)."""
+        selected neighbours (from the per-call caches; a ghost that is an image of a centre
+        reads the centre's q_lm); (blocks, nsel, not describable)."""
         self._point_qlm(ctx, centers)
         nsel = ctx["nsel"][centers]
-        neighbours = ctx["sel"][csr_entries(ctx["start"], centers, nsel)]
+        neighbours = ctx["source"][ctx["sel"][csr_entries(ctx["start"], centers, nsel)]]
         pending = np.zeros(len(ctx["done"]), bool)  # a mask, not np.unique: no sort
         pending[neighbours] = True
         pending &= ~ctx["done"]
         self._point_qlm(ctx, np.flatnonzero(pending))
         offsets = np.zeros(len(centers) + 1, np.int64)
         np.cumsum(nsel, out=offsets[1:])
+        bad = ctx["coincident"][centers]
+        if ctx["missing"] is not None:  # a neighbour's q_lm did not arrive
+            read = np.concatenate([[0], np.cumsum(ctx["missing"][neighbours])])
+            bad = bad | (read[offsets[1:]] > read[offsets[:-1]])
         q = ctx["q"]
         blocks = []
         for allre, allim in zip(q[0::2], q[1::2]):
@@ -278,7 +320,7 @@ class Steinhardt(Descriptor):
             oim = np.empty((len(centers), self._nlm))
             average_kernel(offsets, nsel, centers, allre, allim, neighbours, ore, oim)
             blocks += [ore, oim]
-        return blocks, nsel, ctx["coincident"][centers]
+        return blocks, nsel, bad
 
     def _chunk(self, ctx, start, stop, out=None):
         centers = np.arange(start, stop, dtype=np.int64)
@@ -299,6 +341,25 @@ class Steinhardt(Descriptor):
             out[...] = feats
             return out
         return feats
+
+
+def image_sources(ids: np.ndarray, n_centers: int) -> np.ndarray | None:
+    """(M,) point whose q_lm each point reads: a ghost (a periodic image; in situ also a
+    rank's image of its own atom) that carries the global id of a centre reads the centre's,
+    computed from the centre's complete environment (the image's may lie at the edge of
+    the points); other points their own. None when centres repeat an id (no image can be
+    told by id: every point reads its own)."""
+    source = np.arange(len(ids), dtype=np.int64)
+    if len(ids) == n_centers or n_centers == 0:
+        return source
+    order = np.argsort(ids[:n_centers], kind="stable")
+    ordered = ids[:n_centers][order]
+    if np.any(ordered[1:] == ordered[:-1]):
+        return None
+    at = np.minimum(np.searchsorted(ordered, ids[n_centers:]), n_centers - 1)
+    image = ordered[at] == ids[n_centers:]
+    source[n_centers:][image] = order[at[image]]
+    return source
 
 
 def coincident(nl) -> np.ndarray:

@@ -262,10 +262,11 @@ class Classifier:
 
     @property
     def exchange_cutoff(self) -> float:
-        """The same when the ghost atoms' probabilities come from the ranks that own them
-        (``classify(exchange=...)``, in situ): the larger of the descriptor's radius and
-        the consensus radius."""
-        r = float(self.descriptor.required_cutoff)
+        """The same when what the ghost atoms' owners computed comes from them
+        (``classify(exchange=...)``, in situ: probabilities, and q_lm for q-bar): the
+        larger of the descriptor's :attr:`~insitu.descriptors.Descriptor.exchange_cutoff`
+        and the consensus radius."""
+        r = float(self.descriptor.exchange_cutoff)
         return max(r, self.consensus.cutoff_angstrom) if self.consensus else r
 
     def classify(self, system, threshold: float | None = None,
@@ -279,11 +280,11 @@ class Classifier:
         ``step``: the MD step seeding the dropout masks (default the frame's step, or 0).
         A model with a consensus rule (:mod:`.consensus`) labels each atom from the mean
         probabilities of its neighbourhood; ``own_probabilities`` keeps its own. The
-        ghost atoms' probabilities that needs are computed here (points to
-        :attr:`required_cutoff`), or with ``exchange`` (in situ,
-        :class:`insitu.coupling.halo.ProbabilityHalo`; collective; points to
-        :attr:`exchange_cutoff`) received from the ranks that own them; a ghost the
-        exchange misses is left out of its neighbours' means."""
+        ghost atoms' probabilities that needs (and their q_lm, for q-bar) are computed
+        here (points to :attr:`required_cutoff`), or with ``exchange`` (in situ,
+        :class:`insitu.coupling.halo.Halo`; collective; points to :attr:`exchange_cutoff`)
+        received from the ranks that own them; a ghost the exchange misses is left out of
+        its neighbours' means (an atom whose q-bar reads it is not described)."""
         system = as_frame(system, self)
         points = as_points(system, self.required_cutoff) if neighbors is None \
             else neighbors.points
@@ -292,7 +293,7 @@ class Classifier:
         own = None
         if self.consensus is None:
             proba, mi, novelty, undescribed, timings = self._evaluate(points, neighbors, step,
-                                                                      chunk_size)
+                                                                      chunk_size, exchange)
         else:
             proba, own, mi, novelty, undescribed, timings = self._with_consensus(
                 points, neighbors, step, chunk_size, exchange)
@@ -323,7 +324,7 @@ class Classifier:
             evaluated = self._evaluate(plan.points, None, step, chunk_size)
         else:  # own atoms (through the shared search), then the ghosts' from their owners
             proba, mi, novelty, undescribed, timings = self._evaluate(points, neighbors, step,
-                                                                      chunk_size)
+                                                                      chunk_size, exchange)
             t0 = time.perf_counter()
             found, ghost_p, ghost_described = exchange(plan.ghost_ids, points.ids[:n],
                                                        points.positions[:n], proba,
@@ -353,9 +354,11 @@ class Classifier:
         return shared_query(points, radius,
                             max_neighbors=max(int(k), self.consensus.n_neighbors))
 
-    def _evaluate(self, points, neighbors, step: int, chunk_size: int | None) -> tuple:
+    def _evaluate(self, points, neighbors, step: int, chunk_size: int | None,
+                  exchange=None) -> tuple:
         """(probabilities, MI, novelty or None, undescribed, timings) of every centre of
-        ``points``: descriptor chunk by chunk, each through onnxruntime before the next."""
+        ``points``: descriptor chunk by chunk, each through onnxruntime before the next
+        (with an ``exchange``, collective, the descriptor runs without centres too)."""
         n = points.n_centers
         proba = np.empty((n, len(self.classes)), dtype=np.float32)
         mi = np.zeros(n)
@@ -363,12 +366,12 @@ class Classifier:
         undescribed = np.zeros(n, bool)
         t_desc = t_inf = 0.0
         t0 = time.perf_counter()
-        if n:
+        if n or exchange is not None:
             # descriptor chunks of the descriptor's own size when larger than the inference
             # batch (BOO: 8192 atoms, fewer passes through the per-chunk glue); inference
             # runs in batches of batch_size within them
             chunk = int(chunk_size or max(self.batch_size, self.descriptor.chunk_size))
-            chunks = self.descriptor.iter_compute(points, neighbors, chunk, reuse=True)
+            chunks = self.descriptor.iter_compute(points, neighbors, chunk, True, exchange)
             for start, stop, features in chunks:
                 t1 = time.perf_counter()
                 t_desc += t1 - t0

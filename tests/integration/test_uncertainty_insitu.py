@@ -130,7 +130,7 @@ def test_one_pass_is_the_deterministic_model(runs):
 
 
 BOO_SCRIPT = eam_ni_preamble(1200, 7, "nvt temp 900 900 0.1") + """
-comm_modify cutoff 13.0
+comm_modify cutoff 7.0
 fix boo_atoms all property/atom i_boo_class d_boo_mi
 python insitu_attach input 4 SELF boo crystal-boo every=5 format psss &
     here "from insitu.coupling import insitu_attach"
