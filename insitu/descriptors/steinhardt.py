@@ -284,7 +284,7 @@ class Steinhardt(Descriptor):
             wanted[read[read >= n]] = True
         wanted = np.flatnonzero(wanted)
         q = ctx["q"]
-        found, *values = exchange(ids[wanted], ids[:n], points.positions[:n],
+        found, *values = exchange(ids[wanted], points.positions[wanted], ids[:n],
                                   *(block[:n] for block in q))
         for block, value in zip(q, values):
             block[wanted[found]] = value[found]

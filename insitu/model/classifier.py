@@ -326,9 +326,9 @@ class Classifier:
             proba, mi, novelty, undescribed, timings = self._evaluate(points, neighbors, step,
                                                                       chunk_size, exchange)
             t0 = time.perf_counter()
-            found, ghost_p, ghost_described = exchange(plan.ghost_ids, points.ids[:n],
-                                                       points.positions[:n], proba,
-                                                       ~undescribed)
+            found, ghost_p, ghost_described = exchange(
+                plan.ghost_ids, plan.source.positions[plan.extra], points.ids[:n], proba,
+                ~undescribed)
             # a ghost not received (it moved farther than the halo reaches) is left out
             evaluated = (np.concatenate([proba, ghost_p]), mi, novelty,
                          np.concatenate([undescribed, ~(ghost_described & found)]), timings)

@@ -129,7 +129,7 @@ def test_runs_and_loops_after_the_fix(boo_model, tmp_path):
 
 
 @pytest.mark.parametrize("case,script,options,expected", [
-    ("ghosts", {"comm": 8.0}, ("every=5",), "comm_modify cutoff 12"),
+    ("ghosts", {"comm": 6.0}, ("every=5",), "comm_modify cutoff 7"),  # 5 A + skin 2
     ("every", {"every": 10}, ("every=5",), "fix nm all external pf/callback N 1"),
     ("no every", {}, ("log=none",), "give every=N"),
     ("no fix", {"fix": False}, ("every=5",), "has no 'fix nm all external pf/callback N 1'"),

@@ -197,7 +197,7 @@ def test_ghost_probabilities_from_an_exchange_or_left_out(consensus_model):
     owner = {int(i): k for k, i in enumerate(frame.ids)}
     calls = []
 
-    def exchange(needed, ids, positions, probabilities, described, have=True):
+    def exchange(needed, needed_positions, ids, probabilities, described, have=True):
         calls.append(len(needed))
         rows = [owner[int(i)] for i in needed]
         found = np.full(len(needed), have)
@@ -229,7 +229,7 @@ def test_in_situ_the_descriptor_and_the_consensus_search_once(consensus_model, m
     points = frame.to_points(clf.required_cutoff)
     whole = clf.classify(frame)
 
-    def exchange(needed, ids, positions, probabilities, described):
+    def exchange(needed, needed_positions, ids, probabilities, described):
         rows = [int(i) - 1 for i in needed]  # ids are 1..N in frame order
         return (np.ones(len(needed), bool), whole.own_probabilities[rows],
                 ~whole.undescribed[rows])
@@ -260,3 +260,17 @@ def test_ghost_requirement_with_and_without_the_halo(consensus_model, boo_model)
     assert radius == pytest.approx(r + 3.0) and "consensus radius 3.00" in why
     with_rule.consensus = Consensus(12, 9.0)
     assert ghost_requirement(with_rule, True)[0] == 9.0
+
+
+def test_ghost_requirement_of_q_bar_with_the_halo():
+    """crystal-boo (q-bar over the 12 nearest within 5 A, consensus within 4 A): with the
+    halo its ghosts' q_lm come from their owners, so a rank needs atoms to 5 A, not 10."""
+    from insitu.coupling.ghost_check import ghost_requirement
+    from insitu.resources import model_path
+
+    clf = Classifier.load(model_path("crystal-boo"))
+    assert clf.descriptor.averaged and clf.descriptor.search_radius == 5.0
+    assert clf.exchange_cutoff == 5.0 and clf.required_cutoff == 14.0
+    assert ghost_requirement(clf, True) == (5.0, "its cutoff")
+    radius, why = ghost_requirement(clf, False)
+    assert radius == pytest.approx(14.0) and "descriptor cutoff 10.00" in why

@@ -255,3 +255,86 @@ def test_wl_kernel_matches_the_full_sum():
         else:
             assert np.abs(ref).max() > 0.01
         offset += l + 1
+
+
+# ---------------------------------------------------------------------------------------
+# in situ: q-bar reads its ghost neighbours' q_lm from their owners (halo exchange)
+def slab_rank(frame: Frame, ghost_angstrom: float, x_max: float):
+    """An MPI rank's points: the atoms with x < x_max are its own, every other atom and
+    image within ``ghost_angstrom`` of that slab is a ghost (no periodic image of its own
+    atoms is left out: they carry the ids of centres)."""
+    from insitu.locality import Points
+
+    points = frame.to_points(ghost_angstrom + x_max)
+    x = points.positions[:, 0]
+    mine = np.flatnonzero((np.arange(len(x)) < len(frame)) & (x < x_max))
+    ghosts = np.flatnonzero((x > -ghost_angstrom) & (x < x_max + ghost_angstrom))
+    ghosts = np.setdiff1d(ghosts, mine)
+    order = np.concatenate([mine, ghosts])
+    return Points(points.positions[order], points.types[order], points.ids[order], len(mine))
+
+
+def reference_qlm(frame: Frame, ls, n_neighbors: int):
+    """q_lm (m >= 0, per l, as the kernels store them) of every atom from the explicit Y_lm:
+    what the owner of a ghost computes for its own atom."""
+    nb = neighbour_vectors(frame, 6.0)
+    q = np.array([np.concatenate([qlm_explicit(nb[i][0][:n_neighbors], l)[l:] for l in ls])
+                  for i in range(len(frame))])
+    return q.real.copy(), q.imag.copy()
+
+
+def test_averaged_reads_ghost_qlm_from_an_exchange():
+    """A rank whose ghosts reach only the search radius (+ margin), not twice it: with the
+    owners' q_lm (here the explicit reference) its q-bar / w-bar equal the whole frame's;
+    without an exchange the centres at the slab's faces read incomplete ghost environments;
+    a ghost the exchange misses leaves the centres that read it undescribed, no other."""
+    frame = thermal(lattice("fcc", 3.52, 5), 0.2, seed=31)
+    st = Steinhardt(ls=(4, 6), n_neighbors=12, search_cutoff=4.0, averaged=True, wl=True)
+    assert st.exchange_cutoff == 4.0 and st.required_cutoff == 8.0
+    whole = st.compute(frame)
+    rank = slab_rank(frame, 4.5, 9.0)
+    mine = rank.ids[:rank.n_centers] - 1  # frame ids are 1..N in order
+    qre, qim = reference_qlm(frame, (4, 6), 12)
+    asked = []
+
+    def exchange(needed, needed_positions, ids, *blocks, have=True):
+        assert len(blocks) == 2 and blocks[0].shape == (rank.n_centers, 5 + 7)
+        assert not np.isin(needed, ids).any(), "images of own atoms are not asked for"
+        for i, x in zip(needed, needed_positions):  # a ghost's position (of one image)
+            assert np.abs(rank.positions[rank.ids == i] - x).sum(axis=1).min() == 0.0
+        asked.append(needed)
+        return np.full(len(needed), have), qre[needed - 1], qim[needed - 1]
+
+    got = st.compute(rank, exchange=exchange)
+    np.testing.assert_allclose(got, whole[mine], atol=1e-10)
+    assert len(asked) == 1 and len(asked[0]) > 0
+    alone = st.compute(rank)
+    assert not np.allclose(alone, whole[mine], atol=1e-6)
+    missing = st.compute(rank, exchange=lambda *a: exchange(*a, have=False))
+    nb = neighbour_vectors(frame, 6.0)
+    foreign = set(asked[0].tolist())
+    reads = np.array([any(frame.ids[j] in foreign for j in nb[i][1][:12]) for i in mine])
+    assert reads.any() and not reads.all()
+    assert np.isnan(missing[reads]).all()
+    np.testing.assert_allclose(missing[~reads], whole[mine][~reads], atol=1e-10)
+
+
+def test_exchange_is_collective_without_centres_and_refuses_repeated_ids():
+    frame = thermal(lattice("fcc", 3.52, 4), 0.1, seed=32)
+    st = Steinhardt(ls=(6,), search_cutoff=4.0, averaged=True)
+    calls = []
+
+    def exchange(needed, needed_positions, ids, *blocks):
+        calls.append(len(needed))
+        return (np.zeros(len(needed), bool), *(np.zeros((len(needed),) + b.shape[1:])
+                                              for b in blocks))
+
+    rank = slab_rank(frame, 4.5, 7.0)
+    empty = type(rank)(rank.positions, rank.types, rank.ids, 0)  # a rank without atoms
+    assert st.compute(empty, exchange=exchange).shape == (0, 1) and calls == [0]
+    repeated = type(rank)(rank.positions, rank.types, np.ones_like(rank.ids), rank.n_centers)
+    with pytest.raises(ValueError, match="distinct global atom ids"):
+        st.compute(repeated, exchange=exchange)
+    assert calls == [0, 0], "the collective call comes before the error"
+    # offline, repeated ids only cost the image shortcut: each point computes its own
+    np.testing.assert_allclose(st.compute(repeated), st.compute(rank), atol=1e-12)
