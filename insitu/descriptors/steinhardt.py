@@ -19,7 +19,9 @@ broken by global id):
 selected neighbours whose type differs from the centre's (zeros when there are none).
 ``wl=True`` adds the normalised third-order invariants w^_l (LAMMPS ``wl/hat``);
 ``averaged=True`` gives the Lechner-Dellago averages q-bar_l (and w-bar_l): q_lm averaged
-over the atom and its selected neighbours.
+over the atom and its selected neighbours. A neighbour that is a periodic image of a centre
+reads the centre's q_lm; in situ (``exchange``) those of other ranks' atoms come from their
+owners, so a rank needs ghost atoms to the search radius, not to twice it.
 
 Feature layout per atom: [q_l for l in ls] (+ [w^_l for l in ls] if wl); with
 cross_species the same block again for the cross-species neighbours.
@@ -186,6 +188,7 @@ class Steinhardt(Descriptor):
                 ctx["source"] = np.arange(m, dtype=np.int64)
                 ctx["repeated_ids"] = True
         return ctx
+
     def _take_work(self, name: str, shape: tuple) -> np.ndarray:
         """A float64 array of ``shape`` (contents undefined) for one computation: one kept
         from the last, when it was given back (:meth:`_finish`) and is large enough. In situ
