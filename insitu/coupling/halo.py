@@ -76,11 +76,14 @@ class Halo:
             asked.append(np.flatnonzero(inside) if inside.any() else None)
         requests = comm.alltoall([None if a is None else needed_ids[a] for a in asked])
         replies = []
+        order = None  # own ids sorted once, for all ranks' questions
         for wanted in requests:
             if wanted is None:
                 replies.append(None)
                 continue
-            rows, have = find_ids(ids, wanted)
+            if order is None:
+                order = np.argsort(ids, kind="stable")
+            rows, have = find_ids(ids, wanted, order)
             replies.append((have, *(a[rows[have]] for a in arrays)) if have.any() else None)
         for rows, reply in zip(asked, comm.alltoall(replies)):
             if rows is None or reply is None:

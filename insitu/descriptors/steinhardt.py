@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..locality import csr_entries
+from ..locality import csr_entries, find_ids
 from .base import MAX_CUTOFF_ANGSTROM, Descriptor, register_descriptor
 from .spherical import legendre_coefficients, wigner3j, wl_triples
 from .steinhardt_kernels import (
@@ -359,9 +359,8 @@ def image_sources(ids: np.ndarray, n_centers: int) -> np.ndarray | None:
     ordered = ids[:n_centers][order]
     if np.any(ordered[1:] == ordered[:-1]):
         return None
-    at = np.minimum(np.searchsorted(ordered, ids[n_centers:]), n_centers - 1)
-    image = ordered[at] == ids[n_centers:]
-    source[n_centers:][image] = order[at[image]]
+    rows, image = find_ids(ids[:n_centers], ids[n_centers:], order)
+    source[n_centers:][image] = rows[image]
     return source
 
 

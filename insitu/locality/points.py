@@ -50,15 +50,18 @@ class Points:
         return cls(points, frame.types[orig], frame.ids[orig], len(frame.positions))
 
 
-def find_ids(ids: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def find_ids(ids: np.ndarray, wanted: np.ndarray,
+             order: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """(rows, found): for each global id in ``wanted`` a row of ``ids`` holding it (the
     first, for repeated ids) and whether there is one (rows of the others are
-    meaningless). ``ids`` need not be sorted."""
+    meaningless). ``ids`` need not be sorted; ``order``: their stable argsort, when the
+    caller has it already (several lookups in the same ids)."""
     ids = np.asarray(ids)
     wanted = np.asarray(wanted)
     if len(ids) == 0:
         return np.zeros(len(wanted), np.int64), np.zeros(len(wanted), bool)
-    order = np.argsort(ids, kind="stable")
+    if order is None:
+        order = np.argsort(ids, kind="stable")
     rows = order[np.minimum(np.searchsorted(ids, wanted, sorter=order), len(ids) - 1)]
     return rows, ids[rows] == wanted
 
