@@ -34,13 +34,7 @@ import numpy as np
 from ..locality import csr_entries, find_ids
 from .base import MAX_CUTOFF_ANGSTROM, Descriptor, register_descriptor
 from .spherical import legendre_coefficients, wigner3j, wl_triples
-from .steinhardt_kernels import (
-    average_kernel,
-    ql_kernel,
-    qlm_kernel,
-    select_neighbors,
-    wl_kernel,
-)
+from .steinhardt_kernels import invariants_kernel, qlm_kernel, select_neighbors
 
 __all__ = ["Steinhardt", "wigner3j", "COINCIDENT_ANGSTROM"]
 
@@ -121,7 +115,7 @@ class Steinhardt(Descriptor):
         self._ls_arr = np.array(self.ls, np.int64)
         self._nlm = int(sum(l + 1 for l in self.ls))
         self._q_offsets = np.cumsum([0] + [l + 1 for l in self.ls[:-1]]).astype(np.int64)
-        self._wl_terms = wl_triples(self.ls) if self.wl else None
+        self._wl_terms = wl_columns(self.ls, self._q_offsets, self.wl)
         self._kept_work: dict[str, np.ndarray] = {}  # q_lm arrays between computations
 
     # -- properties ------------------------------------------------------------------------
@@ -238,15 +232,18 @@ class Steinhardt(Descriptor):
                    self.cross_species, rows, out[0], out[1], xre, xim)
         return out
 
-    def _invariants(self, qre, qim) -> np.ndarray:
-        """[q_l] (+ [w^_l]) from q_lm (m >= 0 columns, per l)."""
-        nc = qre.shape[0]
-        out = np.zeros((nc, len(self.ls) * (2 if self.wl else 1)))
-        ql_kernel(qre, qim, self._ls_arr, out, 0)
-        if self.wl:
-            start, triples, coefs = self._wl_terms
-            wl_kernel(qre, qim, self._q_offsets, start, triples, coefs, self._ls_arr, out,
-                      len(self.ls))
+    def _invariants(self, qre, qim, centre_rows=None, offsets=None,
+                    entry_rows=None) -> np.ndarray:
+        """[q_l] (+ [w^_l]) from q_lm (m >= 0 columns, per l) of rows ``centre_rows``
+        (default: every row), each averaged with the rows ``entry_rows[offsets[c]:
+        offsets[c + 1]]`` when given (Lechner-Dellago)."""
+        if centre_rows is None:
+            centre_rows = np.arange(len(qre), dtype=np.int64)
+            offsets = np.zeros(len(qre) + 1, np.int64)
+            entry_rows = offsets[:0]
+        out = np.empty((len(centre_rows), len(self.ls) * (2 if self.wl else 1)))
+        invariants_kernel(qre, qim, centre_rows, offsets, entry_rows, self._ls_arr,
+                          self._q_offsets, *self._wl_terms, self.wl, out, 0)
         return out
 
     def _point_qlm(self, ctx, points) -> None:
@@ -300,9 +297,10 @@ class Steinhardt(Descriptor):
             ctx["missing"][wanted[~found]] = True
 
     def _averaged_chunk(self, ctx, centers):
-        """Lechner-Dellago q-bar_lm of ``centers``: q_lm averaged over the centre and its
-        selected neighbours (from the per-call caches; a ghost that is an image of a centre
-        reads the centre's q_lm); (blocks, nsel, not describable)."""
+        """Features of ``centers`` from the Lechner-Dellago q-bar_lm: their q_lm averaged
+        over the centre and its selected neighbours (from the per-call caches; a ghost
+        that is an image of a centre reads the centre's q_lm); (features, nsel, not
+        describable)."""
         self._point_qlm(ctx, centers)
         nsel = ctx["nsel"][centers]
         neighbours = ctx["source"][ctx["sel"][csr_entries(ctx["start"], centers, nsel)]]
@@ -317,26 +315,21 @@ class Steinhardt(Descriptor):
             read = np.concatenate([[0], np.cumsum(ctx["missing"][neighbours])])
             bad = bad | (read[offsets[1:]] > read[offsets[:-1]])
         q = ctx["q"]
-        blocks = []
-        for allre, allim in zip(q[0::2], q[1::2]):
-            ore = np.empty((len(centers), self._nlm))
-            oim = np.empty((len(centers), self._nlm))
-            average_kernel(offsets, nsel, centers, allre, allim, neighbours, ore, oim)
-            blocks += [ore, oim]
-        return blocks, nsel, bad
+        feats = [self._invariants(allre, allim, centers, offsets, neighbours)
+                 for allre, allim in zip(q[0::2], q[1::2])]
+        return feats[0] if len(feats) == 1 else np.concatenate(feats, axis=1), nsel, bad
 
     def _chunk(self, ctx, start, stop, out=None):
         centers = np.arange(start, stop, dtype=np.int64)
         if self.averaged:
-            (qre, qim, *cross), nsel, bad = self._averaged_chunk(ctx, centers)
+            feats, nsel, bad = self._averaged_chunk(ctx, centers)
         else:
             nl, nsel = self._neighbors(ctx, centers)
             qre, qim, *cross = self._qlm(ctx, nl, nsel, ctx["types"][start:stop])
             bad = coincident(nl)
-        xre, xim = cross if cross else (None, None)
-        feats = self._invariants(qre, qim)
-        if self.cross_species:
-            feats = np.concatenate([feats, self._invariants(xre, xim)], axis=1)
+            feats = self._invariants(qre, qim)
+            if self.cross_species:
+                feats = np.concatenate([feats, self._invariants(*cross)], axis=1)
         # not describable (too few neighbours, or an atom on top of another one): NaN,
         # which the classifier reports as unknown
         feats[(nsel < self.neighbors_needed) | bad] = np.nan
@@ -344,6 +337,20 @@ class Steinhardt(Descriptor):
             out[...] = feats
             return out
         return feats
+
+
+def wl_columns(ls, q_offsets: np.ndarray, wl: bool = True) -> tuple:
+    """The terms of :func:`wl_triples` as :func:`invariants_kernel` reads them: (start
+    (len(ls) + 1,), column of q_lm (T, 3) -- offset of l plus |m| --, sign of its real
+    and of its imaginary part (T, 3) -- q_l,-m = (-1)^m conj(q_lm) --, multiplicity
+    (T,)); no terms when ``wl`` is False."""
+    start, triples, coefs = wl_triples(ls) if wl else (
+        np.zeros(len(ls) + 1, np.int64), np.zeros((0, 3), np.int64), np.zeros(0))
+    block = np.repeat(np.arange(len(ls)), np.diff(start))
+    columns = np.asarray(q_offsets)[block][:, None] + np.abs(triples)
+    real = np.where((triples < 0) & (triples % 2 == 1), -1.0, 1.0)
+    imaginary = np.where(triples < 0, -real, real)
+    return start, columns.astype(np.int64), real, imaginary, coefs
 
 
 def image_sources(ids: np.ndarray, n_centers: int) -> np.ndarray | None:

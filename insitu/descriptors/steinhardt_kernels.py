@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["select_neighbors", "qlm_kernel", "ql_kernel", "average_kernel", "wl_kernel"]
+__all__ = ["select_neighbors", "qlm_kernel", "invariants_kernel", "INVARIANT_BLOCK"]
 
 
 @njit(cache=True, error_model="numpy")
@@ -175,79 +175,94 @@ def qlm_kernel(offsets, nbr, vectors, dists, nsel, center_types, types, ls, lmax
                 xim[r, j] = bim[j] * f
 
 
-@njit(cache=True, error_model="numpy")
-def ql_kernel(qre, qim, ls, out, col0):
-    """out[:, col0 + il] = q_l = sqrt(4 pi / (2l+1) (|q_l0|^2 + 2 sum_{m>0} |q_lm|^2))."""
-    nc = qre.shape[0]
-    for c in range(nc):
-        o = 0
-        for il in range(ls.shape[0]):
-            l = ls[il]
-            s = qre[c, o] * qre[c, o] + qim[c, o] * qim[c, o]
-            acc = 0.0
-            for m in range(1, l + 1):
-                acc += qre[c, o + m] * qre[c, o + m] + qim[c, o + m] * qim[c, o + m]
-            out[c, col0 + il] = np.sqrt(4.0 * np.pi / (2 * l + 1) * (s + 2.0 * acc))
-            o += l + 1
+INVARIANT_BLOCK = 64
+"""Centres per block of :func:`invariants_kernel`: their q_lm, transposed (lm, centre),
+stay in the L1/L2 cache while every invariant of the block is summed."""
 
 
 @njit(cache=True, error_model="numpy")
-def average_kernel(offsets, nsel, self_row, qre, qim, entry_row, out_re, out_im):
-    """Lechner-Dellago: out(c) = mean of q(k) over k in {c} U selected neighbours.
+def invariants_kernel(qre, qim, centre_rows, offsets, entry_rows, ls, q_offsets, tri_start,
+                      tri_cols, tri_re, tri_im, tri_c, wl, out, col0):
+    """Per centre c: the q_lm it is described by -- the Lechner-Dellago mean of rows
+    ``centre_rows[c]`` and ``entry_rows[offsets[c]:offsets[c + 1]]`` of qre/qim (its
+    selected neighbours; none: its own q_lm) -- then into ``out[c, col0 + k]``
+    q_l = sqrt(4 pi / (2l+1) (|q_l0|^2 + 2 sum_{m>0} |q_lm|^2)) for l = ls[k] and, if
+    ``wl``, into ``out[c, col0 + len(ls) + k]`` w^_l (Steinhardt et al. 1983, Eq. 1.4;
+    LAMMPS ``wl/hat``): the sum over m1 + m2 + m3 = 0 of (l l l; m1 m2 m3) q_lm1 q_lm2
+    q_lm3 over (sum_m |q_lm|^2)^(3/2), one term per row of :func:`wl_triples` (a class of
+    column permutations and m -> -m mirrors, multiplicity in ``tri_c``; row ``tri_cols``
+    of q and the signs ``tri_re``, ``tri_im`` of its parts, q_l,-m = (-1)^m conj q_lm).
 
-    self_row[c]: row of q for the centre itself; entry_row[e]: row of q of the neighbour
-    in neighbour-list entry e (only the selected entries are read).
-    """
+    Centres go in blocks of INVARIANT_BLOCK with the block's q_lm transposed, so every
+    sum runs over the block's centres in SIMD lanes; each centre's arithmetic is that of
+    a centre on its own (same operations, same order)."""
     nc = offsets.shape[0] - 1
-    w = qre.shape[1]
-    for c in range(nc):
-        s0 = offsets[c]
-        n = nsel[c]
-        r = self_row[c]
-        for j in range(w):
-            out_re[c, j] = qre[r, j]
-            out_im[c, j] = qim[r, j]
-        for k in range(n):
-            r = entry_row[s0 + k]
-            for j in range(w):
-                out_re[c, j] += qre[r, j]
-                out_im[c, j] += qim[r, j]
-        f = 1.0 / (n + 1)
-        for j in range(w):
-            out_re[c, j] *= f
-            out_im[c, j] *= f
-
-
-@njit(cache=True, inline="always")
-def _q_of_m(qre, qim, i, o, m):
-    """q_lm of row i for any m from the stored m >= 0: q_l,-m = (-1)^m conj(q_lm)."""
-    if m >= 0:
-        return qre[i, o + m], qim[i, o + m]
-    sign = 1.0 if (-m) % 2 == 0 else -1.0
-    return sign * qre[i, o - m], -sign * qim[i, o - m]
-
-
-@njit(cache=True, error_model="numpy")
-def wl_kernel(qre, qim, q_offsets, tri_start, tri_m, tri_c, ls, out, col0):
-    """out[i, col0 + k] = w^_l of row i for l = ls[k] (Steinhardt et al. 1983, Eq. 1.4;
-    LAMMPS ``wl/hat``): sum over m1 + m2 + m3 = 0 of (l l l; m1 m2 m3) q_lm1 q_lm2 q_lm3,
-    divided by (sum_m |q_lm|^2)^(3/2). The sum runs over the triples of
-    :func:`wl_triples` (one per class of column permutations and m -> -m mirrors, with
-    their multiplicity in ``tri_c``), of which it takes the real part; odd l give 0."""
-    n = qre.shape[0]
-    for i in range(n):
-        for k in range(len(ls)):
+    nlm = qre.shape[1]
+    tre = np.zeros((nlm, INVARIANT_BLOCK))
+    tim = np.zeros((nlm, INVARIANT_BLOCK))
+    row_re = np.empty(nlm)
+    row_im = np.empty(nlm)
+    acc = np.empty(INVARIANT_BLOCK)
+    norm = np.empty(INVARIANT_BLOCK)
+    nl = ls.shape[0]
+    for b0 in range(0, nc, INVARIANT_BLOCK):
+        nb = min(INVARIANT_BLOCK, nc - b0)
+        for b in range(nb):  # the mean in a contiguous row, then into the block's column
+            c = b0 + b
+            r = centre_rows[c]
+            for j in range(nlm):
+                row_re[j] = qre[r, j]
+                row_im[j] = qim[r, j]
+            n = offsets[c + 1] - offsets[c]
+            if n > 0:
+                for e in range(offsets[c], offsets[c + 1]):
+                    r = entry_rows[e]
+                    for j in range(nlm):
+                        row_re[j] += qre[r, j]
+                        row_im[j] += qim[r, j]
+                f = 1.0 / (n + 1)
+                for j in range(nlm):
+                    row_re[j] *= f
+                    row_im[j] *= f
+            for j in range(nlm):
+                tre[j, b] = row_re[j]
+                tim[j, b] = row_im[j]
+        for k in range(nl):
             l = ls[k]
             o = q_offsets[k]
-            s = qre[i, o] * qre[i, o] + qim[i, o] * qim[i, o]
+            for b in range(INVARIANT_BLOCK):
+                acc[b] = 0.0
             for m in range(1, l + 1):
-                s += 2.0 * (qre[i, o + m] * qre[i, o + m] + qim[i, o + m] * qim[i, o + m])
-            acc = 0.0
+                for b in range(INVARIANT_BLOCK):
+                    acc[b] += tre[o + m, b] * tre[o + m, b] + tim[o + m, b] * tim[o + m, b]
+            for b in range(nb):
+                s = tre[o, b] * tre[o, b] + tim[o, b] * tim[o, b]
+                out[b0 + b, col0 + k] = np.sqrt(4.0 * np.pi / (2 * l + 1) * (s + 2.0 * acc[b]))
+            if not wl:
+                continue
+            for b in range(INVARIANT_BLOCK):
+                norm[b] = tre[o, b] * tre[o, b] + tim[o, b] * tim[o, b]
+            for m in range(1, l + 1):
+                for b in range(INVARIANT_BLOCK):
+                    norm[b] += 2.0 * (tre[o + m, b] * tre[o + m, b]
+                                      + tim[o + m, b] * tim[o + m, b])
+            for b in range(INVARIANT_BLOCK):
+                acc[b] = 0.0
             for t in range(tri_start[k], tri_start[k + 1]):
-                ar, ai = _q_of_m(qre, qim, i, o, tri_m[t, 0])
-                br, bi = _q_of_m(qre, qim, i, o, tri_m[t, 1])
-                cr, ci = _q_of_m(qre, qim, i, o, tri_m[t, 2])
-                abr = ar * br - ai * bi
-                abi = ar * bi + ai * br
-                acc += tri_c[t] * (abr * cr - abi * ci)
-            out[i, col0 + k] = acc / s ** 1.5 if s > 0.0 else 0.0
+                ja, jb, jc = tri_cols[t, 0], tri_cols[t, 1], tri_cols[t, 2]
+                ra, rb, rc = tri_re[t, 0], tri_re[t, 1], tri_re[t, 2]
+                ia, ib, ic = tri_im[t, 0], tri_im[t, 1], tri_im[t, 2]
+                weight = tri_c[t]
+                for b in range(INVARIANT_BLOCK):
+                    ar = ra * tre[ja, b]
+                    ai = ia * tim[ja, b]
+                    br = rb * tre[jb, b]
+                    bi = ib * tim[jb, b]
+                    cr = rc * tre[jc, b]
+                    ci = ic * tim[jc, b]
+                    abr = ar * br - ai * bi
+                    abi = ar * bi + ai * br
+                    acc[b] += weight * (abr * cr - abi * ci)
+            for b in range(nb):
+                s = norm[b]
+                out[b0 + b, col0 + nl + k] = acc[b] / s ** 1.5 if s > 0.0 else 0.0

@@ -11,6 +11,7 @@ import pytest
 from periodic_reference import all_images
 
 from insitu.descriptors import Steinhardt, descriptor_from_metadata, wigner3j
+from insitu.descriptors.steinhardt_kernels import INVARIANT_BLOCK
 from insitu.frame import Frame
 from insitu.testing import (
     image_points,
@@ -234,10 +235,12 @@ def test_wigner3j_known_values():
 
 def test_wl_kernel_matches_the_full_sum():
     """One term per class of permuted / mirrored triples gives the full sum of
-    wl_hat_explicit on arbitrary q_lm; odd l give exactly 0."""
+    wl_hat_explicit on arbitrary q_lm (150 rows: two whole blocks of the kernel and a
+    part of one); odd l give exactly 0."""
     st = Steinhardt(ls=(3, 4, 5, 6, 8, 10, 12), wl=True)
     rng = np.random.default_rng(7)
-    qre, qim = rng.normal(size=(2, 40, st._nlm))
+    qre, qim = rng.normal(size=(2, 150, st._nlm))
+    assert 2 * INVARIANT_BLOCK < len(qre) < 3 * INVARIANT_BLOCK
     offset = 0
     for l in st.ls:
         qim[:, offset] = 0.0  # q_l0 is real
