@@ -60,28 +60,27 @@ def _build_bins(pos, lo, inv_bin, nb):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def _inside(cd2, m, x, lo, inv_bin, nb, b, reach):
-    """Whether every candidate d2[0:m] (with a margin) lies inside the ball around ``x``
-    that the bins within ``reach`` of its bin ``b`` surely contain (a side where the grid
-    ends has no points beyond it)."""
+def _ball(x, lo, inv_bin, nb, b, reach):
+    """Radius of the ball around ``x`` that the bins within ``reach`` of its bin ``b``
+    surely contain (a side where the grid ends has no points beyond it: inf if all do)."""
     radius = np.inf
     for a in range(3):
         if b[a] - reach > 0:
             radius = min(radius, x[a] - (lo[a] + (b[a] - reach) / inv_bin[a]))
         if b[a] + reach < nb[a] - 1:
             radius = min(radius, lo[a] + (b[a] + reach + 1) / inv_bin[a] - x[a])
-    far = 0.0
-    for k in range(m):
-        far = max(far, cd2[k])
-    return far * (1.0 + 1e-6) < radius * radius
+    return radius
 
 
 @njit(cache=True, error_model="numpy")
-def _query(centers, pos, ids, lo, inv_bin, nb, ndiv, start, order, spos, cutoff, n_max,
-           first_reach, nbr, vec, d2s):
+def _query(centers, pos, ids, lo, inv_bin, nb, ndiv, start, order, where, spos, cutoff,
+           n_max, first_reach, nbr, vec, d2s):
     """Neighbours (within cutoff, self excluded) of the points `centers`, sorted; with
     n_max > 0 only the first n_max of each list (the n_max nearest, same order and ties),
-    looked for first in the bins within ``first_reach`` of the centre's."""
+    looked for first among the points of the bins within ``first_reach`` of the centre's
+    that lie in the ball those bins surely contain (~20 candidates, not the ~50 of the
+    whole block, go through the selection). ``where[i]``: the slot of point i in the
+    bin-sorted ``spos`` (``order`` its inverse)."""
     nc = centers.shape[0]
     cut2 = cutoff * cutoff
     offsets = np.zeros(nc + 1, np.int64)
@@ -92,24 +91,28 @@ def _query(centers, pos, ids, lo, inv_bin, nb, ndiv, start, order, spos, cutoff,
     ccap = min(maxocc * (2 * ndiv + 1) ** 3, pos.shape[0]) + 1
     cd2 = np.empty(ccap)
     cbits = cd2.view(np.int64)
+    cslot = np.empty(ccap, np.int64)  # candidates by their slot in spos
     cj = np.empty(ccap, np.int64)
     cid = np.empty(ccap, np.int64)
-    cv = np.empty((ccap, 3))
     keys = np.empty(ccap, np.int64)
     perm = np.empty(ccap, np.int64)
     tot = 0
     for c in range(nc):
         i = centers[c]
+        own = where[i]
         xi0 = pos[i, 0]
         xi1 = pos[i, 1]
         xi2 = pos[i, 2]
         b0 = min(max(int(np.floor((xi0 - lo[0]) * inv_bin[0])), 0), nb[0] - 1)
         b1 = min(max(int(np.floor((xi1 - lo[1]) * inv_bin[1])), 0), nb[1] - 1)
         b2 = min(max(int(np.floor((xi2 - lo[2]) * inv_bin[2])), 0), nb[2] - 1)
-        # N nearest: first the bins within first_reach, enough when the N nearest (and
-        # any tie of the N-th) lie inside the ball that block is sure to contain
+        # N nearest: first the points in the ball that the bins within first_reach surely
+        # contain, enough when N of them (and any tie of the N-th) lie well inside it
         reach = first_reach if 0 < n_max else ndiv
         while True:
+            ball = _ball(pos[i], lo, inv_bin, nb, (b0, b1, b2), reach) if reach < ndiv \
+                else np.inf
+            ball2 = min(cut2, ball * ball)
             zlo = max(b2 - reach, 0)
             zhi = min(b2 + reach + 1, nb[2])
             m = 0
@@ -121,23 +124,22 @@ def _query(centers, pos, ids, lo, inv_bin, nb, ndiv, start, order, spos, cutoff,
                         dy = spos[s, 1] - xi1
                         dz = spos[s, 2] - xi2
                         r2 = dx * dx + dy * dy + dz * dz
-                        if r2 <= cut2:
-                            j = order[s]
-                            if j == i:
-                                continue
-                            cd2[m] = r2
-                            cj[m] = j
-                            cid[m] = ids[j]
-                            cv[m, 0] = dx
-                            cv[m, 1] = dy
-                            cv[m, 2] = dz
-                            m += 1
+                        cd2[m] = r2  # written always, kept by the count: no branch
+                        cslot[m] = s
+                        m += (r2 <= ball2) & (s != own)
             if 0 < n_max < m:
-                m = nearest_first(cd2, cj, cid, cv, m, n_max, keys)
-            if reach == ndiv or (m >= n_max and _inside(cd2, m, pos[i], lo, inv_bin, nb,
-                                                         (b0, b1, b2), reach)):
-                break
+                m = nearest_first(cd2, cslot, m, n_max, keys)
+            if ball * ball > cut2 * (1.0 + 1e-6):
+                break  # every point within the cutoff was a candidate
+            far = 0.0
+            for k in range(m):
+                far = max(far, cd2[k])
+            if m >= n_max and far * (1.0 + 1e-6) < ball2:
+                break  # no point outside the ball can be among (or tie with) these
             reach = ndiv
+        for k in range(m):
+            cj[k] = order[cslot[k]]
+            cid[k] = ids[cj[k]]
         rank_order(cd2, cbits, m, keys, perm)
         fix_ties(perm, cd2, m, m, cid, cj)
         if 0 < n_max < m:
@@ -155,10 +157,11 @@ def _query(centers, pos, ids, lo, inv_bin, nb, ndiv, start, order, spos, cutoff,
             d2s = d22
         for r in range(m):
             k = perm[r]
+            s = cslot[k]
             nbr[tot + r] = cj[k]
-            vec[tot + r, 0] = cv[k, 0]
-            vec[tot + r, 1] = cv[k, 1]
-            vec[tot + r, 2] = cv[k, 2]
+            vec[tot + r, 0] = spos[s, 0] - xi0
+            vec[tot + r, 1] = spos[s, 1] - xi1
+            vec[tot + r, 2] = spos[s, 2] - xi2
             d2s[tot + r] = cd2[k]
         tot += m
         offsets[c + 1] = tot
@@ -269,6 +272,8 @@ class CellList:
         self._inv_bin = nb / extent
         self._start, self._order = _build_bins(self.points, lo, self._inv_bin, nb)
         self._spos = np.ascontiguousarray(self.points[self._order])
+        self._where = np.empty(npts, np.int64)  # slot of each point in the sorted _spos
+        self._where[self._order] = np.arange(npts, dtype=np.int64)
         # expected list length (+25 %) from the mean density (a flat or thin set counts
         # as 2 cutoffs thick): the output is then sized once
         volume = np.prod(np.maximum(extent, 2.0 * self.cutoff))
@@ -328,7 +333,8 @@ class CellList:
         cap = max(len(centers) * (self._hint if n_max <= 0 else n_max), 64)
         offsets, nbr, vec, dist = _query(centers, self.points, self.point_ids, self._lo,
                                          self._inv_bin, self._nb, self.ndiv, self._start,
-                                         self._order, self._spos, self.cutoff, n_max,
+                                         self._order, self._where, self._spos, self.cutoff,
+                                         n_max,
                                          self._first_reach(n_max), np.empty(cap, np.int64),
                                          np.empty((cap, 3)), np.empty(cap))
         if len(centers) and n_max <= 0:

@@ -67,11 +67,12 @@ def fix_ties(perm, d2, n, limit, tid, tsec):
 
 
 @njit(cache=True, inline="always", error_model="numpy")
-def nearest_first(cd2, cj, cid, cv, m, n_max, work):
+def nearest_first(cd2, slot, m, n_max, work):
     """Move the candidates that can be among the n_max nearest (squared distance up to the
-    n_max-th smallest, and any tie of it) to the front; returns their number q (>= n_max).
-    Sorting only those gives the same first n_max as sorting all m: the tie run at the
-    boundary is kept whole (all m are kept if it might continue past the margin)."""
+    n_max-th smallest, and any tie of it) to the front of ``cd2`` and of ``slot`` (what
+    identifies each candidate); returns their number q (>= n_max). Sorting only those
+    gives the same first n_max as sorting all m: the tie run at the boundary is kept whole
+    (all m are kept if it might continue past the margin)."""
     buf = work.view(np.float64)  # the n_max smallest so far, ascending
     cnt = 0
     for k in range(m):
@@ -97,10 +98,7 @@ def nearest_first(cd2, cj, cid, cv, m, n_max, work):
             kept_max = max(kept_max, x)
             if k != q:
                 cd2[k], cd2[q] = cd2[q], x
-                cj[k], cj[q] = cj[q], cj[k]
-                cid[k], cid[q] = cid[q], cid[k]
-                for a in range(3):
-                    cv[k, a], cv[q, a] = cv[q, a], cv[k, a]
+                slot[k], slot[q] = slot[q], slot[k]
             q += 1
         else:
             out_min = min(out_min, x)

@@ -212,3 +212,25 @@ def test_nearest_n_for_any_bin_width_and_uneven_density(ndiv):
         np.testing.assert_array_equal(near.offsets, first.offsets)
         np.testing.assert_array_equal(near.index, first.index)
         np.testing.assert_array_equal(near.vectors, first.vectors)
+
+
+@pytest.mark.parametrize("ndiv", [2, 3, 4, 5])
+def test_nearest_n_with_points_on_bin_faces_and_at_the_cutoff(ndiv):
+    """A simple cubic block whose spacing is a whole number of bins (points on the faces
+    of the bins) and a cutoff equal to a neighbour distance (neighbours exactly at it):
+    the N-nearest search, which first scans a ball inside a block of bins, still equals
+    the first N of the full sorted list, also for edge and corner atoms that have fewer
+    than N neighbours within the cutoff."""
+    spacing = 2.5
+    pos = np.stack(np.meshgrid(*[np.arange(8) * spacing] * 3, indexing="ij"), -1)
+    pos = pos.reshape(-1, 3)
+    ids = np.random.default_rng(ndiv).permutation(len(pos)) + 1
+    cl = CellList.open(pos, ids, len(pos), 2 * spacing, ndiv=ndiv)
+    full = cl.query()
+    assert np.diff(full.offsets).min() < 12 < np.diff(full.offsets).max()
+    for n_max in (8, 12, 16):
+        near = cl.query_points(np.arange(len(pos)), max_neighbors=n_max)
+        first = full.first(n_max)
+        np.testing.assert_array_equal(near.offsets, first.offsets)
+        np.testing.assert_array_equal(near.index, first.index)
+        np.testing.assert_array_equal(near.distances, first.distances)
