@@ -43,10 +43,10 @@ class Halo:
         """Rows of ``arrays`` for the ghost atoms ``needed_ids`` (at ``needed_positions``),
         from the ranks that own them; this rank answers for its own atoms (``ids``,
         ``arrays`` with one row per atom). Each id is asked of the ranks whose subdomain,
-        widened by ``drift``, holds the position (wrapped into the cell): two
-        ``alltoall`` calls carry the ids and the rows asked for, nothing else. Returns
-        (found (M,) bool, then one (M, ...) array per input array; rows not found are
-        zero)."""
+        widened by ``drift``, holds the position (wrapped into the cell): one
+        ``alltoall`` carries the ids, then one ``Alltoallv`` per array (and one for
+        whether the owner had the id) the rows asked for, as raw bytes. Returns (found
+        (M,) bool, then one (M, ...) array per input array; rows not found are zero)."""
         comm = self.comm
         size, rank = comm.Get_size(), comm.Get_rank()
         if size == 1:
@@ -60,8 +60,6 @@ class Halo:
         u = box.fractions(np.asarray(needed_positions)[first])
         u -= np.floor(u) * box.periodic  # ghosts are images: wrap them into the cell
         margin = self.drift / box.spacing
-        out = [np.zeros((len(needed_ids),) + a.shape[1:], a.dtype) for a in arrays]
-        found = np.zeros(len(needed_ids), bool)
         asked = []
         for q in range(size):
             if q == rank or len(needed_ids) == 0:
@@ -75,24 +73,54 @@ class Halo:
             inside = inside.all(axis=1)
             asked.append(np.flatnonzero(inside) if inside.any() else None)
         requests = comm.alltoall([None if a is None else needed_ids[a] for a in asked])
-        replies = []
-        order = None  # own ids sorted once, for all ranks' questions
-        for wanted in requests:
-            if wanted is None:
-                replies.append(None)
+        # the answers: a row for every id asked (zeros where this rank does not have it)
+        # and whether it had it, as raw buffers (Alltoallv: no pickling of ~2 MB of q_lm)
+        n_asked = np.array([0 if a is None else len(a) for a in asked])
+        n_wanted = np.array([0 if w is None else len(w) for w in requests])
+        wanted = np.concatenate([w for w in requests if w is not None] or [np.zeros(0, int)])
+        rows, have = find_ids(ids, wanted, np.argsort(ids, kind="stable") if len(wanted)
+                              else None)
+        rows[~have] = 0
+        received = [_alltoallv(comm, have, n_wanted, n_asked)]
+        for a in arrays:
+            a = np.asarray(a)
+            send = a[rows] if len(a) else np.zeros((len(rows),) + a.shape[1:], a.dtype)
+            received.append(_alltoallv(comm, send, n_wanted, n_asked))
+        asked_rows = np.concatenate([a for a in asked if a is not None] or [np.zeros(0, int)])
+        got, *values = received
+        source = np.full(len(needed_ids), -1)  # each distinct id: its received row
+        source[asked_rows[got]] = np.flatnonzero(got)
+        source = source[image_of]  # each id asked for (images repeat ids)
+        found = source >= 0
+        results = []
+        for value in values:
+            if len(value) == 0:
+                results.append(np.zeros((len(source),) + value.shape[1:], value.dtype))
                 continue
-            if order is None:
-                order = np.argsort(ids, kind="stable")
-            rows, have = find_ids(ids, wanted, order)
-            replies.append((have, *(a[rows[have]] for a in arrays)) if have.any() else None)
-        for rows, reply in zip(asked, comm.alltoall(replies)):
-            if rows is None or reply is None:
-                continue
-            have = reply[0]
-            found[rows[have]] = True
-            for o, value in zip(out, reply[1:]):
-                o[rows[have]] = value
-        return (found[image_of], *(o[image_of] for o in out))
+            result = value[np.maximum(source, 0)]  # one gather, then zero what is missing
+            result[~found] = 0
+            results.append(result)
+        return (found, *results)
+
+
+def _alltoallv(comm, send: np.ndarray, send_rows: np.ndarray,
+               receive_rows: np.ndarray) -> np.ndarray:
+    """Rows ``send`` (blocks of ``send_rows[q]`` rows for rank q, in rank order) to every
+    rank, and the ``receive_rows[q]`` rows each rank q sends here (in rank order), as raw
+    bytes."""
+    from mpi4py import MPI
+
+    send = np.ascontiguousarray(send)
+    row_bytes = send.dtype.itemsize * int(np.prod(send.shape[1:], dtype=int))
+    out = np.empty((int(receive_rows.sum()),) + send.shape[1:], send.dtype)
+
+    def layout(n_rows):
+        counts = n_rows * row_bytes
+        return counts, np.concatenate([[0], np.cumsum(counts)[:-1]])
+
+    comm.Alltoallv([send.view(np.uint8).reshape(-1), layout(send_rows), MPI.BYTE],
+                   [out.view(np.uint8).reshape(-1), layout(receive_rows), MPI.BYTE])
+    return out
 
 
 def make_halo(classifier, comm, lmp, options, units: str) -> Halo | None:

@@ -45,6 +45,7 @@ SCRIPT = textwrap.dedent("""
         positions = np.concatenate([images[ghost], [[15.0, 5.0, 5.0]]])
         found, got, got_ids = halo(needed, positions, ids[mine], values, ids[mine])
         assert not found[-1] and found[:-1].all(), (rank, needed[:-1][~found[:-1]])
+        assert not got[-1].any() and got_ids[-1] == 0  # rows not found are zero
         np.testing.assert_array_equal(got_ids[:-1], needed[:-1])
         np.testing.assert_allclose(got[:-1], needed[:-1, None] * 2.5 * np.ones((1, 3)))
         assert got.dtype == values.dtype and got_ids.dtype == ids.dtype
