@@ -7,7 +7,8 @@ The same system and measurement as benchmarks/insitu_overhead.py (:func:`_bench.
 cost of a call from LAMMPS's loop times with and without the analysis, median of
 ``--repeats`` rounds, default MC passes)
 on 1 and on 2 ranks; efficiency = t(1 rank) / (2 t(2 ranks)), also from the internal timer
-(slowest rank) as a cross-check. Needs as many idle cores as ranks to mean anything: on a
+(slowest rank) as a cross-check, and the MD step's own efficiency beside them (what the
+machine lets a parallel job gain). Needs as many idle cores as ranks to mean anything: on a
 busy machine the loop-time differences are noise. Results under "insitu_scaling" in
 benchmarks/results.json.
 """
@@ -34,21 +35,25 @@ def main() -> int:
     entry = machine_state() | {"models": {}}
     lo, hi = args.ranks
     for name in args.models:
-        calls, internal = {}, {}
+        calls, internal, md = {}, {}, {}
         for n in (lo, hi):
             r = analysis_cost(model_path(name), args.cells, n, args.every, args.calls,
                               repeats=args.repeats)
             run = next(iter(r["runs"].values()))
             calls[n], internal[n] = run["call_s"], run["internal_timer_call_s"]
+            md[n] = r["md_step_s"]
         eff = calls[lo] * lo / (calls[hi] * hi)
         eff_internal = internal[lo] * lo / (internal[hi] * hi)
+        eff_md = md[lo] * lo / (md[hi] * hi)
         entry["models"][r["model"]] = {"atoms": r["atoms"], "call_s_by_ranks": calls,
                                         "strong_scaling_efficiency": eff,
                                         "internal_timer_call_s_by_ranks": internal,
-                                        "internal_timer_efficiency": eff_internal}
+                                        "internal_timer_efficiency": eff_internal,
+                                        "md_step_s_by_ranks": md, "md_step_efficiency": eff_md}
         print(f"{r['model']}: {r['atoms']} atoms, one call {calls[lo]:.3f} s on {lo} rank(s), "
               f"{calls[hi]:.3f} s on {hi}: efficiency {100 * eff:.0f} % (internal timer: "
-              f"{internal[lo]:.3f} s, {internal[hi]:.3f} s, {100 * eff_internal:.0f} %)",
+              f"{internal[lo]:.3f} s, {internal[hi]:.3f} s, {100 * eff_internal:.0f} %; the MD "
+              f"step itself: {1e3 * md[lo]:.1f} ms, {1e3 * md[hi]:.1f} ms, {100 * eff_md:.0f} %)",
               flush=True)
     print(f"merged into {merge_results(args.key, finish(entry, hi))} under '{args.key}'")
     return 0
