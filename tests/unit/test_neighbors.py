@@ -205,13 +205,16 @@ def test_nearest_n_for_any_bin_width_and_uneven_density(ndiv):
     pos = np.vstack([crystal, gas])
     ids = rng.permutation(len(pos)) + 1
     cl = CellList.open(pos, ids, len(pos), 6.0, ndiv=ndiv)
-    full = cl.query()
     for n_max in (1, 12, 20):
-        near = cl.query_points(np.arange(len(pos)), max_neighbors=n_max)
-        first = full.first(n_max)
-        np.testing.assert_array_equal(near.offsets, first.offsets)
-        np.testing.assert_array_equal(near.index, first.index)
-        np.testing.assert_array_equal(near.vectors, first.vectors)
+        _assert_nearest_are_first_of_full(cl, n_max)
+
+
+def _assert_nearest_are_first_of_full(cl: CellList, n_max: int) -> None:
+    """Every point's N-nearest search equals the first N of its full sorted list."""
+    near = cl.query_points(np.arange(len(cl.points)), max_neighbors=n_max)
+    first = cl.query_points(np.arange(len(cl.points))).first(n_max)
+    for name in ("offsets", "index", "vectors", "distances"):
+        np.testing.assert_array_equal(getattr(near, name), getattr(first, name))
 
 
 @pytest.mark.parametrize("ndiv", [2, 3, 4, 5])
@@ -229,8 +232,4 @@ def test_nearest_n_with_points_on_bin_faces_and_at_the_cutoff(ndiv):
     full = cl.query()
     assert np.diff(full.offsets).min() < 12 < np.diff(full.offsets).max()
     for n_max in (8, 12, 16):
-        near = cl.query_points(np.arange(len(pos)), max_neighbors=n_max)
-        first = full.first(n_max)
-        np.testing.assert_array_equal(near.offsets, first.offsets)
-        np.testing.assert_array_equal(near.index, first.index)
-        np.testing.assert_array_equal(near.distances, first.distances)
+        _assert_nearest_are_first_of_full(cl, n_max)
