@@ -78,8 +78,7 @@ class Halo:
         n_asked = np.array([0 if a is None else len(a) for a in asked])
         n_wanted = np.array([0 if w is None else len(w) for w in requests])
         wanted = np.concatenate([w for w in requests if w is not None] or [np.zeros(0, int)])
-        rows, have = find_ids(ids, wanted, np.argsort(ids, kind="stable") if len(wanted)
-                              else None)
+        rows, have = find_ids(ids, wanted)
         rows[~have] = 0
         received = [_alltoallv(comm, have, n_wanted, n_asked)]
         for a in arrays:

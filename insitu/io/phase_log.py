@@ -144,7 +144,7 @@ class PhaseLog:
         i = self.n_rows
         with _open(self.path, "a") as f:
             # h5py's low-level calls: its Dataset objects, resize and item assignment cost
-            # ~0.2 ms per column, 6 ms per row that every rank waits for in situ (now ~2)
+            # ~0.2 ms per column, 6 ms per row that every rank waits for in situ (now ~3)
             one = h5py.h5s.create_simple((1,))
             for key, value in values.items():
                 column = h5py.h5d.open(f.id, key.encode())
