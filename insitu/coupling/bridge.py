@@ -48,6 +48,7 @@ from .compat import (
 )
 from .ghost_check import ghost_problem, ghost_requirement
 from .halo import make_halo
+from .memory import keep_freed_memory
 from .mpi import InsituError, collective_check, max_over_ranks, sum_over_ranks
 from .options import DEFAULT_SKIN, Options
 from .rank_analysis import STAGES, partial_sums
@@ -78,6 +79,8 @@ class InsituAnalysis:
         self.rank = self.comm.Get_rank()
         self.n_ranks = self.comm.Get_size()
         self.units = lmp.extract_global("units") or "metal"
+        if options.keep_memory:  # the next call reuses this one's freed arrays
+            keep_freed_memory()
         self.classifier = self._load_model()
         self.halo = make_halo(self.classifier, self.comm, lmp, options, self.units)
         self.neighbors = step_neighbors(lmp).register(
@@ -269,11 +272,7 @@ class InsituAnalysis:
         if self.rank != 0 or not self.options.log:
             return
 
-        script = ""
-        try:
-            script = " ".join(sys.argv)
-        except Exception:
-            pass
+        script = " ".join(getattr(sys, "argv", None) or [])  # embedded: may be unset
         attrs = {
             "model_path": os.path.abspath(self.model_path),
             "model_sha256": self.classifier.sha256,

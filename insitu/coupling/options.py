@@ -23,7 +23,9 @@ class Options:
     MC-dropout passes T (None: the model's default, 1: dropout off); consensus: a model's
     neighbour consensus on (default) or off (``consensus=no``: per-atom labels, ghosts to
     the descriptor cutoff only); screen: a model's screening network on (default) or off
-    (``screen=no``: the model's own network on every atom, :mod:`insitu.model.screen`)."""
+    (``screen=no``: the model's own network on every atom, :mod:`insitu.model.screen`);
+    keep_memory: keep freed memory in the process for the next call (default; ``no``:
+    leave glibc's malloc settings alone, :mod:`.memory`)."""
 
     every: int
     log: str | None
@@ -37,6 +39,7 @@ class Options:
     mc_passes: int | None = None
     consensus: bool = True
     screen: bool = True
+    keep_memory: bool = True
 
     @classmethod
     def parse(cls, analysis_id: str, words) -> Options:
@@ -47,7 +50,8 @@ class Options:
             k, v = w.split("=", 1)
             kv[k.strip().lower()] = v.strip()
         known = {"every", "log", "batch", "threshold", "threads", "skin", "log_vars",
-                 "check_ghost", "log_mode", "mc_passes", "consensus", "screen"}
+                 "check_ghost", "log_mode", "mc_passes", "consensus", "screen",
+                 "keep_memory"}
         unknown = set(kv) - known
         if unknown:
             raise InsituError(f"insitu_attach: unknown option(s) {sorted(unknown)}; "
@@ -71,6 +75,7 @@ class Options:
                 mc_passes=int(kv["mc_passes"]) if "mc_passes" in kv else None,
                 consensus=_switched_on(kv, "consensus"),
                 screen=_switched_on(kv, "screen"),
+                keep_memory=_switched_on(kv, "keep_memory"),
             )
         except ValueError as exc:
             raise InsituError(f"insitu_attach: bad option value: {exc}") from None
