@@ -117,6 +117,20 @@ def lammps_loop_times(script: str, workdir: Path, nprocs: int, timeout: float = 
     return [float(m.group(1)) for m in LOOP.finditer(proc.stdout)], proc.stdout
 
 
+SECTION = re.compile(r"^(Pair|Neigh|Comm|Output|Modify|Other)\s*\|\s*([\d.eE+-]*)\s*\|"
+                     r"\s*([\d.eE+-]+)\s*\|\s*([\d.eE+-]*)\s*\|", re.M)
+
+
+def lammps_sections(stdout: str) -> list[dict]:
+    """Per ``run``, in order, LAMMPS's "MPI task timing breakdown": section -> seconds of
+    the slowest rank (the average where LAMMPS gives no maximum, i.e. Other)."""
+    runs = []
+    for block in stdout.split("MPI task timing breakdown")[1:]:
+        block = block.split("\n\n\n")[0].split("Nlocal")[0]
+        runs.append({m.group(1): float(m.group(4) or m.group(3)) for m in SECTION.finditer(block)})
+    return runs
+
+
 SYSTEM = """
 units metal
 lattice fcc 3.52
@@ -164,7 +178,15 @@ def analysis_cost(model: Path, cells: int, nprocs: int, every: int, calls: int,
     the rounds (the machines are shared: a neighbour's burst shifts one round, not the
     median), with every round kept. In MD steps: divided by the time of one MD step at
     the same ghost cutoff (median of the MD-only blocks). The medians of the internal
-    timer (the log's ``total``, which stops before the HDF5 append) are kept beside it."""
+    timer (the log's ``total``, which stops before the HDF5 append) are kept beside it.
+
+    The same difference of LAMMPS's own timing breakdown, slowest rank, gives
+    ``modify_call_s``: the Modify section (where ``fix python/invoke`` runs: the call, its
+    waits for other ranks and the log append) with minus without the analysis, per call,
+    and ``pair_change_per_call_s``: the force loop's change (what a call costs the MD steps
+    after it, e.g. through evicted caches). The loop-time difference carries the MD's own
+    run-to-run scatter (on a shared machine +-5-10 % per block of a few seconds, i.e. tens
+    of ms per call); the Modify difference does not."""
     import tempfile
 
     import numpy as np
@@ -196,6 +218,7 @@ def analysis_cost(model: Path, cells: int, nprocs: int, every: int, calls: int,
     with tempfile.TemporaryDirectory() as tmp:
         wd = Path(workdir or tmp)
         loops, stdout = lammps_loop_times(text, wd, nprocs)
+        sections = lammps_sections(stdout)
         logs = {aid: read_log(wd / f"{aid}.h5") for aid_list in ids.values()
                 for aid in aid_list}
     # loops: warm, MD at default ghosts, MD at the model's ghosts, then per round and
@@ -211,12 +234,16 @@ def analysis_cost(model: Path, cells: int, nprocs: int, every: int, calls: int,
            "md_without_analysis_loop_s": md_blocks, "runs": {}}
     n_var = len(variants)
     for k, (name, options) in enumerate(variants.items()):
-        rounds, with_loops, first_loops = [], [], []
+        rounds, with_loops, first_loops, modify, pair = [], [], [], [], []
         for r in range(repeats):
             j = r * n_var + k  # this run's block; MD-only blocks before and after it
             with_loop = loops[4 + 3 * j]
             without = 0.5 * (md_blocks[j] + md_blocks[j + 1])
             rounds.append((with_loop - without) / calls)
+            if len(sections) == len(loops):  # before, with, after the analysis
+                b, w, a = (sections[i] for i in (2 + 3 * j, 4 + 3 * j, 5 + 3 * j))
+                modify.append((w["Modify"] - 0.5 * (b["Modify"] + a["Modify"])) / calls)
+                pair.append((w["Pair"] - 0.5 * (b["Pair"] + a["Pair"])) / calls)
             with_loops.append(with_loop)
             first_loops.append(loops[3 + 3 * j])
         per_call = float(np.median(rounds))
@@ -229,6 +256,10 @@ def analysis_cost(model: Path, cells: int, nprocs: int, every: int, calls: int,
             "call_s_per_round": rounds,
             "md_steps_per_call_range": [min(rounds) / md_step, max(rounds) / md_step],
             "first_call_loop_s": first_loops,
+            "modify_call_s": float(np.median(modify)) if modify else None,
+            "modify_call_s_per_round": modify,
+            "md_steps_per_call_modify": float(np.median(modify)) / md_step if modify else None,
+            "pair_change_per_call_s": float(np.median(pair)) if pair else None,
             "internal_timer_call_s": float(np.median(total)),
             "internal_stages_s": {
                 s: float(np.median(np.concatenate([logs[aid].timings[s][1:]

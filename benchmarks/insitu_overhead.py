@@ -13,7 +13,9 @@ numba (:mod:`insitu.model.mc_head`) with a copy of it whose passes run through
 onnxruntime ("graph head"), each followed by MD alone again, the whole
 sequence ``--repeats`` times, all in the same job. The cost of a call is the difference of
 LAMMPS's own loop times (HDF5 log included) per call against the MD-only blocks beside it,
-the median over the rounds (each round kept); in MD steps it is divided by the time of one
+the median over the rounds (each round kept), and the same difference of the Modify section
+of LAMMPS's timing breakdown (where the fix runs; free of the MD's own scatter) beside it,
+with the force loop's change; in MD steps it is divided by the time of one
 MD step of the same run at the same ghost cutoff (the MD step at LAMMPS's default ghost
 cutoff is recorded too: a larger ``comm_modify cutoff`` is part of the price). Results go
 to benchmarks/results.json under "insitu_overhead", with the date, command, load average
@@ -84,7 +86,10 @@ def measure(name: str, args, tmp: Path, entry: dict) -> None:
     entry["models"][r["model"]] = r
     runs = "; ".join(f"{k}: {v['call_s']:.3f} s = {v['md_steps_per_call']:.1f} MD steps "
                      f"(rounds {v['md_steps_per_call_range'][0]:.1f}-"
-                     f"{v['md_steps_per_call_range'][1]:.1f}; internal timer "
+                     f"{v['md_steps_per_call_range'][1]:.1f}; Modify section "
+                     f"{v['modify_call_s']:.3f} s = {v['md_steps_per_call_modify']:.1f} MD "
+                     f"steps, force loop {1e3 * v['pair_change_per_call_s']:+.1f} ms; "
+                     "internal timer "
                      f"{v['internal_timer_call_s']:.3f} s)"
                      for k, v in r["runs"].items())
     print(f"{r['model']}: {r['atoms']} atoms on {r['ranks']} ranks, MD step "

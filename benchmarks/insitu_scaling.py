@@ -6,8 +6,10 @@
 The same system and measurement as benchmarks/insitu_overhead.py (:func:`_bench.analysis_cost`,
 cost of a call from LAMMPS's loop times with and without the analysis, median of
 ``--repeats`` rounds, default MC passes) on 1 and on 2 ranks; efficiency = t(1 rank) /
-(2 t(2 ranks)), also from the internal timer (slowest rank) as a cross-check, and the MD
-step's own efficiency beside them (what the machine lets a parallel job gain).
+(2 t(2 ranks)), also from the Modify section of LAMMPS's timing breakdown (the same
+difference without the MD's own scatter, :func:`_bench.analysis_cost`) and from the
+internal timer (slowest rank), and the MD step's own efficiency beside them (what the
+machine lets a parallel job gain).
 ``--pairs`` P: P jobs on each rank count, alternating (1, 2, 2, 1, 1, 2, ...), each pair
 of neighbouring jobs giving one efficiency; the figure is their median, every pair kept
 (on a shared machine the speed drifts over minutes: one job on each count compares two
@@ -46,25 +48,31 @@ def main() -> int:
                 r = analysis_cost(model_path(name), args.cells, n, args.every, args.calls,
                                   repeats=args.repeats)
                 run = next(iter(r["runs"].values()))
-                job[n] = (run["call_s"], run["internal_timer_call_s"], r["md_step_s"])
-            calls, internal, md = ({n: job[n][i] for n in (lo, hi)} for i in range(3))
+                job[n] = (run["call_s"], run["modify_call_s"], run["internal_timer_call_s"],
+                          r["md_step_s"])
+            calls, modify, internal, md = ({n: job[n][i] for n in (lo, hi)} for i in range(4))
             pairs.append({"call_s_by_ranks": calls,
                           "strong_scaling_efficiency": _efficiency(calls, lo, hi),
+                          "modify_call_s_by_ranks": modify,
+                          "modify_efficiency": _efficiency(modify, lo, hi),
                           "internal_timer_call_s_by_ranks": internal,
                           "internal_timer_efficiency": _efficiency(internal, lo, hi),
                           "md_step_s_by_ranks": md, "md_step_efficiency": _efficiency(md, lo, hi)})
             print(f"{r['model']}, pair {p + 1}: one call {calls[lo]:.3f} s on {lo} rank(s), "
                   f"{calls[hi]:.3f} s on {hi}: {100 * pairs[-1]['strong_scaling_efficiency']:.0f} %"
-                  f" (internal timer {internal[lo]:.3f} s, {internal[hi]:.3f} s: "
+                  f" (Modify section {modify[lo]:.3f} s, {modify[hi]:.3f} s: "
+                  f"{100 * pairs[-1]['modify_efficiency']:.0f} %; internal timer "
+                  f"{internal[lo]:.3f} s, {internal[hi]:.3f} s: "
                   f"{100 * pairs[-1]['internal_timer_efficiency']:.0f} %; the MD step "
                   f"{1e3 * md[lo]:.1f} ms, {1e3 * md[hi]:.1f} ms: "
                   f"{100 * pairs[-1]['md_step_efficiency']:.0f} %)", flush=True)
         summary = {k: float(np.median([q[k] for q in pairs]))
-                   for k in ("strong_scaling_efficiency", "internal_timer_efficiency",
-                             "md_step_efficiency")}
+                   for k in ("strong_scaling_efficiency", "modify_efficiency",
+                             "internal_timer_efficiency", "md_step_efficiency")}
         entry["models"][r["model"]] = {"atoms": r["atoms"], **summary, "pairs": pairs}
         print(f"{r['model']}: {r['atoms']} atoms, median of {len(pairs)} pairs: efficiency "
-              f"{100 * summary['strong_scaling_efficiency']:.0f} % (internal timer "
+              f"{100 * summary['strong_scaling_efficiency']:.0f} % (Modify section "
+              f"{100 * summary['modify_efficiency']:.0f} %, internal timer "
               f"{100 * summary['internal_timer_efficiency']:.0f} %, the MD step "
               f"{100 * summary['md_step_efficiency']:.0f} %)", flush=True)
     print(f"merged into {merge_results(args.key, finish(entry, hi))} under '{args.key}'")

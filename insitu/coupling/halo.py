@@ -20,7 +20,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from ..locality import find_ids
+from ..locality import IdIndex
 from .ghost_check import Subdomain
 from .options import DEFAULT_SKIN
 
@@ -41,11 +41,12 @@ class Halo:
 
     def __call__(self, needed_ids, needed_positions, ids, *arrays) -> tuple:
         """Rows of ``arrays`` for the ghost atoms ``needed_ids`` (at ``needed_positions``),
-        from the ranks that own them; this rank answers for its own atoms (``ids``,
-        ``arrays`` with one row per atom). Each id is asked of the ranks whose subdomain,
-        widened by ``drift``, holds the position (wrapped into the cell): one
-        ``alltoall`` carries the ids, then one ``Alltoallv`` per array (and one for
-        whether the owner had the id) the rows asked for, as raw bytes. Returns (found
+        from the ranks that own them; this rank answers for its own atoms (``ids``, their
+        global ids or an :class:`~insitu.locality.IdIndex` of them, e.g.
+        ``points.centre_index``; ``arrays`` with one row per atom). Each id is asked of the
+        ranks whose subdomain, widened by ``drift``, holds the position (wrapped into the
+        cell): one ``alltoall`` carries the ids, then one ``Alltoallv`` per array (and one
+        for whether the owner had the id) the rows asked for, as raw bytes. Returns (found
         (M,) bool, then one (M, ...) array per input array; rows not found are zero)."""
         comm = self.comm
         size, rank = comm.Get_size(), comm.Get_rank()
@@ -78,8 +79,8 @@ class Halo:
         n_asked = np.array([0 if a is None else len(a) for a in asked])
         n_wanted = np.array([0 if w is None else len(w) for w in requests])
         wanted = np.concatenate([w for w in requests if w is not None] or [np.zeros(0, int)])
-        rows, have = find_ids(ids, wanted)
-        rows[~have] = 0
+        index = ids if isinstance(ids, IdIndex) else IdIndex(ids)
+        rows, have = index.find(wanted)  # rows of ids not here: 0
         received = [_alltoallv(comm, have, n_wanted, n_asked)]
         for a in arrays:
             a = np.asarray(a)

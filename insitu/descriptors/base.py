@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ..locality import CellList, NeighborList, NeighborQuery, as_points
+from ..locality import CellList, NeighborList, NeighborQuery, Points, as_points
 
 __all__ = ["Descriptor", "register_descriptor", "descriptor_from_metadata", "DESCRIPTOR_KINDS",
            "empty_array", "described_mask", "MAX_CUTOFF_ANGSTROM"]
@@ -144,7 +144,7 @@ class Descriptor:
     def check_types(self, types_present) -> None:
         """Raise ValueError if the descriptor cannot handle one of the atom types."""
 
-    def _prepare(self, cells: CellList, types: np.ndarray, ids: np.ndarray):
+    def _prepare(self, cells: CellList, points: Points):
         """Per-call context passed to :meth:`_chunk`."""
         raise NotImplementedError  # pragma: no cover
 
@@ -186,7 +186,7 @@ class Descriptor:
         points = neighbors.points
         if len(points.types):
             self.check_types(np.unique(points.types))
-        ctx = self._prepare(neighbors.cells, points.types, points.ids)
+        ctx = self._prepare(neighbors.cells, points)
         if exchange is not None:
             self._share(ctx, exchange, points)
         return points.n_centers, ctx

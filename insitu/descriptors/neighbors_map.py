@@ -302,7 +302,8 @@ class NeighborsMap(Descriptor):
                     tab[ch, t] = v
         return tab
 
-    def _prepare(self, cells, types, ids):
+    def _prepare(self, cells, points):
+        types, ids = points.types, points.ids
         wtab = self._weight_table(types.max() if len(types) else 1)
         present = np.unique(types)
         sub = wtab[:, present] if len(present) else wtab

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..locality import csr_entries, find_ids
+from ..locality import csr_entries
 from .base import MAX_CUTOFF_ANGSTROM, Descriptor, register_descriptor
 from .spherical import legendre_coefficients, wigner3j, wl_triples
 from .steinhardt_kernels import invariants_kernel, qlm_kernel, select_neighbors
@@ -168,7 +168,8 @@ class Steinhardt(Descriptor):
         return self.n_neighbors if self.adaptive_factor is None else None
 
     # -- evaluation -------------------------------------------------------------------------
-    def _prepare(self, cells, types, ids):
+    def _prepare(self, cells, points):
+        types = points.types
         ctx = {"cells": cells, "types": types}
         if self.averaged:  # per point, computed once per call (filled lazily): q_lm, the
             m = len(types)  # selected neighbours (start in "sel", count), coincidence
@@ -177,7 +178,7 @@ class Steinhardt(Descriptor):
                        done=np.zeros(m, bool), start=np.zeros(m, np.int64),
                        nsel=np.zeros(m, np.int64), coincident=np.zeros(m, bool),
                        sel=np.empty(16 * m, np.int64), used=0,
-                       source=image_sources(ids, cells.n_centers), missing=None)
+                       source=image_sources(points), missing=None)
             if ctx["source"] is None:  # repeated ids: each point computes its own
                 ctx["source"] = np.arange(m, dtype=np.int64)
                 ctx["repeated_ids"] = True
@@ -284,7 +285,7 @@ class Steinhardt(Descriptor):
             wanted[read[read >= n]] = True
         wanted = np.flatnonzero(wanted)
         q = ctx["q"]
-        found, *values = exchange(ids[wanted], points.positions[wanted], ids[:n],
+        found, *values = exchange(ids[wanted], points.positions[wanted], points.centre_index,
                                   *(block[:n] for block in q))
         for block, value in zip(q, values):
             block[wanted[found]] = value[found]
@@ -353,20 +354,20 @@ def wl_columns(ls, q_offsets: np.ndarray, wl: bool = True) -> tuple:
     return start, columns.astype(np.int64), real, imaginary, coefs
 
 
-def image_sources(ids: np.ndarray, n_centers: int) -> np.ndarray | None:
-    """(M,) point whose q_lm each point reads: a ghost (a periodic image; in situ also a
-    rank's image of its own atom) that carries the global id of a centre reads the centre's,
-    computed from the centre's complete environment (the image's may lie at the edge of
-    the points); other points their own. None when centres repeat an id (no image can be
-    told by id: every point reads its own)."""
+def image_sources(points) -> np.ndarray | None:
+    """(M,) point whose q_lm each point of ``points`` reads: a ghost (a periodic image; in
+    situ also a rank's image of its own atom) that carries the global id of a centre reads
+    the centre's, computed from the centre's complete environment (the image's may lie at
+    the edge of the points); other points their own. None when centres repeat an id (no
+    image can be told by id: every point reads its own)."""
+    ids, n_centers = points.ids, points.n_centers
     source = np.arange(len(ids), dtype=np.int64)
     if len(ids) == n_centers or n_centers == 0:
         return source
-    order = np.argsort(ids[:n_centers], kind="stable")
-    ordered = ids[:n_centers][order]
-    if np.any(ordered[1:] == ordered[:-1]):
+    index = points.centre_index
+    if not index.distinct:
         return None
-    rows, image = find_ids(ids[:n_centers], ids[n_centers:], order)
+    rows, image = index.find(ids[n_centers:])
     source[n_centers:][image] = rows[image]
     return source
 

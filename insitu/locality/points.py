@@ -10,13 +10,19 @@ with a cell list, so several descriptors can share one neighbour search (freud's
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .cell_list import CellList, periodic_images
 
-__all__ = ["Points", "NeighborQuery", "as_points", "find_ids", "nearest_ndiv"]
+__all__ = ["Points", "NeighborQuery", "IdIndex", "as_points", "find_ids", "nearest_ndiv"]
+
+# An id table (one int32 per id in the span of the ids) is used while the span is at most
+# this many ids per point plus DENSE_SPAN_SLACK: a rank's ids spread over the whole system
+# (many ranks) fall back to a sorted search.
+DENSE_SPAN_PER_ID = 16
+DENSE_SPAN_SLACK = 1 << 16
 
 
 @dataclass
@@ -28,6 +34,7 @@ class Points:
     types: np.ndarray
     ids: np.ndarray
     n_centers: int
+    _centre_index: IdIndex | None = field(default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.positions = np.ascontiguousarray(self.positions, dtype=np.float64).reshape(-1, 3)
@@ -42,12 +49,63 @@ class Points:
     def __len__(self) -> int:
         return self.n_centers
 
+    @property
+    def centre_index(self) -> IdIndex:
+        """:class:`IdIndex` of the centres' global ids, built once (an analysis looks ids
+        up several times per call: images, the halo, the consensus)."""
+        if self._centre_index is None:
+            self._centre_index = IdIndex(self.ids[:self.n_centers])
+        return self._centre_index
+
     @classmethod
     def from_frame(cls, frame, cutoff: float) -> Points:
         """The frame's atoms (wrapped into the cell, in frame order) followed by their
         periodic images within ``cutoff`` of the cell."""
         points, orig = periodic_images(frame.positions, frame.cell, frame.pbc, float(cutoff))
         return cls(points, frame.types[orig], frame.ids[orig], len(frame.positions))
+
+
+class IdIndex:
+    """Rows of global ids among ``ids`` (e.g. a rank's centres), for repeated lookups:
+    a table indexed by id where the ids are dense enough (LAMMPS's ids on a few ranks: a
+    lookup is one gather), else their stable argsort and a binary search
+    (:func:`find_ids`). ``distinct``: no id repeats (for a repeated id the first row is
+    given)."""
+
+    def __init__(self, ids: np.ndarray):
+        self.ids = np.asarray(ids, dtype=np.int64)
+        n = len(self.ids)
+        self.order = self.table = None
+        self.lo = int(self.ids.min()) if n else 0
+        span = int(self.ids.max()) - self.lo + 1 if n else 0
+        if n and span <= DENSE_SPAN_PER_ID * n + DENSE_SPAN_SLACK:
+            table = np.full(span, -1, np.int32)
+            table[self.ids - self.lo] = np.arange(n, dtype=np.int32)
+            self.distinct = bool(np.count_nonzero(table >= 0) == n)
+            if self.distinct:  # with repeats, which row a scatter keeps is undefined
+                self.table = table
+        if self.table is None:
+            self.order = np.argsort(self.ids, kind="stable")
+            ordered = self.ids[self.order]
+            self.distinct = not bool(np.any(ordered[1:] == ordered[:-1]))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def find(self, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, found) as :func:`find_ids`, rows of ids not found are 0."""
+        wanted = np.asarray(wanted, dtype=np.int64)
+        if self.table is None:
+            rows, found = find_ids(self.ids, wanted, self.order)
+            rows[~found] = 0
+            return rows, found
+        at = wanted - self.lo
+        inside = (at >= 0) & (at < len(self.table))
+        rows = self.table[np.where(inside, at, 0)].astype(np.int64)
+        rows[~inside] = -1
+        found = rows >= 0
+        rows[~found] = 0
+        return rows, found
 
 
 def find_ids(ids: np.ndarray, wanted: np.ndarray,

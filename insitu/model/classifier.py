@@ -327,7 +327,7 @@ class Classifier:
                                                                       chunk_size, exchange)
             t0 = time.perf_counter()
             found, ghost_p, ghost_described = exchange(
-                plan.ghost_ids, plan.source.positions[plan.extra], points.ids[:n], proba,
+                plan.ghost_ids, plan.source.positions[plan.extra], points.centre_index, proba,
                 ~undescribed)
             # a ghost not received (it moved farther than the halo reaches) is left out
             evaluated = (np.concatenate([proba, ghost_p]), mi, novelty,

@@ -29,7 +29,7 @@ from functools import cached_property
 import numpy as np
 from numba import njit
 
-from ..locality import CellList, Points, find_ids
+from ..locality import CellList, Points
 
 __all__ = ["Consensus", "ConsensusPlan", "plan_consensus", "consensus_mean",
            "CONSENSUS_METADATA"]
@@ -118,7 +118,7 @@ def plan_consensus(points: Points, rule: Consensus, cells: CellList | None = Non
     nl = nl.within(rule.cutoff_angstrom)
     rows = nl.index.copy()  # members among the centres are their own rows
     image = np.nonzero(rows >= n)[0]  # the others: an image of a centre, or foreign
-    centre_row, own = find_ids(points.ids[:n], points.ids[rows[image]])
+    centre_row, own = points.centre_index.find(points.ids[rows[image]])
     rows[image[own]] = centre_row[own]
     foreign = image[~own]
     _, first, inverse = np.unique(points.ids[nl.index[foreign]], return_index=True,

@@ -233,3 +233,37 @@ def test_nearest_n_with_points_on_bin_faces_and_at_the_cutoff(ndiv):
     assert np.diff(full.offsets).min() < 12 < np.diff(full.offsets).max()
     for n_max in (8, 12, 16):
         _assert_nearest_are_first_of_full(cl, n_max)
+
+
+@pytest.mark.parametrize("span", [1, 100])  # ids dense (an id table) or sparse (a search)
+def test_id_index_finds_the_rows_a_plain_search_finds(span):
+    from insitu.locality import IdIndex, Points
+
+    rng = np.random.default_rng(3)
+    ids = rng.permutation(5000 * span)[:3000] + 7
+    index = IdIndex(ids)
+    assert (index.table is not None) == (span == 1)
+    wanted = np.concatenate([ids[rng.integers(0, 3000, 4000)],  # present, repeated
+                             [-5, 0, 6, ids.max() + 1, 10 ** 12],  # outside the span
+                             np.setdiff1d(np.arange(7, ids.max()), ids)[:500]])  # gaps
+    rows, found = index.find(wanted)
+    lookup = {int(i): r for r, i in enumerate(ids)}
+    expected = np.array([lookup.get(int(w), -1) for w in wanted])
+    assert np.array_equal(found, expected >= 0)
+    assert np.array_equal(rows[found], expected[found]) and not rows[~found].any()
+    assert index.distinct
+    # Points keep one index of their centres' ids (the ghosts' are not in it)
+    points = Points(np.zeros((3010, 3)), np.ones(3010), np.concatenate([ids, ids[:10]]), 3000)
+    assert points.centre_index is points.centre_index and len(points.centre_index) == 3000
+
+
+@pytest.mark.parametrize("span", [1, 100])
+def test_id_index_with_repeated_ids_gives_the_first_row(span):
+    from insitu.locality import IdIndex
+
+    ids = np.array([5, 9, 5, 2, 9, 11]) * span
+    index = IdIndex(ids)
+    assert not index.distinct
+    rows, found = index.find(np.array([9, 5, 2, 3]) * span)
+    assert found.tolist() == [True, True, True, False]
+    assert rows[:3].tolist() == [1, 0, 3]
