@@ -102,8 +102,7 @@ class IdIndex:
         at = wanted - self.lo
         inside = (at >= 0) & (at < len(self.table))
         rows = self.table[np.where(inside, at, 0)].astype(np.int64)
-        rows[~inside] = -1
-        found = rows >= 0
+        found = inside & (rows >= 0)
         rows[~found] = 0
         return rows, found
 
