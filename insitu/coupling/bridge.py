@@ -321,7 +321,7 @@ class InsituAnalysis:
         screen_before = self.classifier.screen_counts.copy()
         result = self.classifier.classify(points, threshold=self.threshold, step=step,
                                           chunk_size=self.options.batch, neighbors=neighbors,
-                                          exchange=self.halo)
+                                          exchange=self.halo and self.halo.for_call())
         t0 = time.perf_counter()
         total = sum_over_ranks(self.comm, partial_sums(
             result, self.classifier.screen_counts - screen_before))

@@ -38,6 +38,25 @@ class Halo:
         self.comm = comm
         self.subdomain = subdomain
         self.drift = float(drift)
+        self._in_call = False
+        self._boxes = None  # this call's (own Subdomain, every rank's [lo, hi) in rows)
+
+    def for_call(self) -> Halo:
+        """This halo for one analysis call (every rank, before the call's first exchange;
+        returns self): the call's exchanges (q_lm, then the consensus's probabilities)
+        read and gather the subdomains once, at the first. Without it each exchange reads
+        them."""
+        self._in_call, self._boxes = True, None
+        return self
+
+    def _subdomains(self) -> tuple:
+        if self._boxes is not None:
+            return self._boxes
+        box = self.subdomain()
+        boxes = np.array(self.comm.allgather(np.concatenate([box.lo, box.hi])))
+        if self._in_call:
+            self._boxes = (box, boxes)
+        return box, boxes
 
     def __call__(self, needed_ids, needed_positions, ids, *arrays) -> tuple:
         """Rows of ``arrays`` for the ghost atoms ``needed_ids`` (at ``needed_positions``),
@@ -56,8 +75,7 @@ class Halo:
         # several images of one atom (periodic ghosts) are asked for once
         needed_ids, first, image_of = np.unique(needed_ids, return_index=True,
                                                 return_inverse=True)
-        box = self.subdomain()
-        boxes = np.array(comm.allgather(np.concatenate([box.lo, box.hi])))  # [lo, hi) each
+        box, boxes = self._subdomains()  # boxes: every rank's [lo, hi)
         u = box.fractions(np.asarray(needed_positions)[first])
         u -= np.floor(u) * box.periodic  # ghosts are images: wrap them into the cell
         margin = self.drift / box.spacing
@@ -92,8 +110,14 @@ class Halo:
         source[asked_rows[got]] = np.flatnonzero(got)
         source = source[image_of]  # each id asked for (images repeat ids)
         found = source >= 0
+        # on two ranks every ghost is the other rank's, asked for and answered in order:
+        # the rows received are the result, without a gather
+        in_order = len(got) == len(source) and bool(np.array_equal(source, np.arange(len(source))))
         results = []
         for value in values:
+            if in_order:
+                results.append(value)
+                continue
             if len(value) == 0:
                 results.append(np.zeros((len(source),) + value.shape[1:], value.dtype))
                 continue

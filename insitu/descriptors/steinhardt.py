@@ -287,8 +287,12 @@ class Steinhardt(Descriptor):
         q = ctx["q"]
         found, *values = exchange(ids[wanted], points.positions[wanted], points.centre_index,
                                   *(block[:n] for block in q))
+        everything = bool(found.all())  # the rule: then one scatter, no masked copies
         for block, value in zip(q, values):
-            block[wanted[found]] = value[found]
+            if everything:
+                block[wanted] = value
+            else:
+                block[wanted[found]] = value[found]
         if ctx.get("repeated_ids"):  # after the collective call: no rank is left waiting
             raise ValueError("Steinhardt: the halo exchange of q-bar needs distinct global "
                              "atom ids (LAMMPS: atom_modify id yes)")

@@ -1,5 +1,5 @@
-"""The halo exchange (insitu.coupling.halo.Halo) under real mpirun: 3 ranks own slabs of a
-periodic cell, each asks for the rows of the ghost atoms it sees (periodic images, atoms
+"""The halo exchange (insitu.coupling.halo.Halo) under real mpirun: 2 or 3 ranks own slabs
+of a periodic cell, each asks for the rows of the ghost atoms it sees (periodic images, atoms
 that drifted out of their owner's slab) and gets what the owner holds; an id nobody owns
 is reported not found. No LAMMPS here: the subdomains are given directly."""
 
@@ -9,6 +9,7 @@ import subprocess
 import sys
 import textwrap
 
+import pytest
 from lammps_helpers import lammps_env
 
 SCRIPT = textwrap.dedent("""
@@ -21,16 +22,17 @@ SCRIPT = textwrap.dedent("""
     from insitu.coupling.halo import Halo
 
     def main(comm):
-        rank = comm.Get_rank()
-        cell = np.array([30.0, 10.0, 10.0])
+        rank, size = comm.Get_rank(), comm.Get_size()
+        cell = np.array([10.0 * size, 10.0, 10.0])
         rng = np.random.default_rng(5)  # the same atoms on every rank
         home = rng.uniform(0, 1, (900, 3)) * cell
         x = home + rng.uniform(-0.4, 0.4, home.shape)  # drifted up to 0.4 A since assigned
         ids = np.arange(1, 901) * 7  # not 1..N
-        owner = np.minimum((home[:, 0] / 10.0).astype(int), 2)
-        lo, hi = np.array([rank / 3, 0, 0]), np.array([(rank + 1) / 3, 1, 1])
+        owner = np.minimum((home[:, 0] / 10.0).astype(int), size - 1)
+        lo, hi = np.array([rank / size, 0, 0]), np.array([(rank + 1) / size, 1, 1])
         box = Subdomain(np.zeros(3), np.diag(1 / cell), cell.copy(), np.ones(3, bool), lo, hi)
-        halo = Halo(comm, lambda: box, 1.0)
+        reads = []  # each time the halo reads this rank's subdomain
+        halo = Halo(comm, lambda: reads.append(1) or box, 1.0)
         mine = np.flatnonzero(owner == rank)
         values = (ids[mine] * 2.5).reshape(-1, 1) * np.ones((1, 3))
         # ghosts: every image within 3 A of this slab (in x) that is not an own atom
@@ -53,6 +55,18 @@ SCRIPT = textwrap.dedent("""
         ask = slice(0, 0) if rank == 1 else slice(None)
         found, got = halo(needed[ask], positions[ask], ids[mine], values)
         assert found.sum() == (0 if rank == 1 else len(needed) - 1)
+        assert len(reads) == 2  # without for_call every exchange reads the subdomains
+        # distinct ids (each ghost once): on 2 ranks every one is the other rank's, asked
+        # and answered in order; one call's exchanges read the subdomains once
+        distinct, first = np.unique(image_ids[ghost], return_index=True)
+        at = images[ghost][first]
+        for k in range(2):
+            found, got = halo.for_call()(distinct, at, ids[mine], values)
+            assert found.all()
+            np.testing.assert_allclose(got, distinct[:, None] * 2.5 * np.ones((1, 3)))
+            found, got_ids = halo(distinct[::-1], at[::-1], ids[mine], ids[mine])
+            np.testing.assert_array_equal(got_ids, distinct[::-1])
+            assert len(reads) == 3 + k
         asked = comm.gather(int(ghost.sum()))  # one line: ranks' prints interleave
         if rank == 0:
             print("ok", *asked, flush=True)
@@ -66,13 +80,14 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def test_halo_answers_every_ghost_from_its_owner(tmp_path):
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_halo_answers_every_ghost_from_its_owner(tmp_path, ranks):
     script = tmp_path / "halo.py"
     script.write_text(SCRIPT)
-    proc = subprocess.run(["mpirun", "-np", "3", "--oversubscribe", sys.executable,
+    proc = subprocess.run(["mpirun", "-np", str(ranks), "--oversubscribe", sys.executable,
                            str(script)], env=lammps_env(), capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     lines = [line.split() for line in proc.stdout.splitlines() if line.startswith("ok ")]
-    assert len(lines) == 1 and len(lines[0]) == 4, proc.stdout[-3000:]
+    assert len(lines) == 1 and len(lines[0]) == 1 + ranks, proc.stdout[-3000:]
     assert all(int(n) > 100 for n in lines[0][1:])  # each rank asked for many ghosts
