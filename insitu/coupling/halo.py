@@ -43,9 +43,10 @@ class Halo:
 
     def for_call(self) -> Halo:
         """This halo for one analysis call (every rank, before the call's first exchange;
-        returns self): the call's exchanges (q_lm, then the consensus's probabilities)
-        read and gather the subdomains once, at the first. Without it each exchange reads
-        them."""
+        returns self): the subdomains read and gathered at the call's first exchange are
+        reused by its others (q_lm, then the consensus's probabilities) and by every
+        exchange until the next ``for_call`` (the bridge calls it at each analysis call).
+        A halo never given ``for_call`` reads them at each exchange."""
         self._in_call, self._boxes = True, None
         return self
 

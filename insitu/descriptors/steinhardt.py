@@ -287,7 +287,7 @@ class Steinhardt(Descriptor):
         q = ctx["q"]
         found, *values = exchange(ids[wanted], points.positions[wanted], points.centre_index,
                                   *(block[:n] for block in q))
-        everything = bool(found.all())  # the rule: then one scatter, no masked copies
+        everything = bool(found.all())  # the usual case: one scatter, no masked copies
         for block, value in zip(q, values):
             if everything:
                 block[wanted] = value
