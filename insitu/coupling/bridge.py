@@ -187,7 +187,10 @@ class InsituAnalysis:
                                               *UNCERTAINTY_NAMES]]
 
     def announce(self) -> None:
-        """Register the analysis (its log is closed at exit); rank 0 says what it defined."""
+        """Register the analysis (its log closes at exit or when one of its ID replaces it);
+        rank 0 says what it defined."""
+        if (replaced := _ANALYSES.get(self.id)) is not None and replaced.log is not None:
+            replaced.log.close()  # a script attaching the same ID again
         _ANALYSES[self.id] = self
         if self.rank == 0:
             print(f"insitu: model {self.model_path} ({self.classifier.descriptor.kind}, "
@@ -271,7 +274,6 @@ class InsituAnalysis:
     def _open_log(self) -> None:
         if self.rank != 0 or not self.options.log:
             return
-
         script = " ".join(getattr(sys, "argv", None) or [])  # embedded: may be unset
         attrs = {
             "model_path": os.path.abspath(self.model_path),
@@ -286,7 +288,7 @@ class InsituAnalysis:
         }
         self.log = PhaseLog(self.options.log, self.classes, STAGES, self.options.log_vars,
                             attrs, units=self.units,
-                            append=self.options.log_mode == "append")
+                            append=self.options.log_mode == "append", keep_open=True)
 
     def _report_undescribed(self, step: int, n_undescribed: int) -> None:
         if n_undescribed and not self.reported_undescribed and self.rank == 0:
@@ -367,9 +369,8 @@ _ANALYSES: dict[str, InsituAnalysis] = {}
 
 
 def insitu_attach(ptr, analysis_id: str, model_path: str, *options: str) -> None:
-    """Entry point for ``python insitu_attach input N SELF ID MODEL key=value ... invoke``.
-
-    Runs on every rank before the run. Defines the thermo variables, a helper
+    """Entry point for ``python insitu_attach input N SELF ID MODEL key=value ... invoke``:
+    runs on every rank before the run. Defines the thermo variables, a helper
     ``fix ave/time``, and the callback ``insitu_<ID>`` that ``fix python/invoke`` calls.
     """
     from lammps import lammps

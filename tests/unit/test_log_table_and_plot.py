@@ -108,3 +108,41 @@ def test_no_mi_axis_without_mi(tmp_path):
         assert not [ax for ax in fig.axes if "Mutual" in ax.get_ylabel()]
     finally:
         plt.close(fig)
+
+
+_WRITER = """
+import sys, time
+import numpy as np
+from insitu.io.phase_log import PhaseLog
+log = PhaseLog(sys.argv[1], ["fcc", "liquid"], ["total"], keep_open=True)
+for i in range(5):
+    log.append(10 * i, {"temperature": 300.0}, np.array([7, 2, 1]), 0.9, {"total": 0.1})
+print("written", flush=True)
+time.sleep(600)
+"""
+
+
+def test_log_kept_open_is_readable_while_written_and_after_sigkill(tmp_path):
+    """The in-situ writer keeps the file open between rows: every row is on disk when
+    append returns, for a reader while the writer lives and after it is killed."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "kept.h5"
+    proc = subprocess.Popen([sys.executable, "-c", _WRITER, str(path)], stdout=subprocess.PIPE,
+                            text=True)
+    try:
+        assert proc.stdout.readline().strip() == "written"
+        live = read_log(path)
+        np.testing.assert_array_equal(live.step, [0, 10, 20, 30, 40])
+        np.testing.assert_array_equal(live.counts["liquid"], [2] * 5)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    after = read_log(path)
+    np.testing.assert_array_equal(after.step, [0, 10, 20, 30, 40])
+    np.testing.assert_allclose(after.fractions["fcc"], 0.7)
+    with h5py.File(path, "a") as f:  # the killed writer left no lock or open-file mark
+        assert len(f["step"]) == 5
