@@ -52,6 +52,16 @@ def pin(core: int | None) -> list[int]:
     return sorted(os.sched_getaffinity(0))
 
 
+def cpu_times() -> list[int] | None:
+    """The machine's CPU time counters (/proc/stat 'cpu' line: user, nice, system, idle,
+    iowait, irq, softirq, steal, ...), in clock ticks; None where unreadable."""
+    try:
+        line = Path("/proc/stat").read_text().splitlines()[0].split()
+        return [int(x) for x in line[1:]] if line[0] == "cpu" else None
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def machine_state() -> dict:
     """The fields every results.json entry carries."""
     return {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -59,24 +69,48 @@ def machine_state() -> dict:
             "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
             "cpu": cpu_model(), "instruction_set": instruction_set(),
             "cpus_on_machine": os.cpu_count(), "runs_on_cpus": sorted(os.sched_getaffinity(0)),
-            "host": platform.node()}
+            "host": platform.node(), "cpu_times_at_start": cpu_times(),
+            "own_cpu_s_at_start": own_cpu_seconds(), "wall_s_at_start": time.monotonic()}
+
+
+def own_cpu_seconds() -> float:
+    """CPU seconds of this process and of its children waited for (the MPI jobs it ran)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def finish(entry: dict, own_processes: int = 1) -> dict:
-    """Adds the load average at the end and whether someone else's work shared the machine
-    (a busy machine makes every figure suspect); ``own_processes``: how many busy
+    """Adds the load average at the end, the fraction of the CPU time taken by the
+    hypervisor during the benchmark (``steal_fraction``: other virtual machines on the same
+    host; the machine's own load average does not show it), the cores other processes of
+    this machine kept busy on average (``other_work_cores``: the machine's busy CPU time
+    less the benchmark's own and its jobs') and whether someone else's work shared the
+    machine (a busy machine makes every figure suspect); ``own_processes``: how many busy
     processes the benchmark itself ran last (its MPI ranks), which the 1-minute load
     average at the end still counts."""
     entry["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    start, end = entry.pop("cpu_times_at_start", None), cpu_times()
+    own = own_cpu_seconds() - entry.pop("own_cpu_s_at_start", 0.0)
+    wall = time.monotonic() - entry.pop("wall_s_at_start", time.monotonic())
+    if start and end and len(end) > 7:  # the hypervisor's share of a virtual machine's CPUs
+        spent = [b - a for a, b in zip(start, end)]
+        entry["steal_fraction"] = round(spent[7] / max(sum(spent[:8]), 1), 4)
+        busy = (spent[0] + spent[1] + spent[2] + spent[5] + spent[6]) / os.sysconf("SC_CLK_TCK")
+        if wall > 0:
+            entry["other_work_cores"] = round(max(busy - own, 0.0) / wall, 3)
     entry["own_processes"] = int(own_processes)
     entry["machine_busy"] = is_busy(entry)
     return entry
 
 
 def is_busy(entry: dict) -> bool:
-    """Other work on the machine: a 1-minute load above the machine's cores before the
-    benchmark started, or at the end more than half a core above the benchmark's own
-    processes (before, the own ranks alone made every 2-rank run on 2 cores 'busy')."""
+    """Other work on the machine: other processes kept more than a quarter of a core busy on
+    average during the benchmark (``other_work_cores``); where that could not be read, a
+    1-minute load above the machine's cores before the benchmark started, or at the end
+    more than half a core above the benchmark's own processes (the load average lags: it
+    still counts a benchmark that ended just before)."""
+    if "other_work_cores" in entry:
+        return bool(entry["other_work_cores"] > 0.25)
     start = entry["load_average_at_start"][0]
     end = entry["load_average_at_end"][0] - entry.get("own_processes", 1)
     return bool(start > (os.cpu_count() or 1) or end > 0.5)
