@@ -27,8 +27,9 @@ off), so between calls the file on disk is complete: plain h5py reads it while t
 goes on, and a run killed with SIGKILL leaves every completed row readable. By default
 the file is opened and closed at every row; the in-situ writer (``keep_open=True``) keeps
 it and its columns open between rows, which costs ~0.5 ms a row instead of ~2 ms (a
-serial cost every MPI rank waits for) and closes it at the end of the run. The reader
-cuts every column to the rows complete in all of them.
+serial cost every MPI rank waits for), until :meth:`PhaseLog.close` (in situ: at exit, or
+when the script attaches the same ID again). The reader cuts every column to the rows
+complete in all of them.
 """
 
 from __future__ import annotations
@@ -153,7 +154,9 @@ class PhaseLog:
             # ~0.2 ms per column; opening a column costs ~50 us, writing it ~15 us
             one = h5py.h5s.create_simple((1,))
             for key, value in values.items():
-                column = self._column_ids.get(key) or h5py.h5d.open(f.id, key.encode())
+                column = self._column_ids.get(key)
+                if column is None:
+                    column = h5py.h5d.open(f.id, key.encode())
                 column.set_extent((i + 1,))
                 space = column.get_space()
                 space.select_hyperslab((i,), (1,))
