@@ -155,18 +155,23 @@ class Subdomain:
     @classmethod
     def of(cls, lmp) -> Subdomain:
         boxlo, boxhi, xy, yz, xz, periodic, _ = lmp.extract_box()
-        h = np.array([[boxhi[0] - boxlo[0], 0, 0], [xy, boxhi[1] - boxlo[1], 0],
-                      [xz, yz, boxhi[2] - boxlo[2]]])
+        lengths = np.subtract(boxhi, boxlo, dtype=float)
+        h = np.diag(lengths)
+        h[1, 0], h[2, 0], h[2, 1] = xy, xz, yz
         boxlo = np.asarray(boxlo, float)
-        spacing = abs(np.linalg.det(h)) / np.linalg.norm(np.cross(h[[1, 2, 0]], h[[2, 0, 1]]),
-                                                         axis=1)
+        if xy == xz == yz == 0:  # orthogonal (read at every analysis call: no linalg)
+            inverse, spacing = np.diag(1.0 / lengths), lengths
+        else:
+            inverse = np.linalg.inv(h)
+            spacing = abs(np.linalg.det(h)) / np.linalg.norm(
+                np.cross(h[[1, 2, 0]], h[[2, 0, 1]]), axis=1)
         if lmp.extract_setting("triclinic"):
             lo = np.array(lmp.extract_global("sublo_lambda")[:3], float)
             hi = np.array(lmp.extract_global("subhi_lambda")[:3], float)
         else:
-            lo = (np.array(lmp.extract_global("sublo")[:3], float) - boxlo) / np.diag(h)
-            hi = (np.array(lmp.extract_global("subhi")[:3], float) - boxlo) / np.diag(h)
-        return cls(boxlo, np.linalg.inv(h), spacing, np.array(periodic, bool), lo, hi)
+            lo = (np.array(lmp.extract_global("sublo")[:3], float) - boxlo) / lengths
+            hi = (np.array(lmp.extract_global("subhi")[:3], float) - boxlo) / lengths
+        return cls(boxlo, inverse, spacing, np.array(periodic, bool), lo, hi)
 
     def fractions(self, x: np.ndarray) -> np.ndarray:
         return (np.asarray(x, float).reshape(-1, 3) - self.boxlo) @ self.inverse_cell

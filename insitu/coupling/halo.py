@@ -17,8 +17,10 @@ that drifted farther than expected) is reported as not found; the caller leaves 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
+from numba import njit
 
 from ..locality import IdIndex
 from .ghost_check import Subdomain
@@ -40,6 +42,8 @@ class Halo:
         self.drift = float(drift)
         self._in_call = False
         self._boxes = None  # this call's (own Subdomain, every rank's [lo, hi) in rows)
+        self._request_kept = None  # this call's first request, for the exchanges after it
+        self.n_requests = 0  # requests sent (an exchange reusing one sends none)
 
     def for_call(self) -> Halo:
         """This halo for one analysis call (every rank, before the call's first exchange;
@@ -47,7 +51,7 @@ class Halo:
         reused by its others (q_lm, then the consensus's probabilities) and by every
         exchange until the next ``for_call`` (the bridge calls it at each analysis call).
         A halo never given ``for_call`` reads them at each exchange."""
-        self._in_call, self._boxes = True, None
+        self._in_call, self._boxes, self._request_kept = True, None, None
         return self
 
     def _subdomains(self) -> tuple:
@@ -65,50 +69,29 @@ class Halo:
         global ids or an :class:`~insitu.locality.IdIndex` of them, e.g.
         ``points.centre_index``; ``arrays`` with one row per atom). Each id is asked of the
         ranks whose subdomain, widened by ``drift``, holds the position (wrapped into the
-        cell): one ``alltoall`` carries the ids, then one ``Alltoallv`` per array (and one
-        for whether the owner had the id) the rows asked for, as raw bytes. Returns (found
-        (M,) bool, then one (M, ...) array per input array; rows not found are zero)."""
+        cell): one ``alltoall`` carries the ids, then one ``Alltoallv`` the rows asked for
+        (every array's row and whether the owner had the id, packed as raw bytes). A later
+        exchange of the same call that asks the same ``ids`` object for a subset of those
+        ids on every rank reuses the request (one ``allreduce`` agrees on it): the
+        consensus's probabilities after the q_lm of q-bar. Returns (found (M,) bool, then
+        one (M, ...) array per input array; rows not found are zero)."""
         comm = self.comm
-        size, rank = comm.Get_size(), comm.Get_rank()
-        if size == 1:
+        if comm.Get_size() == 1:
             return (np.zeros(len(needed_ids), bool),
                     *(np.zeros((len(needed_ids),) + a.shape[1:], a.dtype) for a in arrays))
         # several images of one atom (periodic ghosts) are asked for once
-        needed_ids, first, image_of = np.unique(needed_ids, return_index=True,
-                                                return_inverse=True)
-        box, boxes = self._subdomains()  # boxes: every rank's [lo, hi)
-        u = box.fractions(np.asarray(needed_positions)[first])
-        u -= np.floor(u) * box.periodic  # ghosts are images: wrap them into the cell
-        margin = self.drift / box.spacing
-        asked = []
-        for q in range(size):
-            if q == rank or len(needed_ids) == 0:
-                asked.append(None)
-                continue
-            lo, hi = boxes[q, :3] - margin, boxes[q, 3:] + margin
-            inside = np.zeros(u.shape, bool)  # per axis: a subdomain at the other edge
-            for shift in (-1.0, 0.0, 1.0):  # of the cell holds it through the boundary
-                v = u + shift * box.periodic
-                inside |= (v >= lo) & (v < hi)
-            inside = inside.all(axis=1)
-            asked.append(np.flatnonzero(inside) if inside.any() else None)
-        requests = comm.alltoall([None if a is None else needed_ids[a] for a in asked])
-        # the answers: a row for every id asked (zeros where this rank does not have it)
-        # and whether it had it, as raw buffers (Alltoallv: no pickling of ~2 MB of q_lm)
-        n_asked = np.array([0 if a is None else len(a) for a in asked])
-        n_wanted = np.array([0 if w is None else len(w) for w in requests])
-        wanted = np.concatenate([w for w in requests if w is not None] or [np.zeros(0, int)])
-        index = ids if isinstance(ids, IdIndex) else IdIndex(ids)
-        rows, have = index.find(wanted)  # rows of ids not here: 0
-        received = [_alltoallv(comm, have, n_wanted, n_asked)]
-        for a in arrays:
-            a = np.asarray(a)
-            send = a[rows] if len(a) else np.zeros((len(rows),) + a.shape[1:], a.dtype)
-            received.append(_alltoallv(comm, send, n_wanted, n_asked))
-        asked_rows = np.concatenate([a for a in asked if a is not None] or [np.zeros(0, int)])
-        got, *values = received
-        source = np.full(len(needed_ids), -1)  # each distinct id: its received row
-        source[asked_rows[got]] = np.flatnonzero(got)
+        distinct, first, image_of = np.unique(needed_ids, return_index=True,
+                                              return_inverse=True)
+        request = self._kept_request(distinct, ids)
+        if request is None:
+            request = self._request(distinct, np.asarray(needed_positions)[first], ids)
+            if self._in_call:
+                self._request_kept = request
+        got, values = request.fetch(comm, arrays)
+        source = np.full(len(request.distinct_ids), -1)  # each id asked: its received row
+        source[request.asked_rows[got]] = np.flatnonzero(got)
+        if len(distinct) != len(request.distinct_ids):  # a subset of a kept request
+            source = source[np.searchsorted(request.distinct_ids, distinct)]
         source = source[image_of]  # each id asked for (images repeat ids)
         found = source >= 0
         # on two ranks every ghost is the other rank's, asked for and answered in order:
@@ -126,6 +109,104 @@ class Halo:
             result[~found] = 0
             results.append(result)
         return (found, *results)
+
+    def _kept_request(self, distinct: np.ndarray, ids) -> _Request | None:
+        """This call's kept request when every rank asks the same ``ids`` object for a
+        subset of its ids (collective once a request is kept: every rank kept one)."""
+        kept = self._request_kept
+        if kept is None:
+            return None
+        covered = ids is kept.ids and len(distinct) <= len(kept.distinct_ids)
+        if covered and len(distinct):
+            at = np.searchsorted(kept.distinct_ids, distinct)
+            covered = bool(at[-1] < len(kept.distinct_ids)) and \
+                bool(np.array_equal(kept.distinct_ids[at], distinct))
+        from mpi4py import MPI
+
+        return kept if self.comm.allreduce(covered, op=MPI.LAND) else None
+
+    def _request(self, distinct: np.ndarray, positions: np.ndarray, ids) -> _Request:
+        """Ask the owners of ``distinct`` (sorted, at ``positions``) for their rows: which
+        ranks may own each id, one ``alltoall`` of the ids, and the rows of the ids other
+        ranks ask here."""
+        comm = self.comm
+        size, rank = comm.Get_size(), comm.Get_rank()
+        self.n_requests += 1
+        box, boxes = self._subdomains()  # boxes: every rank's [lo, hi)
+        u = box.fractions(positions)
+        u -= np.floor(u) * box.periodic  # ghosts are images: wrap them into the cell
+        margin = self.drift / box.spacing
+        owners = _possible_owners(u, boxes[:, :3] - margin, boxes[:, 3:] + margin,
+                                  box.periodic, rank)
+        asked = [np.flatnonzero(owners[:, q]) if q != rank and len(distinct) else None
+                 for q in range(size)]
+        asked = [a if a is not None and len(a) else None for a in asked]
+        requests = comm.alltoall([None if a is None else distinct[a] for a in asked])
+        n_asked = np.array([0 if a is None else len(a) for a in asked])
+        n_wanted = np.array([0 if w is None else len(w) for w in requests])
+        wanted = np.concatenate([w for w in requests if w is not None] or [np.zeros(0, int)])
+        index = ids if isinstance(ids, IdIndex) else IdIndex(ids)
+        rows, have = index.find(wanted)  # rows of ids not here: 0
+        asked_rows = np.concatenate([a for a in asked if a is not None] or [np.zeros(0, int)])
+        return _Request(ids, distinct, asked_rows, n_asked, n_wanted, rows, have)
+
+
+@dataclass
+class _Request:
+    """Who asked whom for what in one exchange: ``distinct_ids`` asked for (sorted) and
+    ``asked_rows``, their positions in it in the order the answers arrive (``n_asked``
+    per rank); the owner side: ``n_wanted`` ids per rank asked here, their ``rows`` in
+    ``ids`` and whether this rank ``have`` them."""
+
+    ids: object
+    distinct_ids: np.ndarray
+    asked_rows: np.ndarray
+    n_asked: np.ndarray
+    n_wanted: np.ndarray
+    rows: np.ndarray
+    have: np.ndarray
+
+    def fetch(self, comm, arrays) -> tuple[np.ndarray, list]:
+        """(whether the owner had each id asked, in ``asked_rows`` order; the rows of
+        ``arrays`` received, as views of one buffer): every array's rows and the flag
+        packed into one record per id, one ``Alltoallv`` of raw bytes (no pickling of
+        ~2 MB of q_lm)."""
+        arrays = [np.asarray(a) for a in arrays]
+        record = np.dtype([(f"a{k}", a.dtype, a.shape[1:]) for k, a in enumerate(arrays)]
+                          + [("have", np.bool_)], align=True)
+        send = np.empty(len(self.rows), record)
+        for k, a in enumerate(arrays):
+            if len(a):
+                np.take(a, self.rows, axis=0, out=send[f"a{k}"], mode="clip")
+            else:
+                send[f"a{k}"] = 0
+        send["have"] = self.have
+        received = _alltoallv(comm, send, self.n_wanted, self.n_asked)
+        return received["have"], [received[f"a{k}"] for k in range(len(arrays))]
+
+
+@njit(cache=True)
+def _possible_owners(u, lo, hi, periodic, rank):  # pragma: no cover - compiled
+    """(M, ranks) whether each point (fractional, wrapped into the cell) lies inside each
+    rank's widened subdomain [lo, hi), per axis also through a periodic boundary (a
+    subdomain at the other edge of the cell); this rank's column stays False."""
+    n_ranks = lo.shape[0]
+    out = np.zeros((u.shape[0], n_ranks), np.bool_)
+    for i in range(u.shape[0]):
+        for q in range(n_ranks):
+            if q == rank:
+                continue
+            inside = True
+            for d in range(3):
+                x = u[i, d]
+                hit = lo[q, d] <= x < hi[q, d]
+                if periodic[d] and not hit:
+                    hit = lo[q, d] <= x - 1.0 < hi[q, d] or lo[q, d] <= x + 1.0 < hi[q, d]
+                if not hit:
+                    inside = False
+                    break
+            out[i, q] = inside
+    return out
 
 
 def _alltoallv(comm, send: np.ndarray, send_rows: np.ndarray,

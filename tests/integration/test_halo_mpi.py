@@ -20,6 +20,7 @@ SCRIPT = textwrap.dedent("""
     from mpi4py import MPI
     from insitu.coupling.ghost_check import Subdomain
     from insitu.coupling.halo import Halo
+    from insitu.locality import IdIndex
 
     def main(comm):
         rank, size = comm.Get_rank(), comm.Get_size()
@@ -67,6 +68,23 @@ SCRIPT = textwrap.dedent("""
             found, got_ids = halo(distinct[::-1], at[::-1], ids[mine], ids[mine])
             np.testing.assert_array_equal(got_ids, distinct[::-1])
             assert len(reads) == 3 + k
+        # a later exchange of the call asking the same IdIndex for a subset on every rank
+        # reuses the first request; one rank asking for more makes every rank ask anew
+        index = IdIndex(ids[mine])
+        found, got = halo.for_call()(distinct, at, index, values)
+        made = halo.n_requests
+        some = np.arange(len(distinct)) % 3 == rank % 3
+        found, got, got_ids = halo(distinct[some][::-1], at[some][::-1], index, values * 2,
+                                   ids[mine])
+        assert halo.n_requests == made and found.all()
+        np.testing.assert_allclose(got, distinct[some][::-1, None] * 5.0 * np.ones((1, 3)))
+        np.testing.assert_array_equal(got_ids, distinct[some][::-1])
+        more = np.append(distinct[some], 5) if rank == size - 1 else distinct[some]
+        where = np.concatenate([at[some], [[15.0, 5.0, 5.0]]])[:len(more)]
+        found, got = halo(more, where, index, values)
+        assert halo.n_requests == made + 1 and found[:len(distinct[some])].all()
+        assert len(found) == len(distinct[some]) or not found[-1]
+        np.testing.assert_allclose(got[found], more[found, None] * 2.5 * np.ones((1, 3)))
         asked = comm.gather(int(ghost.sum()))  # one line: ranks' prints interleave
         if rank == 0:
             print("ok", *asked, flush=True)
