@@ -182,23 +182,21 @@ thermo 100
 run {every}
 run {steps}
 comm_modify cutoff {comm}
-run {steps}
-"""
+{md_block}"""
 
 ATTACH = """python insitu_attach input {n} SELF {id} {model} every={every} log={id}.h5{extra} &
     format p{letters} here "from insitu.coupling import insitu_attach"
 python insitu_attach invoke
 fix {id} all python/invoke {every} end_of_step insitu_{id}
 run {every}
-run {steps}
-unfix {id}
+{block}unfix {id}
 unfix insitu_{id}_thermo
 """
 
 
 def analysis_cost(model: Path, cells: int, nprocs: int, every: int, calls: int,
                   variants: dict | None = None, workdir: Path | None = None,
-                  repeats: int = 3) -> dict:
+                  repeats: int = 3, split_runs: bool = False) -> dict:
     """The cost of one analysis call as the user pays it, from LAMMPS's own loop times in
     one job: EAM Ni (4 cells^3 atoms at 900 K) runs ``every * calls`` MD steps without the
     analysis (at LAMMPS's default ghost cutoff, then at the one the model needs), then,
@@ -220,7 +218,15 @@ def analysis_cost(model: Path, cells: int, nprocs: int, every: int, calls: int,
     and ``pair_change_per_call_s``: the force loop's change (what a call costs the MD steps
     after it, e.g. through evicted caches). The loop-time difference carries the MD's own
     run-to-run scatter (on a shared machine +-5-10 % per block of a few seconds, i.e. tens
-    of ms per call); the Modify difference does not."""
+    of ms per call); the Modify difference does not.
+
+    ``split_runs``: each measured block runs as ``calls`` LAMMPS runs of ``every`` steps
+    (one call at the end of each run with the analysis), so each call's loop time and
+    Modify section are read on their own: ``call_s_run_median`` (``modify_call_s_run_median``)
+    is the median over the runs with the analysis less the median over the MD-only runs
+    beside them, per round, the median over the rounds. A burst of other work on a shared
+    machine then moves a few runs, not the figure; the block figures above stay the sums
+    (they include every burst)."""
     import tempfile
 
     import numpy as np
@@ -233,7 +239,9 @@ def analysis_cost(model: Path, cells: int, nprocs: int, every: int, calls: int,
     variants = variants or {"default": ""}
     comm = float(np.ceil(clf.exchange_cutoff + 2.0 + 0.1))  # in situ: the halo exchange
     steps = every * calls
-    text = SYSTEM.format(cells=cells, comm=comm, every=every, steps=steps)
+    block = f"run {every}\n" * calls if split_runs else f"run {steps}\n"
+    runs_per_block = calls if split_runs else 1
+    text = SYSTEM.format(cells=cells, comm=comm, every=every, steps=steps, md_block=block)
     ids = {name: [] for name in variants}
     for r in range(repeats):
         for k, (name, options) in enumerate(variants.items()):
@@ -245,14 +253,18 @@ def analysis_cost(model: Path, cells: int, nprocs: int, every: int, calls: int,
             words = [w for w in words if not w.startswith("model=")]
             extra = " check_ghost=no" + "".join(f" {w}" for w in words)
             n = 6 + len(words)
-            text += ATTACH.format(n=n, id=aid, model=attached, every=every, steps=steps,
+            text += ATTACH.format(n=n, id=aid, model=attached, every=every, block=block,
                                   extra=extra, letters="s" * (n - 1))
-            text += f"run {steps}\n"
+            text += block
             ids[name].append(aid)
     with tempfile.TemporaryDirectory() as tmp:
         wd = Path(workdir or tmp)
         loops, stdout = lammps_loop_times(text, wd, nprocs)
         sections = lammps_sections(stdout)
+        if len(sections) != len(loops):
+            sections = []
+        loops, run_loops = _blocks(loops, runs_per_block)
+        sections, run_sections = _blocks(sections, runs_per_block)
         logs = {aid: read_log(wd / f"{aid}.h5") for aid_list in ids.values()
                 for aid in aid_list}
     # loops: warm, MD at default ghosts, MD at the model's ghosts, then per round and
@@ -269,15 +281,23 @@ def analysis_cost(model: Path, cells: int, nprocs: int, every: int, calls: int,
     n_var = len(variants)
     for k, (name, options) in enumerate(variants.items()):
         rounds, with_loops, first_loops, modify, pair = [], [], [], [], []
+        run_medians, modify_run_medians = [], []
         for r in range(repeats):
             j = r * n_var + k  # this run's block; MD-only blocks before and after it
             with_loop = loops[4 + 3 * j]
             without = 0.5 * (md_blocks[j] + md_blocks[j + 1])
             rounds.append((with_loop - without) / calls)
-            if len(sections) == len(loops):  # before, with, after the analysis
-                b, w, a = (sections[i] for i in (2 + 3 * j, 4 + 3 * j, 5 + 3 * j))
+            before, within, after = (2 + 3 * j, 4 + 3 * j, 5 + 3 * j)
+            if split_runs:
+                run_medians.append(_median_difference(run_loops, within, (before, after)))
+            if sections:  # before, with, after the analysis
+                b, w, a = (sections[i] for i in (before, within, after))
                 modify.append((w["Modify"] - 0.5 * (b["Modify"] + a["Modify"])) / calls)
                 pair.append((w["Pair"] - 0.5 * (b["Pair"] + a["Pair"])) / calls)
+                if split_runs:
+                    modify_runs = [[s["Modify"] for s in block] for block in run_sections]
+                    modify_run_medians.append(
+                        _median_difference(modify_runs, within, (before, after)))
             with_loops.append(with_loop)
             first_loops.append(loops[3 + 3 * j])
         per_call = float(np.median(rounds))
@@ -295,12 +315,48 @@ def analysis_cost(model: Path, cells: int, nprocs: int, every: int, calls: int,
             "md_steps_per_call_modify": float(np.median(modify)) / md_step if modify else None,
             "pair_change_per_call_s": float(np.median(pair)) if pair else None,
             "internal_timer_call_s": float(np.median(total)),
+            **({"call_s_run_median": float(np.median(run_medians)),
+                "call_s_run_median_per_round": run_medians,
+                "modify_call_s_run_median": float(np.median(modify_run_medians))
+                if modify_run_medians else None,
+                "modify_call_s_run_median_per_round": modify_run_medians}
+               if split_runs else {}),
             "internal_stages_s": {
                 s: float(np.median(np.concatenate([logs[aid].timings[s][1:]
                                                    for aid in ids[name]])))
                 for s in STAGES if s != "total"},
         }
     return out
+
+
+def _blocks(values: list, runs_per_block: int) -> tuple[list, list]:
+    """Per-run ``values`` of an :func:`analysis_cost` job grouped into its blocks: the
+    warm-up, the MD at default ghosts, each first call, one value each; every measured
+    block ``runs_per_block`` runs. Returns (each block's sum, each block's runs)."""
+    import numpy as np
+
+    if runs_per_block == 1 or not values:
+        return values, [[v] for v in values]
+    sizes, at = [1, 1, runs_per_block], 3
+    while sum(sizes) < len(values):  # per round and variant: first call, with, MD after
+        sizes += [1, runs_per_block, runs_per_block]
+        at += 3
+    if sum(sizes) != len(values):
+        raise RuntimeError(f"{len(values)} runs do not form blocks of {runs_per_block}")
+    starts = np.concatenate([[0], np.cumsum(sizes)])
+    runs = [values[a:b] for a, b in zip(starts[:-1], starts[1:])]
+    if isinstance(values[0], dict):
+        return [{key: sum(v[key] for v in block) for key in block[0]} for block in runs], runs
+    return [float(sum(block)) for block in runs], runs
+
+
+def _median_difference(runs: list, within: int, beside: tuple) -> float:
+    """Median of block ``within``'s runs less the median of the runs of the blocks
+    ``beside`` it (pooled)."""
+    import numpy as np
+
+    baseline = np.concatenate([runs[b] for b in beside])
+    return float(np.median(runs[within]) - np.median(baseline))
 
 
 def best_rate(fn, n_items: int, repeats: int = 7, min_time: float = 0.5) -> float:
