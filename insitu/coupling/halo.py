@@ -63,7 +63,7 @@ class Halo:
             self._boxes = (box, boxes)
         return box, boxes
 
-    def __call__(self, needed_ids, needed_positions, ids, *arrays) -> tuple:
+    def __call__(self, needed_ids, needed_positions, ids, *arrays, into=None) -> tuple:
         """Rows of ``arrays`` for the ghost atoms ``needed_ids`` (at ``needed_positions``),
         from the ranks that own them; this rank answers for its own atoms (``ids``, their
         global ids or an :class:`~insitu.locality.IdIndex` of them, e.g.
@@ -74,9 +74,14 @@ class Halo:
         exchange of the same call that asks the same ``ids`` object for a subset of those
         ids on every rank reuses the request (one ``allreduce`` agrees on it): the
         consensus's probabilities after the q_lm of q-bar. Returns (found (M,) bool, then
-        one (M, ...) array per input array; rows not found are zero)."""
+        one (M, ...) array per input array; rows not found are zero). ``into``:
+        (destinations, rows) to write the rows found straight into ``destinations[k][rows]``
+        instead (one pass from what was received; rows not found are left as they are),
+        returned in place of new arrays."""
         comm = self.comm
         if comm.Get_size() == 1:
+            if into is not None:
+                return (np.zeros(len(needed_ids), bool), *into[0])
             return (np.zeros(len(needed_ids), bool),
                     *(np.zeros((len(needed_ids),) + a.shape[1:], a.dtype) for a in arrays))
         # several images of one atom (periodic ghosts) are asked for once
@@ -94,6 +99,13 @@ class Halo:
             source = source[np.searchsorted(request.distinct_ids, distinct)]
         source = source[image_of]  # each id asked for (images repeat ids)
         found = source >= 0
+        if into is not None:
+            destinations, rows = into
+            rows = np.asarray(rows, dtype=np.int64)
+            for value, destination in zip(values, destinations):
+                _copy_rows(value.reshape(len(value), -1), source,
+                           destination.reshape(len(destination), -1), rows)
+            return (found, *destinations)
         # on two ranks every ghost is the other rank's, asked for and answered in order:
         # the rows received are the result, without a gather
         in_order = len(got) == len(source) and bool(np.array_equal(source, np.arange(len(source))))
@@ -183,6 +195,17 @@ class _Request:
         send["have"] = self.have
         received = _alltoallv(comm, send, self.n_wanted, self.n_asked)
         return received["have"], [received[f"a{k}"] for k in range(len(arrays))]
+
+
+@njit(cache=True)
+def _copy_rows(received, source, destination, rows):  # pragma: no cover - compiled
+    """destination[rows[i]] = received[source[i]] where source[i] >= 0."""
+    for i in range(source.shape[0]):
+        r = source[i]
+        if r >= 0:
+            d = rows[i]
+            for c in range(received.shape[1]):
+                destination[d, c] = received[r, c]
 
 
 @njit(cache=True)

@@ -285,14 +285,8 @@ class Steinhardt(Descriptor):
             wanted[read[read >= n]] = True
         wanted = np.flatnonzero(wanted)
         q = ctx["q"]
-        found, *values = exchange(ids[wanted], points.positions[wanted], points.centre_index,
-                                  *(block[:n] for block in q))
-        everything = bool(found.all())  # the usual case: one scatter, no masked copies
-        for block, value in zip(q, values):
-            if everything:
-                block[wanted] = value
-            else:
-                block[wanted[found]] = value[found]
+        found, *_ = exchange(ids[wanted], points.positions[wanted], points.centre_index,
+                             *(block[:n] for block in q), into=(q, wanted))
         if ctx.get("repeated_ids"):  # after the collective call: no rank is left waiting
             raise ValueError("Steinhardt: the halo exchange of q-bar needs distinct global "
                              "atom ids (LAMMPS: atom_modify id yes)")

@@ -85,6 +85,14 @@ SCRIPT = textwrap.dedent("""
         assert halo.n_requests == made + 1 and found[:len(distinct[some])].all()
         assert len(found) == len(distinct[some]) or not found[-1]
         np.testing.assert_allclose(got[found], more[found, None] * 2.5 * np.ones((1, 3)))
+        # into: the rows found written in place (images included), the others left alone
+        destination = np.full((len(needed) + 4, 3), -1.0)
+        rows = np.arange(len(needed))[::-1] + 4
+        found, written = halo(needed, positions, ids[mine], values, into=([destination], rows))
+        assert written is destination and found[:-1].all() and not found[-1]
+        np.testing.assert_allclose(destination[rows[:-1]],
+                                   needed[:-1, None] * 2.5 * np.ones((1, 3)))
+        assert (destination[:4] == -1).all() and (destination[rows[-1]] == -1).all()
         asked = comm.gather(int(ghost.sum()))  # one line: ranks' prints interleave
         if rank == 0:
             print("ok", *asked, flush=True)
