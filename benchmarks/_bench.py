@@ -337,10 +337,9 @@ def _blocks(values: list, runs_per_block: int) -> tuple[list, list]:
 
     if runs_per_block == 1 or not values:
         return values, [[v] for v in values]
-    sizes, at = [1, 1, runs_per_block], 3
+    sizes = [1, 1, runs_per_block]
     while sum(sizes) < len(values):  # per round and variant: first call, with, MD after
         sizes += [1, runs_per_block, runs_per_block]
-        at += 3
     if sum(sizes) != len(values):
         raise RuntimeError(f"{len(values)} runs do not form blocks of {runs_per_block}")
     starts = np.concatenate([[0], np.cumsum(sizes)])
