@@ -99,28 +99,16 @@ class Halo:
             source = source[np.searchsorted(request.distinct_ids, distinct)]
         source = source[image_of]  # each id asked for (images repeat ids)
         found = source >= 0
-        if into is not None:
+        if into is None:  # new arrays, one row per id asked, zero where not found
+            destinations = [np.zeros((len(source),) + np.shape(a)[1:], np.asarray(a).dtype)
+                            for a in arrays]
+            rows = np.arange(len(source), dtype=np.int64)
+        else:
             destinations, rows = into
             rows = np.asarray(rows, dtype=np.int64)
-            for value, destination in zip(values, destinations):
-                _copy_rows(value.reshape(len(value), -1), source,
-                           destination.reshape(len(destination), -1), rows)
-            return (found, *destinations)
-        # on two ranks every ghost is the other rank's, asked for and answered in order:
-        # the rows received are the result, without a gather
-        in_order = len(got) == len(source) and bool(np.array_equal(source, np.arange(len(source))))
-        results = []
-        for value in values:
-            if in_order:
-                results.append(value)
-                continue
-            if len(value) == 0:
-                results.append(np.zeros((len(source),) + value.shape[1:], value.dtype))
-                continue
-            result = value[np.maximum(source, 0)]  # one gather, then zero what is missing
-            result[~found] = 0
-            results.append(result)
-        return (found, *results)
+        for value, destination in zip(values, destinations):
+            _copy_rows(_as_rows(value), source, _as_rows(destination), rows)
+        return (found, *destinations)
 
     def _kept_request(self, distinct: np.ndarray, ids) -> _Request | None:
         """This call's kept request when every rank asks the same ``ids`` object for a
@@ -195,6 +183,11 @@ class _Request:
         send["have"] = self.have
         received = _alltoallv(comm, send, self.n_wanted, self.n_asked)
         return received["have"], [received[f"a{k}"] for k in range(len(arrays))]
+
+
+def _as_rows(a: np.ndarray) -> np.ndarray:
+    """A view of ``a`` as (rows, values per row), also when it has no rows."""
+    return a.reshape(len(a), int(np.prod(a.shape[1:], dtype=np.int64)))
 
 
 @njit(cache=True)

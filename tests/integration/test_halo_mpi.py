@@ -93,6 +93,11 @@ SCRIPT = textwrap.dedent("""
         np.testing.assert_allclose(destination[rows[:-1]],
                                    needed[:-1, None] * 2.5 * np.ones((1, 3)))
         assert (destination[:4] == -1).all() and (destination[rows[-1]] == -1).all()
+        # a rank that asks for nothing (no foreign ghosts) takes part with into, too
+        ask = slice(0, 0) if rank == 1 else slice(None)
+        found, written = halo(needed[ask], positions[ask], ids[mine], values,
+                              into=([destination], rows[ask]))
+        assert written is destination and found.sum() == (0 if rank == 1 else len(needed) - 1)
         asked = comm.gather(int(ghost.sum()))  # one line: ranks' prints interleave
         if rank == 0:
             print("ok", *asked, flush=True)
