@@ -265,6 +265,7 @@ def analysis_cost(model: Path, cells: int, nprocs: int, every: int, calls: int,
             sections = []
         loops, run_loops = _blocks(loops, runs_per_block)
         sections, run_sections = _blocks(sections, runs_per_block)
+        modify_runs = [[s["Modify"] for s in block] for block in run_sections]
         logs = {aid: read_log(wd / f"{aid}.h5") for aid_list in ids.values()
                 for aid in aid_list}
     # loops: warm, MD at default ghosts, MD at the model's ghosts, then per round and
@@ -295,7 +296,6 @@ def analysis_cost(model: Path, cells: int, nprocs: int, every: int, calls: int,
                 modify.append((w["Modify"] - 0.5 * (b["Modify"] + a["Modify"])) / calls)
                 pair.append((w["Pair"] - 0.5 * (b["Pair"] + a["Pair"])) / calls)
                 if split_runs:
-                    modify_runs = [[s["Modify"] for s in block] for block in run_sections]
                     modify_run_medians.append(
                         _median_difference(modify_runs, within, (before, after)))
             with_loops.append(with_loop)
