@@ -51,7 +51,7 @@ from .halo import make_halo
 from .memory import keep_freed_memory
 from .mpi import InsituError, collective_check, max_over_ranks, sum_over_ranks
 from .options import DEFAULT_SKIN, Options
-from .rank_analysis import STAGES, partial_sums
+from .rank_analysis import STAGES, extract_points, partial_sums
 from .step_neighbors import step_neighbors
 from .uncertainty import UNCERTAINTY_NAMES, per_atom_mi, reduce_uncertainty
 
@@ -84,7 +84,8 @@ class InsituAnalysis:
         self.classifier = self._load_model()
         self.halo = make_halo(self.classifier, self.comm, lmp, options, self.units)
         self.neighbors = step_neighbors(lmp).register(
-            self.classifier.descriptor, options.every, int(lmp.extract_global("ntimestep")))
+            self.classifier.descriptor, options.every, int(lmp.extract_global("ntimestep")),
+            ghost_requirement(self.classifier, self.halo is not None)[0])
         self.classes = list(self.classifier.classes)
         self.thermo_fix = f"insitu_{analysis_id}_thermo"
         self.per_atom: dict[str, bool] = {}
@@ -316,8 +317,8 @@ class InsituAnalysis:
         self._check_interval(step)
         points, neighbors = self.neighbors.points(lmp, step)  # shared with analyses due
         t_extract = time.perf_counter() - t_start
-        if self.n_calls == 0:
-            self._first_call_checks(points)
+        if self.n_calls == 0:  # all ghosts: the check measures how far they reach
+            self._first_call_checks(extract_points(lmp))
             self._open_log()
         self.n_calls += 1
         screen_before = self.classifier.screen_counts.copy()

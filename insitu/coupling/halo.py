@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 from numba import njit
 
-from ..locality import IdIndex
+from ..locality import IdIndex, unique_ids
 from .ghost_check import Subdomain
 from .options import DEFAULT_SKIN
 
@@ -85,8 +85,7 @@ class Halo:
             return (np.zeros(len(needed_ids), bool),
                     *(np.zeros((len(needed_ids),) + a.shape[1:], a.dtype) for a in arrays))
         # several images of one atom (periodic ghosts) are asked for once
-        distinct, first, image_of = np.unique(needed_ids, return_index=True,
-                                              return_inverse=True)
+        distinct, first, image_of = unique_ids(needed_ids)
         request = self._kept_request(distinct, ids)
         if request is None:
             request = self._request(distinct, np.asarray(needed_positions)[first], ids)
@@ -175,11 +174,13 @@ class _Request:
         record = np.dtype([(f"a{k}", a.dtype, a.shape[1:]) for k, a in enumerate(arrays)]
                           + [("have", np.bool_)], align=True)
         send = np.empty(len(self.rows), record)
+        order = np.arange(len(self.rows), dtype=np.int64)
         for k, a in enumerate(arrays):
-            if len(a):
-                np.take(a, self.rows, axis=0, out=send[f"a{k}"], mode="clip")
+            field = _as_rows(send[f"a{k}"])  # a view: a field's values lie together
+            if len(a):  # compiled: np.take into a strided field went through a buffer
+                _copy_rows(_as_rows(a), self.rows, field, order)
             else:
-                send[f"a{k}"] = 0
+                field[...] = 0
         send["have"] = self.have
         received = _alltoallv(comm, send, self.n_wanted, self.n_asked)
         return received["have"], [received[f"a{k}"] for k in range(len(arrays))]

@@ -1,5 +1,10 @@
 """One neighbour search per MD step for the analyses attached to one LAMMPS instance.
 
+A rank's ghost shell reaches LAMMPS's ghost cutoff, which includes the neighbour skin;
+the points an analysis gets stop at its reach (:meth:`insitu.locality.Points.within_reach`:
+the search radius with a halo exchange, the whole cutoff without), so the cell list and
+the lookups skip ghosts nothing reads.
+
 Several ``insitu_attach`` analyses on the same LAMMPS job (e.g. a Neighbors Map and a BOO
 model) are called one after the other in the same step on the same atoms. Each registers
 its descriptor and interval here; at a step where two or more are due, the first one
@@ -38,18 +43,20 @@ class StepNeighbors:
         self.hits = 0
         self.shared_searches = 0  # shared queries built (one per step with 2+ analyses due)
 
-    def register(self, descriptor, every: int, step: int) -> Reader:
+    def register(self, descriptor, every: int, step: int, reach: float) -> Reader:
         """An analysis with ``descriptor`` called every ``every`` steps, attached at MD
-        step ``step``; its :meth:`Reader.points` gives it the points of each call."""
-        reader = Reader(self, float(descriptor.search_radius), int(every), int(step))
+        step ``step``, reading points up to ``reach`` from a centre; its
+        :meth:`Reader.points` gives it the points of each call."""
+        reader = Reader(self, float(descriptor.search_radius), int(every), int(step),
+                        float(reach))
         self.analyses.append(reader)
         return reader
 
-    def due(self, step: int) -> list[float]:
-        """Search radii of the analyses called at ``step`` (after dropping those that
-        missed a step of theirs: their fix is gone)."""
+    def due(self, step: int) -> list[Reader]:
+        """The analyses called at ``step`` (after dropping those that missed a step of
+        theirs: their fix is gone)."""
         self.analyses = [a for a in self.analyses if a.last_step >= step - a.every]
-        return [a.radius for a in self.analyses if a.every > 0 and step % a.every == 0]
+        return [a for a in self.analyses if a.every > 0 and step % a.every == 0]
 
     def points(self, lmp, step: int, reader: Reader) -> tuple[Points, NeighborQuery | None]:
         """This rank's points at ``step`` and, when several analyses are due, the neighbour
@@ -57,8 +64,10 @@ class StepNeighbors:
         reader.last_step = int(step)
         if reader not in self.analyses:  # dropped while it was not called (a minimize)
             self.analyses.append(reader)
-        points = extract_points(lmp)
-        radii = self.due(step)
+        due = self.due(step)
+        points = extract_points(lmp).within_reach(max([reader.reach] +
+                                                       [a.reach for a in due]))
+        radii = [a.radius for a in due]
         if len(radii) < 2:
             return points, None
         key = (int(step), points.n_centers, len(points.positions))
@@ -79,14 +88,16 @@ class StepNeighbors:
 
 
 class Reader:
-    """One analysis registered with :class:`StepNeighbors`: its search radius, interval
-    and the step of its last call (at first, of its attachment)."""
+    """One analysis registered with :class:`StepNeighbors`: its search radius, interval,
+    the step of its last call (at first, of its attachment) and its reach."""
 
-    def __init__(self, owner: StepNeighbors, radius: float, every: int, step: int):
+    def __init__(self, owner: StepNeighbors, radius: float, every: int, step: int,
+                 reach: float):
         self.owner = owner
         self.radius = radius
         self.every = every
         self.last_step = step
+        self.reach = reach
 
     def points(self, lmp, step: int) -> tuple[Points, NeighborQuery | None]:
         """:meth:`StepNeighbors.points` for this analysis."""

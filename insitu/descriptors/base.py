@@ -20,7 +20,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ..locality import CellList, NeighborList, NeighborQuery, Points, as_points
+from ..locality import CellList, NeighborList, NeighborQuery, Points, as_points, present_types
 
 __all__ = ["Descriptor", "register_descriptor", "descriptor_from_metadata", "DESCRIPTOR_KINDS",
            "empty_array", "described_mask", "MAX_CUTOFF_ANGSTROM"]
@@ -185,7 +185,7 @@ class Descriptor:
                              f"{neighbors.cutoff}")
         points = neighbors.points
         if len(points.types):
-            self.check_types(np.unique(points.types))
+            self.check_types(present_types(points.types))
         ctx = self._prepare(neighbors.cells, points)
         if exchange is not None:
             self._share(ctx, exchange, points)

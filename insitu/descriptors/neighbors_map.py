@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from ..locality import TIE_RTOL, fix_ties
+from ..locality import TIE_RTOL, fix_ties, present_types
 from .base import MAX_CUTOFF_ANGSTROM, Descriptor, empty_array, register_descriptor
 from .sorting_network import compare_exchange, compare_exchange32, network_table
 
@@ -305,7 +305,7 @@ class NeighborsMap(Descriptor):
     def _prepare(self, cells, points):
         types, ids = points.types, points.ids
         wtab = self._weight_table(types.max() if len(types) else 1)
-        present = np.unique(types)
+        present = present_types(types)
         sub = wtab[:, present] if len(present) else wtab
         # distance ties need the id order only when the weights tell the atoms apart
         tie_by_id = bool(np.any(sub != sub.flat[0]))

@@ -13,10 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from numba import njit
 
 from .cell_list import CellList, periodic_images
 
-__all__ = ["Points", "NeighborQuery", "IdIndex", "as_points", "find_ids", "nearest_ndiv"]
+__all__ = ["Points", "NeighborQuery", "IdIndex", "as_points", "find_ids", "nearest_ndiv",
+           "unique_ids", "present_types"]
 
 # An id table (one int32 per id in the span of the ids) is used while the span is at most
 # this many ids per point plus DENSE_SPAN_SLACK: a rank's ids spread over the whole system
@@ -56,6 +58,19 @@ class Points:
         if self._centre_index is None:
             self._centre_index = IdIndex(self.ids[:self.n_centers])
         return self._centre_index
+
+    def within_reach(self, reach: float) -> Points:
+        """The centres and only those other points within ``reach`` of the centres'
+        bounding box, in their order (a superset of the points within ``reach`` of some
+        centre): a rank's ghost shell reaches LAMMPS's ghost cutoff, the skin beyond what
+        an analysis reads, and every extra point costs the cell list and the lookups."""
+        n = self.n_centers
+        if n == 0 or n == len(self.ids):
+            return self
+        keep = _near_box(self.positions, n, float(reach))
+        if len(keep) == len(self.ids):
+            return self
+        return Points(self.positions[keep], self.types[keep], self.ids[keep], n)
 
     @classmethod
     def from_frame(cls, frame, cutoff: float) -> Points:
@@ -105,6 +120,81 @@ class IdIndex:
         found = inside & (rows >= 0)
         rows[~found] = 0
         return rows, found
+
+
+def unique_ids(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``np.unique(ids, return_index=True, return_inverse=True)`` of global atom ids:
+    (the distinct ids, sorted; the first position of each; each id's place among them).
+    Where the ids span a range of at most DENSE_SPAN_PER_ID per id (plus slack), as a
+    rank's ghost ids do on a few ranks, one pass through an id table instead of a sort
+    (an in-situ call asks this of a few thousand ids several times)."""
+    ids = np.ascontiguousarray(ids, dtype=np.int64)
+    if len(ids) == 0:
+        return ids.copy(), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    lo, hi = int(ids.min()), int(ids.max())
+    if hi - lo + 1 > DENSE_SPAN_PER_ID * len(ids) + DENSE_SPAN_SLACK:
+        return np.unique(ids, return_index=True, return_inverse=True)
+    return _unique_by_table(ids, lo, hi - lo + 1)
+
+
+@njit(cache=True)
+def _unique_by_table(ids, lo, span):  # pragma: no cover - compiled
+    table = np.full(span, -1, np.int64)  # id - lo -> its first position, then its place
+    n_distinct = 0
+    for i in range(ids.shape[0]):
+        if table[ids[i] - lo] < 0:
+            table[ids[i] - lo] = i
+            n_distinct += 1
+    distinct = np.empty(n_distinct, np.int64)
+    first = np.empty(n_distinct, np.int64)
+    k = 0
+    for v in range(span):
+        if table[v] >= 0:
+            distinct[k] = v + lo
+            first[k] = table[v]
+            table[v] = k
+            k += 1
+    inverse = np.empty(ids.shape[0], np.int64)
+    for i in range(ids.shape[0]):
+        inverse[i] = table[ids[i] - lo]
+    return distinct, first, inverse
+
+
+@njit(cache=True)
+def _near_box(positions, n_centers, reach):  # pragma: no cover - compiled
+    """Indices of the centres and of the other points inside the centres' bounding box
+    widened by ``reach``."""
+    lo = positions[0].copy()
+    hi = positions[0].copy()
+    for i in range(n_centers):
+        for d in range(3):
+            lo[d] = min(lo[d], positions[i, d])
+            hi[d] = max(hi[d], positions[i, d])
+    keep = np.empty(positions.shape[0], np.int64)
+    m = 0
+    for i in range(positions.shape[0]):
+        inside = i < n_centers
+        if not inside:
+            inside = True
+            for d in range(3):
+                if positions[i, d] < lo[d] - reach or positions[i, d] > hi[d] + reach:
+                    inside = False
+                    break
+        if inside:
+            keep[m] = i
+            m += 1
+    return keep[:m]
+
+
+def present_types(types: np.ndarray) -> np.ndarray:
+    """The distinct atom types among ``types``, sorted (``np.unique``; LAMMPS's types are
+    small positive integers: counted instead of sorted, ~20x faster for a rank's atoms)."""
+    types = np.asarray(types)
+    if len(types) == 0:
+        return np.zeros(0, np.int64)
+    if types.dtype.kind in "iu" and 0 <= int(types.min()) and int(types.max()) < 1 << 16:
+        return np.flatnonzero(np.bincount(types))
+    return np.unique(types)
 
 
 def find_ids(ids: np.ndarray, wanted: np.ndarray,

@@ -26,7 +26,7 @@ import numpy as np
 
 from ..descriptors import described_mask, descriptor_from_metadata
 from ..io.ase_bridge import as_frame
-from ..locality import NeighborQuery, as_points, shared_query
+from ..locality import NeighborQuery, as_points, present_types, shared_query
 from .consensus import CONSENSUS_METADATA, Consensus, consensus_mean, plan_consensus
 from .mc_dropout import MASK_INPUT, PASS_OUTPUT, McDropout, entropy_bits, pass_statistics
 from .mc_head import load_linear_head
@@ -247,7 +247,7 @@ class Classifier:
         known = {int(k) for k in self.atom_types if str(k).isdigit()}
         if not known:
             return
-        unknown = sorted(set(np.unique(np.asarray(types)).tolist()) - known)
+        unknown = sorted(set(present_types(types).tolist()) - known)
         if unknown:
             raise ValueError(f"atom types {unknown} are not in the model {self.path.name} "
                              f"(trained with types {self.atom_types})")

@@ -29,7 +29,7 @@ from functools import cached_property
 import numpy as np
 from numba import njit
 
-from ..locality import CellList, Points
+from ..locality import CellList, Points, unique_ids
 
 __all__ = ["Consensus", "ConsensusPlan", "plan_consensus", "consensus_mean",
            "CONSENSUS_METADATA"]
@@ -121,8 +121,7 @@ def plan_consensus(points: Points, rule: Consensus, cells: CellList | None = Non
     centre_row, own = points.centre_index.find(points.ids[rows[image]])
     rows[image[own]] = centre_row[own]
     foreign = image[~own]
-    _, first, inverse = np.unique(points.ids[nl.index[foreign]], return_index=True,
-                                  return_inverse=True)
+    _, first, inverse = unique_ids(points.ids[nl.index[foreign]])
     rows[foreign] = n + inverse
     counts = np.diff(nl.offsets) + 1
     offsets = np.zeros(n + 1, np.int64)

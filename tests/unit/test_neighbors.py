@@ -267,3 +267,49 @@ def test_id_index_with_repeated_ids_gives_the_first_row(span):
     rows, found = index.find(np.array([9, 5, 2, 3]) * span)
     assert found.tolist() == [True, True, True, False]
     assert rows[:3].tolist() == [1, 0, 3]
+
+
+@pytest.mark.parametrize("span", [1, 10 ** 6])  # an id table, or np.unique's sort
+def test_unique_ids_are_numpy_unique(span):
+    from insitu.locality import unique_ids
+
+    rng = np.random.default_rng(span)
+    for n in (0, 1, 7, 3000):
+        ids = rng.integers(1, 2000, n) * span + rng.integers(0, 2, n)  # repeats
+        distinct, first, inverse = unique_ids(ids)
+        expected = np.unique(ids, return_index=True, return_inverse=True)
+        assert np.array_equal(distinct, expected[0])
+        # the first place of each id, and every id found again through the inverse
+        assert np.array_equal(first, expected[1])
+        assert np.array_equal(distinct[inverse], ids)
+
+
+def test_present_types_are_numpy_unique():
+    from insitu.locality import present_types
+
+    rng = np.random.default_rng(5)
+    for types in (rng.integers(1, 4, 1000), np.array([7, 7, 2]), np.zeros(0, np.int64),
+                  np.array([-1, 3, 3]), np.array([1 << 20, 1])):
+        assert np.array_equal(present_types(types), np.unique(types))
+
+
+def test_points_within_reach_keep_every_point_a_centre_can_reach():
+    from insitu.locality import Points
+
+    rng = np.random.default_rng(11)
+    centres = rng.uniform(0, 10, (300, 3)) * [1.0, 1.0, 0.5]  # a slab, as a rank's
+    others = rng.uniform(-8, 18, (3000, 3))
+    points = Points(np.concatenate([centres, others]), rng.integers(1, 3, 3300),
+                    rng.permutation(3300) + 1, 300)
+    reach = 3.0
+    near = points.within_reach(reach)
+    distance = np.linalg.norm(others[:, None] - centres[None], axis=2).min(axis=1)
+    kept = np.isin(points.ids[300:], near.ids[near.n_centers:])
+    assert near.n_centers == 300 and np.array_equal(near.ids[:300], points.ids[:300])
+    assert kept[distance <= reach].all()  # nothing a centre reaches is lost
+    assert kept.sum() < 0.6 * len(others)  # the far ghosts are gone
+    order = np.flatnonzero(kept)  # kept in their order, with their types and positions
+    assert np.array_equal(near.ids[300:], points.ids[300:][order])
+    assert np.array_equal(near.types[300:], points.types[300:][order])
+    assert np.array_equal(near.positions[300:], others[order])
+    assert points.within_reach(100.0) is points  # nothing to drop
