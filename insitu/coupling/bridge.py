@@ -84,8 +84,7 @@ class InsituAnalysis:
         self.classifier = self._load_model()
         self.halo = make_halo(self.classifier, self.comm, lmp, options, self.units)
         self.neighbors = step_neighbors(lmp).register(
-            self.classifier.descriptor, options.every, int(lmp.extract_global("ntimestep")),
-            ghost_requirement(self.classifier, self.halo is not None)[0])
+            self.classifier, options.every, int(lmp.extract_global("ntimestep")), self.halo)
         self.classes = list(self.classifier.classes)
         self.thermo_fix = f"insitu_{analysis_id}_thermo"
         self.per_atom: dict[str, bool] = {}

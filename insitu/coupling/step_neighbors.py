@@ -26,6 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..locality import NeighborQuery, Points, shared_query
+from .ghost_check import ghost_requirement
 from .rank_analysis import extract_points
 
 __all__ = ["StepNeighbors", "Reader", "step_neighbors"]
@@ -43,12 +44,14 @@ class StepNeighbors:
         self.hits = 0
         self.shared_searches = 0  # shared queries built (one per step with 2+ analyses due)
 
-    def register(self, descriptor, every: int, step: int, reach: float) -> Reader:
-        """An analysis with ``descriptor`` called every ``every`` steps, attached at MD
-        step ``step``, reading points up to ``reach`` from a centre; its
-        :meth:`Reader.points` gives it the points of each call."""
-        reader = Reader(self, float(descriptor.search_radius), int(every), int(step),
-                        float(reach))
+    def register(self, classifier, every: int, step: int, halo=None) -> Reader:
+        """An analysis with ``classifier`` called every ``every`` steps, attached at MD
+        step ``step``, with or without a ``halo`` exchange (which sets how far from a
+        centre it reads points); its :meth:`Reader.points` gives it the points of each
+        call."""
+        reach, _ = ghost_requirement(classifier, halo is not None)
+        reader = Reader(self, float(classifier.descriptor.search_radius), int(every),
+                        int(step), float(reach))
         self.analyses.append(reader)
         return reader
 
