@@ -9,7 +9,7 @@ from fractions import Fraction
 
 import numpy as np
 
-__all__ = ["legendre_coefficients", "wigner3j", "wl_triples"]
+__all__ = ["legendre_coefficients", "wigner3j", "wl_triples", "wl_columns"]
 
 _FOUR_PI = 4.0 * math.pi
 
@@ -86,3 +86,17 @@ def wl_triples(ls) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         start.append(len(rows))
     return (np.array(start, np.int64), np.array(rows, np.int64).reshape(-1, 3),
             np.array(coefs, np.float64))
+
+
+def wl_columns(ls, q_offsets: np.ndarray, wl: bool = True) -> tuple:
+    """The terms of :func:`wl_triples` as :func:`invariants_kernel` reads them: (start
+    (len(ls) + 1,), column of q_lm (T, 3) -- offset of l plus |m| --, sign of its real
+    and of its imaginary part (T, 3) -- q_l,-m = (-1)^m conj(q_lm) --, multiplicity
+    (T,)); no terms when ``wl`` is False."""
+    start, triples, coefs = wl_triples(ls) if wl else (
+        np.zeros(len(ls) + 1, np.int64), np.zeros((0, 3), np.int64), np.zeros(0))
+    block = np.repeat(np.arange(len(ls)), np.diff(start))
+    columns = np.asarray(q_offsets)[block][:, None] + np.abs(triples)
+    real = np.where((triples < 0) & (triples % 2 == 1), -1.0, 1.0)
+    imaginary = np.where(triples < 0, -real, real)
+    return start, columns.astype(np.int64), real, imaginary, coefs

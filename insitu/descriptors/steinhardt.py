@@ -19,12 +19,20 @@ broken by global id):
 selected neighbours whose type differs from the centre's (zeros when there are none).
 ``wl=True`` adds the normalised third-order invariants w^_l (LAMMPS ``wl/hat``);
 ``averaged=True`` gives the Lechner-Dellago averages q-bar_l (and w-bar_l): q_lm averaged
-over the atom and its selected neighbours. A neighbour that is a periodic image of a centre
-reads the centre's q_lm; in situ (``exchange``) those of other ranks' atoms come from their
-owners, so a rank needs ghost atoms to the search radius, not to twice it.
+over the atom and its selected neighbours. With ``averaged``, ``nearest_spread=True``
+appends one radial feature: the relative spread of the nearest-neighbour distance r1 over
+the atom and its selected neighbours, s_i = std / mean of {r1_j : j in {i} + N(i)}. q_lm
+see bond directions only, so an environment without an excluded volume (uniformly random
+points) looks like a liquid in them; its s (~0.3) lies far above that of any condensed
+phase (thermal: < 0.1), and unlike distances to the k-th neighbour r1 hardly changes when
+atoms are missing (an atom loses its nearest neighbour only with its whole first shell).
+A neighbour that is a periodic image of a centre reads the centre's q_lm and r1; in situ
+(``exchange``) those of other ranks' atoms come from their owners, so a rank needs ghost
+atoms to the search radius, not to twice it.
 
-Feature layout per atom: [q_l for l in ls] (+ [w^_l for l in ls] if wl); with
-cross_species the same block again for the cross-species neighbours.
+Feature layout per atom: [q_l for l in ls] (+ [w^_l for l in ls] if wl) (+ [r1 spread] if
+nearest_spread); with cross_species the q_l / w^_l block again for the cross-species
+neighbours.
 """
 
 from __future__ import annotations
@@ -33,8 +41,13 @@ import numpy as np
 
 from ..locality import csr_entries
 from .base import MAX_CUTOFF_ANGSTROM, Descriptor, register_descriptor
-from .spherical import legendre_coefficients, wigner3j, wl_triples
-from .steinhardt_kernels import invariants_kernel, qlm_kernel, select_neighbors
+from .spherical import legendre_coefficients, wigner3j, wl_columns
+from .steinhardt_kernels import (
+    invariants_kernel,
+    nearest_distance_kernel,
+    qlm_kernel,
+    select_neighbors,
+)
 
 __all__ = ["Steinhardt", "wigner3j", "COINCIDENT_ANGSTROM"]
 
@@ -63,6 +76,8 @@ class Steinhardt(Descriptor):
         it uses those it has, in periodic frames and in situ alike.
     averaged : Lechner-Dellago averaged q-bar_l (w-bar_l).
     wl : also the normalised third-order invariants w^_l.
+    nearest_spread : also the relative spread of the nearest-neighbour distance over the
+        atom and its selected neighbours (needs averaged; not with cross_species).
     min_neighbors : a centre with fewer selected neighbours (an isolated or gas-like atom)
         is not described: its features are NaN, reported as ``unknown`` by the classifier.
         None -> 4 (a gas atom has 0-3 neighbours; crystals with half their atoms
@@ -75,7 +90,7 @@ class Steinhardt(Descriptor):
 
     def __init__(self, ls=(3, 4, 6, 8, 10, 12), n_neighbors=12, cutoff=None,
                  cross_species=False, adaptive_factor=None, search_cutoff=5.0,
-                 averaged=False, wl=False, min_neighbors=None):
+                 averaged=False, wl=False, min_neighbors=None, nearest_spread=False):
         self.ls = tuple(int(v) for v in ls)
         if not self.ls or min(self.ls) < 0:
             raise ValueError(f"Steinhardt: ls must be non-negative integers, got {ls}")
@@ -87,6 +102,10 @@ class Steinhardt(Descriptor):
         self.averaged = bool(averaged)
         self.wl = bool(wl)
         self.min_neighbors = None if min_neighbors is None else int(min_neighbors)
+        self.nearest_spread = bool(nearest_spread)
+        if self.nearest_spread and (self.cross_species or not self.averaged):
+            raise ValueError("Steinhardt: nearest_spread needs averaged=True and no "
+                             "cross_species (a spread over the neighbourhood)")
         if len(self.ls) > 32 or max(self.ls) > 32:
             raise ValueError(f"Steinhardt: at most 32 values of l, each <= 32; got {ls}")
         for name in ("cutoff", "search_cutoff"):
@@ -114,6 +133,7 @@ class Steinhardt(Descriptor):
         self._coefs = legendre_coefficients(self._lmax)
         self._ls_arr = np.array(self.ls, np.int64)
         self._nlm = int(sum(l + 1 for l in self.ls))
+        self._ncols = self._nlm + 2 * int(self.nearest_spread)  # q_lm, then r1, r1^2
         self._q_offsets = np.cumsum([0] + [l + 1 for l in self.ls[:-1]]).astype(np.int64)
         self._wl_terms = wl_columns(self.ls, self._q_offsets, self.wl)
         self._kept_work: dict[str, np.ndarray] = {}  # q_lm arrays between computations
@@ -121,7 +141,8 @@ class Steinhardt(Descriptor):
     # -- properties ------------------------------------------------------------------------
     @property
     def n_features(self) -> int:
-        return len(self.ls) * (2 if self.wl else 1) * (2 if self.cross_species else 1)
+        return (len(self.ls) * (2 if self.wl else 1) * (2 if self.cross_species else 1)
+                + int(self.nearest_spread))
 
     @property
     def feature_shape(self) -> tuple:
@@ -136,7 +157,17 @@ class Steinhardt(Descriptor):
             block += [f"{wpre}{l}" for l in self.ls]
         if self.cross_species:
             block = block + [f"{b}_cross" for b in block]
+        if self.nearest_spread:
+            block.append("r1_spread")
         return block
+
+    def to_metadata(self) -> dict:
+        """As :meth:`Descriptor.to_metadata`, without ``nearest_spread`` when it is off:
+        models and datasets made before it existed keep their fingerprint."""
+        meta = super().to_metadata()
+        if not self.nearest_spread:
+            meta.pop("nearest_spread")
+        return meta
 
     def _base_radius(self) -> float:
         return self.cutoff if self.cutoff is not None else self.search_cutoff
@@ -174,7 +205,8 @@ class Steinhardt(Descriptor):
         if self.averaged:  # per point, computed once per call (filled lazily): q_lm, the
             m = len(types)  # selected neighbours (start in "sel", count), coincidence
             blocks = 2 if self.cross_species else 1
-            ctx.update(q=[self._take_work(f"q{b}", (m, self._nlm)) for b in range(2 * blocks)],
+            ctx.update(q=[self._take_work(f"q{b}", (m, self._ncols))
+                          for b in range(2 * blocks)],
                        done=np.zeros(m, bool), start=np.zeros(m, np.int64),
                        nsel=np.zeros(m, np.int64), coincident=np.zeros(m, bool),
                        sel=np.empty(16 * m, np.int64), used=0,
@@ -224,13 +256,15 @@ class Steinhardt(Descriptor):
         nc = nl.n_centers
         if out is None:
             blocks = 2 if self.cross_species else 1
-            out = [np.zeros((nc, self._nlm)) for _ in range(2 * blocks)]
+            out = [np.zeros((nc, self._ncols)) for _ in range(2 * blocks)]
             rows = np.arange(nc)
         xre, xim = out[2:] if self.cross_species else (out[0][:0], out[0][:0])
         a, b, diag, sub = self._coefs
         qlm_kernel(nl.offsets, nl.index, nl.vectors, nl.distances, nsel, center_types,
                    ctx["types"], self._ls_arr, self._lmax, a, b, diag, sub,
                    self.cross_species, rows, out[0], out[1], xre, xim)
+        if self.nearest_spread:
+            nearest_distance_kernel(nl.offsets, nl.distances, rows, out[0], out[1], self._nlm)
         return out
 
     def _invariants(self, qre, qim, centre_rows=None, offsets=None,
@@ -242,7 +276,8 @@ class Steinhardt(Descriptor):
             centre_rows = np.arange(len(qre), dtype=np.int64)
             offsets = np.zeros(len(qre) + 1, np.int64)
             entry_rows = offsets[:0]
-        out = np.empty((len(centre_rows), len(self.ls) * (2 if self.wl else 1)))
+        out = np.empty((len(centre_rows), len(self.ls) * (2 if self.wl else 1)
+                        + (qre.shape[1] - self._nlm) // 2))
         invariants_kernel(qre, qim, centre_rows, offsets, entry_rows, self._ls_arr,
                           self._q_offsets, *self._wl_terms, self.wl, out, 0)
         return out
@@ -336,20 +371,6 @@ class Steinhardt(Descriptor):
             out[...] = feats
             return out
         return feats
-
-
-def wl_columns(ls, q_offsets: np.ndarray, wl: bool = True) -> tuple:
-    """The terms of :func:`wl_triples` as :func:`invariants_kernel` reads them: (start
-    (len(ls) + 1,), column of q_lm (T, 3) -- offset of l plus |m| --, sign of its real
-    and of its imaginary part (T, 3) -- q_l,-m = (-1)^m conj(q_lm) --, multiplicity
-    (T,)); no terms when ``wl`` is False."""
-    start, triples, coefs = wl_triples(ls) if wl else (
-        np.zeros(len(ls) + 1, np.int64), np.zeros((0, 3), np.int64), np.zeros(0))
-    block = np.repeat(np.arange(len(ls)), np.diff(start))
-    columns = np.asarray(q_offsets)[block][:, None] + np.abs(triples)
-    real = np.where((triples < 0) & (triples % 2 == 1), -1.0, 1.0)
-    imaginary = np.where(triples < 0, -real, real)
-    return start, columns.astype(np.int64), real, imaginary, coefs
 
 
 def image_sources(points) -> np.ndarray | None:

@@ -8,7 +8,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-__all__ = ["select_neighbors", "qlm_kernel", "invariants_kernel", "INVARIANT_BLOCK"]
+__all__ = ["select_neighbors", "qlm_kernel", "nearest_distance_kernel", "invariants_kernel",
+           "INVARIANT_BLOCK"]
 
 
 @njit(cache=True, error_model="numpy")
@@ -175,6 +176,20 @@ def qlm_kernel(offsets, nbr, vectors, dists, nsel, center_types, types, ls, lmax
                 xim[r, j] = bim[j] * f
 
 
+@njit(cache=True, error_model="numpy")
+def nearest_distance_kernel(offsets, dists, rows, qre, qim, col):
+    """Per centre c, into ``qre[rows[c], col]`` and ``[col + 1]`` (0 into ``qim``): the
+    distance r1 of its nearest neighbour and r1^2 (0 without neighbours), the moments
+    whose neighbourhood means give the spread of r1 (:func:`invariants_kernel`)."""
+    for c in range(offsets.shape[0] - 1):
+        r = rows[c]
+        r1 = dists[offsets[c]] if offsets[c + 1] > offsets[c] else 0.0
+        qre[r, col] = r1
+        qre[r, col + 1] = r1 * r1
+        qim[r, col] = 0.0
+        qim[r, col + 1] = 0.0
+
+
 INVARIANT_BLOCK = 64
 """Centres per block of :func:`invariants_kernel`: their q_lm, transposed (lm, centre),
 stay in the L1/L2 cache while every invariant of the block is summed."""
@@ -192,6 +207,10 @@ def invariants_kernel(qre, qim, centre_rows, offsets, entry_rows, ls, q_offsets,
     q_lm3 over (sum_m |q_lm|^2)^(3/2), one term per row of :func:`wl_triples` (a class of
     column permutations and m -> -m mirrors, multiplicity in ``tri_c``; row ``tri_cols``
     of q and the signs ``tri_re``, ``tri_im`` of its parts, q_l,-m = (-1)^m conj q_lm).
+    Two columns of qre after the q_lm, r1 and r1^2 (:func:`nearest_distance_kernel`), are
+    averaged the same way and give, after the invariants, the relative spread of the
+    nearest-neighbour distance over the centre and its neighbours, sqrt(<r1^2> - <r1>^2) /
+    <r1>.
 
     Centres go in blocks of INVARIANT_BLOCK with the block's q_lm transposed, so every
     sum runs over the block's centres in SIMD lanes; each centre's arithmetic is that of
@@ -205,6 +224,8 @@ def invariants_kernel(qre, qim, centre_rows, offsets, entry_rows, ls, q_offsets,
     acc = np.empty(INVARIANT_BLOCK)
     norm = np.empty(INVARIANT_BLOCK)
     nl = ls.shape[0]
+    n_q = q_offsets[nl - 1] + ls[nl - 1] + 1  # q_lm columns; r1, r1^2 after them
+    spread_col = col0 + nl * (2 if wl else 1)
     for b0 in range(0, nc, INVARIANT_BLOCK):
         nb = min(INVARIANT_BLOCK, nc - b0)
         for b in range(nb):  # the mean in a contiguous row, then into the block's column
@@ -227,6 +248,10 @@ def invariants_kernel(qre, qim, centre_rows, offsets, entry_rows, ls, q_offsets,
             for j in range(nlm):
                 tre[j, b] = row_re[j]
                 tim[j, b] = row_im[j]
+            if nlm == n_q + 2:
+                mean = row_re[n_q]
+                var = max(row_re[n_q + 1] - mean * mean, 0.0)
+                out[c, spread_col] = np.sqrt(var) / mean if mean > 0.0 else 0.0
         for k in range(nl):
             l = ls[k]
             o = q_offsets[k]

@@ -162,8 +162,12 @@ def md_runs(materials, workdir: Path, n_train_runs: int = 1, n_val_runs: int = 1
 
 NM_PARAMS = dict(cutoff=6.5, n_grid=32, gamma=2.0, beta=3.0)
 # q-bar_l and w-bar_l (Lechner & Dellago 2008): w-bar_l separates hcp and the liquid with
-# half the atoms missing (crystal-boo, 50 % missing, T <= 0.9 T_m: 84 % with q-bar_l alone)
-BOO_PARAMS = dict(ls=(3, 4, 6, 8, 10, 12), n_neighbors=12, averaged=True, wl=True)
+# half the atoms missing (crystal-boo, 50 % missing, T <= 0.9 T_m: 84 % with q-bar_l alone);
+# the spread of the nearest-neighbour distance over the neighbourhood tells points without
+# an excluded volume (uniformly random: ~0.3) from every condensed phase (< 0.1 thermal,
+# with or without missing atoms), which bond directions alone cannot
+BOO_PARAMS = dict(ls=(3, 4, 6, 8, 10, 12), n_neighbors=12, averaged=True, wl=True,
+                  nearest_spread=True)
 
 
 def default_descriptors(keys=("nm", "boo")) -> dict:

@@ -18,6 +18,7 @@ from insitu.testing import (
     lattice,
     random_rotation,
     random_types,
+    remove_fraction,
     replicate,
     thermal,
 )
@@ -150,6 +151,38 @@ def test_wl_and_averaged_match_explicit_ylm():
     q6 = [np.sqrt(4 * np.pi / 13 * np.sum(np.abs(qlm_explicit(nb[i][0][:14], 6)) ** 2))
           for i in range(len(f))]
     np.testing.assert_allclose(st.compute(f)[:, 1], q6, atol=1e-12)
+
+
+def test_nearest_spread_matches_the_distances():
+    """The r1 spread: std / mean of the nearest-neighbour distance over the atom and its 12
+    nearest, from the sorted image distances; the q-bar / w-bar columns are those without
+    it. Uniformly random points (no excluded volume) spread far more than a crystal near
+    its melting point with half its atoms missing."""
+    f = thermal(lattice("fcc", 3.6, 3), 0.15, seed=41)
+    nb = neighbour_vectors(f, 6.0)
+    r1 = np.array([np.linalg.norm(v[0]) for v, _ in nb])
+    spread = np.array([np.std(r1[np.r_[i, nb[i][1][:12]]]) / np.mean(r1[np.r_[i, nb[i][1][:12]]])
+                       for i in range(len(f))])
+    st = Steinhardt(ls=(4, 6), n_neighbors=12, averaged=True, wl=True, nearest_spread=True)
+    assert st.feature_names[-1] == "r1_spread" and st.n_features == 5
+    got = st.compute(f)
+    np.testing.assert_allclose(got[:, -1], spread, rtol=1e-9)
+    without = Steinhardt(ls=(4, 6), n_neighbors=12, averaged=True, wl=True).compute(f)
+    np.testing.assert_array_equal(got[:, :-1], without)
+    rng = np.random.default_rng(3)
+    length = 30.0
+    points = Frame(rng.random((1500, 3)) * length, np.eye(3) * length, [True] * 3,
+                   np.ones(1500, int))
+    random_spread = st.compute(points)[:, -1]
+    hot_half = remove_fraction(thermal(lattice("fcc", 3.6, 5), 0.15, seed=42), 0.5, seed=42)
+    crystal_spread = st.compute(hot_half)[:, -1]  # ~ T_m (0.26 A rms), half the atoms gone
+    assert np.median(random_spread) > 0.25
+    assert np.percentile(random_spread, 1) > np.percentile(crystal_spread, 99)
+    for bad in (dict(cross_species=True, averaged=True), dict(averaged=False)):
+        with pytest.raises(ValueError, match="nearest_spread"):
+            Steinhardt(nearest_spread=True, **bad)
+    assert "nearest_spread" not in Steinhardt().to_metadata()  # old fingerprints hold
+    assert descriptor_from_metadata(st.to_metadata()).nearest_spread
 
 
 def test_invariances_and_small_cell():

@@ -61,7 +61,7 @@ def test_fingerprint_probe_sees_changed_semantics_but_not_rounding():
     with pytest.raises(DescriptorMismatch, match="semantics"):
         check_fingerprint(changed, boo, "dataset")
     # a real change of semantics (another neighbour rule) moves the probe
-    other = descriptor_fingerprint(Steinhardt(**{**BOO_PARAMS, "averaged": False}))
+    other = descriptor_fingerprint(Steinhardt(**{**BOO_PARAMS, "n_neighbors": 10}))
     with pytest.raises(DescriptorMismatch, match="semantics"):
         check_fingerprint(dict(fp, probe=other["probe"]), boo, "dataset")
 
