@@ -9,6 +9,7 @@ import json
 import numpy as np
 import pytest
 from periodic_reference import all_images
+from uncertainty_structures import random_points
 
 from insitu.descriptors import Steinhardt, descriptor_from_metadata, wigner3j
 from insitu.descriptors.steinhardt_kernels import INVARIANT_BLOCK
@@ -169,11 +170,7 @@ def test_nearest_spread_matches_the_distances():
     np.testing.assert_allclose(got[:, -1], spread, rtol=1e-9)
     without = Steinhardt(ls=(4, 6), n_neighbors=12, averaged=True, wl=True).compute(f)
     np.testing.assert_array_equal(got[:, :-1], without)
-    rng = np.random.default_rng(3)
-    length = 30.0
-    points = Frame(rng.random((1500, 3)) * length, np.eye(3) * length, [True] * 3,
-                   np.ones(1500, int))
-    random_spread = st.compute(points)[:, -1]
+    random_spread = st.compute(random_points(1500, density=1500 / 30.0 ** 3, seed=3))[:, -1]
     hot_half = remove_fraction(thermal(lattice("fcc", 3.6, 5), 0.15, seed=42), 0.5, seed=42)
     crystal_spread = st.compute(hot_half)[:, -1]  # ~ T_m (0.26 A rms), half the atoms gone
     assert np.median(random_spread) > 0.25
