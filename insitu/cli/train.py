@@ -52,14 +52,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d.add_argument("--ramp-ps", type=float, default=10.0, help="ramp length in ps")
     d.add_argument("--scale-jitter", type=float, default=0.1,
                    help="isotropic rescaling U(1-j,1+j) of training copies (augmentation)")
-    d.add_argument("--materials", default="Fe,Al,Zr,Si", help="comma list of Fe,Al,Zr,Si")
+    d.add_argument("--materials", default=None,
+                   help="comma list: paper protocol Fe,Al,Zr,Si (the default); transition "
+                   "protocol the training elements (default Al,Cu,Au,Fe,Mg,Si; also SiT2, "
+                   "SiT3: Tersoff's T2 and T3 Si, SiE: EDIP Si, W, Ni, Ag, Zr)")
+    d.add_argument("--heldout", default=None,
+                   help="transition protocol: comma list of held-out elements, in neither "
+                   "training nor validation (default Ni,Ag,Zr)")
     d.add_argument("--seed", type=int, default=0,
                    help="seed of the velocities and removed atoms (default %(default)s)")
     d.add_argument("--protocol", choices=("paper", "transition"), default="paper",
                    help="paper: ramps to 2/3 T_m and hot liquids (Sec. 3.1); transition: "
                    "crystals heated until they melt and liquids quenched until they "
                    "crystallise, labelled by evidence, held-out elements in "
-                   "<out>_heldout.h5 (the shipped crystal models; --materials ignored)")
+                   "<out>_heldout.h5 (the shipped crystal models)")
     d.add_argument("--workers", type=int, default=2,
                    help="LAMMPS runs at a time (transition protocol; default %(default)s)")
     d.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -147,14 +153,18 @@ def _data(args: argparse.Namespace) -> int:
     t0 = time.time()
     if args.protocol == "transition":
         from insitu.training.transition_dataset import generate_transition_dataset
+        from insitu.training.transition_runs import element_lists
+
+        train, heldout = element_lists(args.materials, args.heldout)
         out, held = generate_transition_dataset(
             args.out, workdir=args.workdir, descriptors=default_descriptors(keys),
+            train_elements=train, heldout_elements=heldout,
             scale_jitter=args.scale_jitter, seed=args.seed, workers=args.workers,
             progress=not args.quiet)
         print(f"wrote {out} and {held} in {time.time() - t0:.0f} s")
         return 0
     out = generate_crystal_dataset(args.out, workdir=args.workdir,
-                                   materials=args.materials.split(","),
+                                   materials=(args.materials or "Fe,Al,Zr,Si").split(","),
                                    descriptors=default_descriptors(keys),
                                    ramp_ps=args.ramp_ps, scale_jitter=args.scale_jitter,
                                    seed=args.seed, progress=not args.quiet)

@@ -32,7 +32,11 @@ from insitu.training.nm_crop import crop_note
 from insitu.training.report import predict_rows, read_dataset
 from insitu.training.transition_dataset import heldout_path
 from insitu.training.transition_labels import hysteresis_melting_point
-from insitu.training.transition_runs import assert_disjoint_runs
+from insitu.training.transition_runs import (
+    HELDOUT_ELEMENTS,
+    TRAIN_ELEMENTS,
+    assert_disjoint_runs,
+)
 
 __all__ = ["TM_BINS", "evaluation_rows", "near_transition_table", "must_show",
            "write_transition_card", "consensus_of"]
@@ -222,6 +226,30 @@ def _evidence_md(provenance) -> str:
     return "\n".join(lines)
 
 
+def element_arguments(provenance: dict) -> str:
+    """``--materials`` / ``--heldout`` of the data command that made ``provenance``'s
+    dataset, where its elements are not the defaults."""
+    out = ""
+    for flag, key, default in (("--materials", "train_elements", TRAIN_ELEMENTS),
+                               ("--heldout", "heldout_elements", HELDOUT_ELEMENTS)):
+        if tuple(provenance[key]) != tuple(default):
+            out += f" {flag} {','.join(provenance[key])}"
+    return out
+
+
+def _same_element_note(provenance: dict) -> str:
+    """Held-out potentials of an element that is also trained on (another potential)."""
+    def chemical(m):
+        return m["element"].split("(")[0]
+
+    trained = {chemical(m) for m in provenance["materials"]
+               if m["name"] in provenance["train_elements"]}
+    same = [m["name"] for m in provenance["materials"]
+            if m["name"] in provenance["heldout_elements"] and chemical(m) in trained]
+    return "" if not same else (f" ({', '.join(same)}: another potential of a training "
+                                "element, held out as a potential)")
+
+
 def write_transition_card(model_path, data_path, report: dict, provenance: dict,
                           command: str | None = None, extra: str = "") -> Path:
     """Write the card of a crystal model trained on a near-transition dataset."""
@@ -229,6 +257,7 @@ def write_transition_card(model_path, data_path, report: dict, provenance: dict,
     assert_disjoint_runs(provenance["runs"])
     rows = evaluation_rows(out, data_path)
     figs = must_show(rows)
+    heldout_text = ", ".join(provenance["heldout_elements"]) + _same_element_note(provenance)
     consensus = consensus_of(out)
     tr = report
     key = "boo" if tr["arch"] in BOO_ARCHITECTURES else "nm"
@@ -247,7 +276,8 @@ def write_transition_card(model_path, data_path, report: dict, provenance: dict,
     if tr.get("cropped_from"):  # maps cropped from the dataset's larger n_G
         arch += f" --n-grid {fp['params']['n_grid']}"
     arch += distill_arguments(tr)
-    cmd = command or (f"insitu train data --protocol transition --out {data_path}\n"
+    cmd = command or (f"insitu train data --protocol transition{element_arguments(provenance)} "
+                      f"--out {data_path}\n"
                       f"insitu train fit --data {data_path} --descriptor {key}{arch} "
                       f"--seed {tr.get('seed')} --epochs {tr.get('epochs')} --threads 1 "
                       f"--out {out.as_posix()}\n" + (
@@ -344,7 +374,7 @@ The tables above are rebuilt from the datasets by `insitu train card {out.as_pos
 
 ## Limitations
 
-- Held-out elements: {', '.join(provenance['heldout_elements'])}; the T_m of Zr_mm.eam.fs is
+- Held-out elements: {heldout_text}; the T_m of Zr_mm.eam.fs is
   the value the earlier data used (not verified), so its T/T_m bins are approximate.
 - Small periodic cells (432-512 atoms) and fast ramps: the superheating limit of a
   periodic crystal is ~1.2-1.3 T_m here; slower ramps melt closer to T_m.

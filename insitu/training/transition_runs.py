@@ -21,8 +21,8 @@ import numpy as np
 
 from insitu.training.datagen import Material, run_lammps_input
 
-__all__ = ["T_MELT", "TRANSITION_MATERIALS", "TRAIN_ELEMENTS", "HELDOUT_ELEMENTS",
-           "TransitionRun", "plan_runs", "assert_disjoint_runs", "transition_runs",
+__all__ = ["T_MELT", "TRANSITION_MATERIALS", "TRAIN_ELEMENTS", "HELDOUT_ELEMENTS", "SEED_ORDER",
+           "element_lists", "TransitionRun", "plan_runs", "assert_disjoint_runs", "transition_runs",
            "read_ave_time", "read_ave_time_cols", "run_seed"]
 
 # name -> (T_m of that potential in K, source). Only the reporting (T/T_m bins) and the
@@ -38,7 +38,15 @@ T_MELT = {
     "Zr": (2000.0, "value of the earlier shipped data for Zr_mm.eam.fs (Mendelev & Ackland, "
                    "Phil. Mag. Lett. 87, 349 (2007)); not verified here"),
     "Si": (1691.0, "Broughton & Li, Phys. Rev. B 35, 9120 (1987), Stillinger-Weber: 1691 K"),
-    "SiT": (2547.0, "Cook & Clancy, Phys. Rev. B 47, 7686 (1993), Tersoff T3: 2547 K"),
+    "SiT3": (2547.0, "Cook & Clancy, Phys. Rev. B 47, 7686 (1993), Tersoff T3: 2547 K"),
+    "SiT2": (1750.0, "not known for this parameter set: its melting jump in a 30 ps heating "
+                     "run (2367 K) / 1.35, the mean superheating ratio of the other "
+                     "potentials in these runs; approximate"),
+    "SiE": (1520.0, "Justo et al., Phys. Rev. B 58, 2539 (1998), EDIP: 1520 K"),
+    "W": (4790.0, "estimated here (tungsten melts at 3695 K; this potential's own T_m not "
+                  "found): the hysteresis rule of Luo et al. (2004) on its superheating "
+                  "limit, 5596 K, and a crystallisation at 3814 K in two of these runs; "
+                  "approximate"),
 }
 
 
@@ -60,12 +68,47 @@ TRANSITION_MATERIALS = {
     "Zr": _m("Zr", "Zr", "hcp", "hcp", 3.23, (6, 4, 4), 91.224, "eam/fs", "Zr_mm.eam.fs",
              "aniso"),
     "Si": _m("Si", "Si", "cubic_diamond", "diamond", 5.431, (4, 4, 4), 28.086, "sw", "Si.sw"),
-    "SiT": _m("SiT", "Si", "cubic_diamond", "diamond", 5.432, (4, 4, 4), 28.086, "tersoff",
-              "Si.tersoff"),
+    # Tersoff's T3 Si (Phys. Rev. B 38, 9902 (1988)): the Si(D) entry of SiCGe.tersoff
+    "SiT3": _m("SiT3", "Si(D)", "cubic_diamond", "diamond", 5.432, (4, 4, 4), 28.086,
+               "tersoff", "SiCGe.tersoff"),
+    "SiE": _m("SiE", "Si", "cubic_diamond", "diamond", 5.430, (4, 4, 4), 28.086, "edip",
+              "Si.edip"),
+    # Tersoff's T2 Si (Phys. Rev. B 37, 6991 (1988)), the Si.tersoff LAMMPS ships
+    "SiT2": _m("SiT2", "Si", "cubic_diamond", "diamond", 5.432, (4, 4, 4), 28.086, "tersoff",
+               "Si.tersoff"),
+    "W": _m("W", "W", "bcc", "bcc", 3.165, (6, 6, 6), 183.84, "eam/alloy", "W_zhou.eam.alloy"),
 }
+SEED_ORDER = ("Ag", "Al", "Au", "Cu", "Fe", "Mg", "Ni", "Si", "SiT3", "Zr", "SiE", "SiT2", "W")
+"""A material's place in the velocity seeds (:func:`run_seed`): new materials go at the end,
+so the seeds, and with them every existing run and dataset, stay what they were."""
 TRAIN_ELEMENTS = ("Al", "Cu", "Au", "Fe", "Mg", "Si")
 HELDOUT_ELEMENTS = ("Ni", "Ag", "Zr")
 """Elements (potentials) in neither the training runs nor their validation runs."""
+
+
+def element_lists(train: str | None = None, heldout: str | None = None
+                  ) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    """The training and held-out elements from comma lists (None: the defaults
+    :data:`TRAIN_ELEMENTS`, :data:`HELDOUT_ELEMENTS`); unknown names, an empty training list
+    and an element in both lists are refused."""
+    def names(text, default):
+        if text is None:
+            return tuple(default)
+        out = tuple(n.strip() for n in text.split(",") if n.strip())
+        bad = [n for n in out if n not in TRANSITION_MATERIALS]
+        if bad:
+            raise ValueError(f"unknown element(s) {bad}: choose from "
+                             f"{', '.join(TRANSITION_MATERIALS)}")
+        return out
+
+    train_names, heldout_names = names(train, TRAIN_ELEMENTS), names(heldout, HELDOUT_ELEMENTS)
+    if not train_names:
+        raise ValueError("no training elements")
+    both = sorted(set(train_names) & set(heldout_names))
+    if both:
+        raise ValueError(f"{both} both trained on and held out: an element is one or the other")
+    return train_names, heldout_names
+
 
 HEAT = """velocity all create {t_init} {seed} mom yes rot yes dist gaussian
 fix ramp all npt temp {t0} {t1} 0.1 {baro} 0 0 1.0
@@ -90,7 +133,7 @@ def run_seed(name: str, kind: str, role: str, seed: int = 0) -> int:
     """The velocity seed of one run: distinct for every (material, kind, role) and never
     shared between a training run and a validation / held-out run."""
     base = {"train": 11000, "val": 53000, "heldout": 97000}[role]
-    idx = sorted(TRANSITION_MATERIALS).index(name)
+    idx = SEED_ORDER.index(name)
     return base + 100 * idx + (0 if kind == "heat" else 50) + seed
 
 

@@ -23,9 +23,11 @@ from insitu.descriptors.fingerprint import (
 from insitu.training.datagen import BOO_PARAMS, CLASSES
 from insitu.training.transition_runs import (
     HELDOUT_ELEMENTS,
+    SEED_ORDER,
     TRAIN_ELEMENTS,
     TRANSITION_MATERIALS,
     assert_disjoint_runs,
+    element_lists,
     plan_runs,
     run_seed,
 )
@@ -102,6 +104,47 @@ def test_a_copied_training_run_is_caught(tmp_path):
         assert_disjoint_runs(runs + [dict(val, seed=1, name="x", dump=train["dump"])])
     with pytest.raises(ValueError, match="held-out"):
         assert_disjoint_runs(runs + [dict(train, material="Ni", seed=2, name="z", dump="z")])
+
+
+def test_run_seeds_of_the_shipped_cards_do_not_move():
+    """Every run in the shipped crystal cards' evidence tables keeps its velocity seed (a
+    material added to the list must not renumber the others: the datasets would change)."""
+    checked = 0
+    for card in ("crystal-nm", "crystal-boo"):
+        text = (ROOT / "models" / f"{card}.md").read_text()
+        for name, mat, kind, role, seed in re.findall(
+                r"^\| ((\w+)_(heat|quench)_(train|val|heldout)_s(\d+)) \|", text, re.M):
+            assert run_seed(mat, kind, role) == int(seed), name
+            checked += 1
+    assert checked >= 2 * 30
+    assert sorted(SEED_ORDER) == sorted(TRANSITION_MATERIALS)  # every material has its place
+
+
+def test_element_lists_of_the_transition_data():
+    assert element_lists() == (TRAIN_ELEMENTS, HELDOUT_ELEMENTS)
+    train, held = element_lists("Al,SiT2", "Ni,SiT3,SiE")
+    assert train == ("Al", "SiT2") and held == ("Ni", "SiT3", "SiE")
+    with pytest.raises(ValueError, match="unknown element"):
+        element_lists("Al,Xx")
+    with pytest.raises(ValueError, match="both trained on and held out"):
+        element_lists("Al,Ni", "Ni")
+    with pytest.raises(ValueError, match="no training"):
+        element_lists(" ", None)
+
+
+def test_card_data_command_names_the_elements_it_was_made_with():
+    from insitu.training.transition_report import element_arguments
+
+    default = {"train_elements": list(TRAIN_ELEMENTS),
+               "heldout_elements": list(HELDOUT_ELEMENTS)}
+    assert element_arguments(default) == ""
+    wide = {"train_elements": [*TRAIN_ELEMENTS, "SiT2"],
+            "heldout_elements": [*HELDOUT_ELEMENTS, "SiT3", "SiE"]}
+    args = element_arguments(wide)
+    assert f"--materials {','.join(wide['train_elements'])}" in args
+    assert f"--heldout {','.join(wide['heldout_elements'])}" in args
+    assert element_lists(args.split()[1], args.split()[3]) == (
+        tuple(wide["train_elements"]), tuple(wide["heldout_elements"]))
 
 
 def _seeds_in(text: str) -> set[int]:
