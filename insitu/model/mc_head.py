@@ -70,9 +70,10 @@ def _pass_logits(h, ids, step, seed, one_bit, thresholds, scales, weight, bias, 
 
 
 @njit(cache=True, error_model="numpy", fastmath=_FAST)
-def _pass_reduce(shifted, exp_shifted, log_total, mean, mi, entropy):
-    """Supp. Eqs. 4-5 from each pass's shifted logits, their exponentials and the log of
-    their sum: p_t = exp / sum, log p_t = shifted - log sum; mean, entropy and MI in bits."""
+def _pass_reduce(shifted, exp_shifted, log_total, inv_total, mean, mi, entropy):
+    """Supp. Eqs. 4-5 from each pass's shifted logits, their exponentials and the log and
+    the inverse of their sum: p_t = exp / sum, log p_t = shifted - log sum; mean, entropy
+    and MI in bits."""
     n, n_passes, k = shifted.shape
     acc = np.zeros(k)
     for i in range(n):
@@ -80,9 +81,9 @@ def _pass_reduce(shifted, exp_shifted, log_total, mean, mi, entropy):
             acc[c] = 0.0
         expected = 0.0  # sum over the passes of their entropies, in nats
         for t in range(n_passes):
-            inv_total = np.exp(-log_total[i, t])
+            inv = np.float64(inv_total[i, t])
             for c in range(k):
-                p = exp_shifted[i, t, c] * inv_total
+                p = exp_shifted[i, t, c] * inv
                 acc[c] += p
                 expected -= p * np.float64(shifted[i, t, c] - log_total[i, t])
         mi[i], entropy[i] = mean_and_mi(acc, expected, n_passes, mean[i])
@@ -110,12 +111,12 @@ class LinearHead:
                      np.ascontiguousarray(ids, np.int64).view(np.uint64), np.int64(step),
                      np.int64(self.seed), self.one_bit, self.thresholds, self.scales,
                      self.weight, self.bias, shifted)
-        # the exponentials and logs by NumPy's SIMD loops, not one call per value
+        # the exponentials, logs and inverses by NumPy's SIMD loops, not one call per value
         exp_shifted = np.exp(shifted)
         k = len(self.bias)  # the sums over the K classes as one matrix-vector product
-        log_total = np.log(exp_shifted.reshape(-1, k) @ np.ones(k, np.float32)).reshape(
-            n, int(n_passes))
-        _pass_reduce(shifted, exp_shifted, log_total, mean, mi, entropy)
+        total = (exp_shifted.reshape(-1, k) @ np.ones(k, np.float32)).reshape(n, int(n_passes))
+        _pass_reduce(shifted, exp_shifted, np.log(total), np.reciprocal(total), mean, mi,
+                     entropy)
 
     def predict(self, classifier, features: np.ndarray, ids, step: int, n_passes: int,
                 novelty_out: np.ndarray | None) -> tuple:
