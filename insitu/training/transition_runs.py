@@ -45,8 +45,8 @@ T_MELT = {
     "SiE": (1520.0, "Justo et al., Phys. Rev. B 58, 2539 (1998), EDIP: 1520 K"),
     "W": (4790.0, "estimated here (tungsten melts at 3695 K; this potential's own T_m not "
                   "found): the hysteresis rule of Luo et al. (2004) on its superheating "
-                  "limit, 5596 K, and a crystallisation at 3814 K in two of these runs; "
-                  "approximate"),
+                  "limit in a heating run (5596 K) and its crystallisation in a quench "
+                  "(3814 K), both run with trial T_m values; approximate"),
 }
 
 
