@@ -17,7 +17,7 @@ graph gains an output ``novelty``:
 (-2 ln of the largest class-conditional density, up to a constant). For a
 Neighbors Map CNN, f(x) are the trunk features; for the q-bar MLP, whose trunk maps simple
 cubic onto fcc, the descriptor's own features (``source='input'``: simple cubic is then
-100 % novel, and uniformly random points, liquid-like in q-bar space, ~95 % through the
+100 % novel, and uniformly random points, liquid-like in q-bar space, 90-94 % through the
 spread of their nearest-neighbour distances). An atom is
 ``unknown`` when its novelty exceeds the threshold stored in the metadata, the
 :data:`NOVELTY_PERCENTILE` th percentile of the validation atoms' (so about 0.1 % of
