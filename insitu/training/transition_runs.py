@@ -22,8 +22,8 @@ import numpy as np
 from insitu.training.datagen import Material, run_lammps_input
 
 __all__ = ["T_MELT", "TRANSITION_MATERIALS", "TRAIN_ELEMENTS", "HELDOUT_ELEMENTS", "SEED_ORDER",
-           "element_lists", "TransitionRun", "plan_runs", "assert_disjoint_runs", "transition_runs",
-           "read_ave_time", "read_ave_time_cols", "run_seed"]
+           "QUENCH_END", "element_lists", "TransitionRun", "plan_runs", "assert_disjoint_runs",
+           "transition_runs", "read_ave_time", "read_ave_time_cols", "run_seed"]
 
 # name -> (T_m of that potential in K, source). Only the reporting (T/T_m bins) and the
 # temperature ranges of the runs use it: the labels come from the runs themselves.
@@ -47,6 +47,11 @@ T_MELT = {
                   "found): the hysteresis rule of Luo et al. (2004) on its superheating "
                   "limit in a heating run (5596 K) and its crystallisation in a quench "
                   "(3814 K), both run with trial T_m values; approximate"),
+    "Ti": (2010.0, "estimated here (this potential's own T_m not found; titanium melts at "
+                   "1941 K): the hysteresis rule of Luo et al. (2004) on its superheating "
+                   "limit in a heating run (2548 K) and the onset of crystallisation in a "
+                   "quench (~1250 K: PE below the liquid's line, CNA order rising), both run "
+                   "with a trial T_m of 1900 K; approximate"),
 }
 
 
@@ -77,8 +82,17 @@ TRANSITION_MATERIALS = {
     "SiT2": _m("SiT2", "Si", "cubic_diamond", "diamond", 5.432, (4, 4, 4), 28.086, "tersoff",
                "Si.tersoff"),
     "W": _m("W", "W", "bcc", "bcc", 3.165, (6, 6, 6), 183.84, "eam/alloy", "W_zhou.eam.alloy"),
+    # Hennig et al., Phys. Rev. B 78, 054121 (2008)
+    "Ti": _m("Ti", "Ti", "hcp", "hcp", 2.95, (6, 4, 4), 47.867, "meam/spline", "Ti.meam.spline",
+             "aniso"),
 }
-SEED_ORDER = ("Ag", "Al", "Au", "Cu", "Fe", "Mg", "Ni", "Si", "SiT3", "Zr", "SiE", "SiT2", "W")
+
+QUENCH_END = {"Ti": 0.65}
+"""Where a material's quench stops, as a fraction of T_m, if not at 0.55 T_m: Ti's liquid
+starts to crystallise near 0.62 T_m, ahead of what the quench labels detect (the PE falls
+below the liquid's line too slowly for the sustained-drop rule), so its quench ends before."""
+SEED_ORDER = ("Ag", "Al", "Au", "Cu", "Fe", "Mg", "Ni", "Si", "SiT3", "Zr", "SiE", "SiT2", "W",
+              "Ti")
 """A material's place in the velocity seeds (:func:`run_seed`): new materials go at the end,
 so the seeds, and with them every existing run and dataset, stay what they were."""
 TRAIN_ELEMENTS = ("Al", "Cu", "Au", "Fe", "Mg", "Si")
@@ -157,8 +171,8 @@ def plan_runs(materials, workdir: Path, roles=("train", "val"), heat_ps: float =
               seed: int = 0) -> list[tuple[TransitionRun, str]]:
     """The runs (and their LAMMPS inputs) of :func:`transition_runs`, without running them:
     heating 100 K -> 1.5 T_m over ``heat_ps``; quench: melt at 2 T_m for 4 ps, then
-    1.4 T_m -> 0.55 T_m over ``quench_ps``; for every material and role (``roles``: names,
-    or a per-material dict of names)."""
+    1.4 T_m -> 0.55 T_m (or :data:`QUENCH_END`) over ``quench_ps``; for every material and
+    role (``roles``: names, or a per-material dict of names)."""
     workdir = Path(workdir)
     out = []
     every = int(round(snapshot_ps * 1000))
@@ -172,7 +186,8 @@ def plan_runs(materials, workdir: Path, roles=("train", "val"), heat_ps: float =
                     t0, t1, ps = 100.0, round(1.5 * tm), heat_ps
                     body = HEAT.format(t_init=2 * t0, seed=s, t0=t0, t1=t1, baro=mat.barostat)
                 else:
-                    t0, t1, ps = round(1.4 * tm), round(0.55 * tm), quench_ps
+                    t0, t1 = round(1.4 * tm), round(QUENCH_END.get(mat.name, 0.55) * tm)
+                    ps = quench_ps
                     body = QUENCH.format(t_hot=round(2 * tm), seed=s, melt_steps=4000, t0=t0,
                                          t1=t1)
                 script = mat.md_head() + body + RECORD.format(

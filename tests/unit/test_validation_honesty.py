@@ -23,6 +23,7 @@ from insitu.descriptors.fingerprint import (
 from insitu.training.datagen import BOO_PARAMS, CLASSES
 from insitu.training.transition_runs import (
     HELDOUT_ELEMENTS,
+    QUENCH_END,
     SEED_ORDER,
     TRAIN_ELEMENTS,
     TRANSITION_MATERIALS,
@@ -118,6 +119,19 @@ def test_run_seeds_of_the_shipped_cards_do_not_move():
             checked += 1
     assert checked >= 2 * 30
     assert sorted(SEED_ORDER) == sorted(TRANSITION_MATERIALS)  # every material has its place
+
+
+def test_quench_ends_where_the_material_says(tmp_path):
+    """Ti's quench stops at its QUENCH_END fraction of T_m; the others at 0.55 T_m, and its
+    LAMMPS input ramps to that temperature."""
+    mats = [TRANSITION_MATERIALS[n] for n in ("Ti", "Al")]
+    plan = {run.name: (run, script) for run, script in plan_runs(mats, tmp_path, ("train",))}
+    ti, ti_script = plan[f"Ti_quench_train_s{run_seed('Ti', 'quench', 'train')}"]
+    al, _ = plan[f"Al_quench_train_s{run_seed('Al', 'quench', 'train')}"]
+    assert QUENCH_END["Ti"] > 0.55
+    assert ti.t1 == round(QUENCH_END["Ti"] * TRANSITION_MATERIALS["Ti"].t_melt)
+    assert f"temp {ti.t0} {ti.t1} " in ti_script
+    assert al.t1 == round(0.55 * TRANSITION_MATERIALS["Al"].t_melt)
 
 
 def test_element_lists_of_the_transition_data():
