@@ -150,15 +150,18 @@ def user_material(element: str, structure: str, pair_style: str, pair_coeff: str
 
 def compact_classes(path: str | Path) -> list:
     """Keep only the classes that have atoms in the dataset at ``path`` (labels renumbered
-    in the same order, attribute ``classes`` rewritten); returns the classes."""
+    in the same order, attribute ``classes`` rewritten); returns the classes. The file is
+    opened for writing only when it changes, so that several fits can read one dataset at
+    once (HDF5 locks a file open for writing against every other process)."""
     import h5py
 
-    with h5py.File(path, "a") as h5:
+    with h5py.File(path, "r") as h5:
         classes = json.loads(h5.attrs["classes"])
+        present = np.unique(h5["label"][...])
+    if len(present) == len(classes):
+        return classes
+    with h5py.File(path, "a") as h5:
         labels = h5["label"][...]
-        present = np.unique(labels)
-        if len(present) == len(classes):
-            return classes
         new = np.full(len(classes), -1, np.int64)
         new[present] = np.arange(len(present))
         del h5["label"]

@@ -88,6 +88,27 @@ def test_compact_classes_keeps_only_classes_with_atoms(tmp_path):
     assert compact_classes(path) == ["fcc", "bcc", "liquid"]  # idempotent
 
 
+def test_compact_classes_reads_a_dataset_another_process_holds_open(tmp_path):
+    """Two fits of one dataset at once: the second found the file locked (it was opened for
+    writing even when nothing changed) and died with an HDF5 lock error."""
+    import subprocess
+    import sys
+
+    path = tmp_path / "d.h5"
+    with h5py.File(path, "w") as h5:
+        h5["label"] = np.array([0, 1, 1])
+        h5.attrs["classes"] = json.dumps(["fcc", "liquid"])
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import h5py, sys; f = h5py.File(sys.argv[1], 'r'); "
+         "print('open', flush=True); sys.stdin.read()", str(path)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "open"
+        assert compact_classes(path) == ["fcc", "liquid"]
+    finally:
+        holder.communicate("")
+
+
 def test_material_without_its_potential_is_bad_input(tmp_path, capsys):
     assert main(["train", "material", "--element", "Cu", "--structure", "fcc",
                  "--pair-style", "eam", "--melting-point", "1358", "--quiet",
