@@ -52,6 +52,12 @@ T_MELT = {
                    "limit in a heating run (2548 K) and the onset of crystallisation in a "
                    "quench (~1250 K: PE below the liquid's line, CNA order rising), both run "
                    "with a trial T_m of 1900 K; approximate"),
+    "Ta": (3290.0, "tantalum's melting point (this potential's own not found): its crystal "
+                   "jumped at 4154 K in a heating run (1.26 T_m, inside the 1.12-1.46 of the "
+                   "other potentials' runs); approximate"),
+    "Co": (1768.0, "cobalt's melting point (this potential's own not found): its crystal "
+                   "jumped at 1993 K in a heating run (1.13 T_m, the low end of the other "
+                   "potentials' 1.12-1.46), so the potential may melt lower; approximate"),
 }
 
 
@@ -85,6 +91,11 @@ TRANSITION_MATERIALS = {
     # Hennig et al., Phys. Rev. B 78, 054121 (2008)
     "Ti": _m("Ti", "Ti", "hcp", "hcp", 2.95, (6, 4, 4), 47.867, "meam/spline", "Ti.meam.spline",
              "aniso"),
+    # the Ta of Zhou, Johnson & Wadley's Cu-Ta file (Phys. Rev. B 69, 144113 (2004))
+    "Ta": _m("Ta", "Ta", "bcc", "bcc", 3.303, (6, 6, 6), 180.95, "eam/alloy", "CuTa.eam.alloy"),
+    # the Co of the Co-Al file (Co-Co: Pasianot & Savino, Phys. Rev. B 45, 12704 (1992))
+    "Co": _m("Co", "Co", "hcp", "hcp", 2.507, (6, 4, 4), 58.933, "eam/alloy", "CoAl.eam.alloy",
+             "aniso"),
 }
 
 QUENCH_END = {"Ti": 0.65}
@@ -92,7 +103,7 @@ QUENCH_END = {"Ti": 0.65}
 starts to crystallise near 0.62 T_m, ahead of what the quench labels detect (the PE falls
 below the liquid's line too slowly for the sustained-drop rule), so its quench ends before."""
 SEED_ORDER = ("Ag", "Al", "Au", "Cu", "Fe", "Mg", "Ni", "Si", "SiT3", "Zr", "SiE", "SiT2", "W",
-              "Ti")
+              "Ti", "Ta", "Co")
 """A material's place in the velocity seeds (:func:`run_seed`): new materials go at the end,
 so the seeds, and with them every existing run and dataset, stay what they were."""
 TRAIN_ELEMENTS = ("Al", "Cu", "Au", "Fe", "Mg", "Si")
