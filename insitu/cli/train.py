@@ -55,7 +55,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     d.add_argument("--materials", default=None,
                    help="comma list: paper protocol Fe,Al,Zr,Si (the default); transition "
                    "protocol the training elements (default Al,Cu,Au,Fe,Mg,Si; also SiT2, "
-                   "SiT3: Tersoff's T2 and T3 Si, SiE: EDIP Si, W, Ni, Ag, Zr)")
+                   "SiT3: Tersoff's T2 and T3 Si, SiE: EDIP Si, W, Ta, Ni, Ag, Zr, Ti, Co)")
     d.add_argument("--heldout", default=None,
                    help="transition protocol: comma list of held-out elements, in neither "
                    "training nor validation (default Ni,Ag,Zr)")
