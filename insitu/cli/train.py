@@ -54,8 +54,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="isotropic rescaling U(1-j,1+j) of training copies (augmentation)")
     d.add_argument("--materials", default=None,
                    help="comma list: paper protocol Fe,Al,Zr,Si (the default); transition "
-                   "protocol the training elements (default Al,Cu,Au,Fe,Mg,Si; also SiT2, "
-                   "SiT3: Tersoff's T2 and T3 Si, SiE: EDIP Si, W, Ta, Ni, Ag, Zr, Ti, Co)")
+                   "protocol the training elements (default Al,Cu,Au,Fe,Mg,Si; the others "
+                   "of insitu.training.transition_runs.TRANSITION_MATERIALS, e.g. SiT2 for "
+                   "Tersoff's T2 Si; an unknown name is refused with the full list)")
     d.add_argument("--heldout", default=None,
                    help="transition protocol: comma list of held-out elements, in neither "
                    "training nor validation (default Ni,Ag,Zr)")
